@@ -1,0 +1,101 @@
+import { setup } from 'xstate';
+
+/** The five states of a promise, in the order a healthy one passes through them. */
+export const PROMISE_STATUSES = ['waiting', 'pending', 'in_progress', 'completed', 'failed'] as const;
+export type PromiseStatus = (typeof PROMISE_STATUSES)[number];
+
+/**
+ * The counters a guard needs. They live in the database row (the truth), not in machine
+ * context, and travel with the event: so the machine's persisted snapshot depends on its
+ * state alone, and a bulk SQL transition can write it without running XState per row.
+ */
+export interface AttemptFacts {
+  /** Attempts made so far, including the one that just ended. */
+  attempts: number;
+  maxAttempts: number;
+}
+
+/** Every event a promise machine accepts. */
+export type PromiseEvent =
+  | { type: 'DEPENDENCIES_RESOLVED' }
+  | { type: 'DEPENDENCY_FAILED' }
+  | { type: 'CLAIM' }
+  | { type: 'SUCCEED' }
+  | ({ type: 'FAIL' } & AttemptFacts)
+  | ({ type: 'LEASE_LOST' } & AttemptFacts)
+  | { type: 'RELEASE' }
+  | { type: 'CANCEL' }
+  | { type: 'RETRY' };
+
+export type PromiseEventType = PromiseEvent['type'];
+
+export const PROMISE_EVENT_TYPES: readonly PromiseEventType[] = [
+  'DEPENDENCIES_RESOLVED',
+  'DEPENDENCY_FAILED',
+  'CLAIM',
+  'SUCCEED',
+  'FAIL',
+  'LEASE_LOST',
+  'RELEASE',
+  'CANCEL',
+  'RETRY',
+];
+
+/** Events whose outcome depends on {@link AttemptFacts}. */
+export const GUARDED_EVENT_TYPES: ReadonlySet<PromiseEventType> = new Set(['FAIL', 'LEASE_LOST']);
+
+/**
+ * The law of a promise. `waiting` holds until every parent completed; `pending` is runnable
+ * (at or after its run-at); `in_progress` is claimed under a lease; `completed` is final;
+ * `failed` rests until an explicit `RETRY`.
+ *
+ * @example
+ * ```ts
+ * import { transition } from 'xstate';
+ * const [next] = transition(promiseMachine, snapshotOf('in_progress'), { type: 'FAIL', attempts: 1, maxAttempts: 3 });
+ * next.value; // 'pending': a retry is left
+ * ```
+ */
+export const promiseMachine = setup({
+  types: {
+    events: {} as PromiseEvent,
+  },
+  guards: {
+    hasAttemptsLeft: ({ event }) => 'attempts' in event && event.attempts < event.maxAttempts,
+  },
+}).createMachine({
+  id: 'promise',
+  initial: 'waiting',
+  states: {
+    waiting: {
+      on: {
+        DEPENDENCIES_RESOLVED: 'pending',
+        DEPENDENCY_FAILED: 'failed',
+        CANCEL: 'failed',
+      },
+    },
+    pending: {
+      on: {
+        CLAIM: 'in_progress',
+        CANCEL: 'failed',
+      },
+    },
+    in_progress: {
+      on: {
+        SUCCEED: 'completed',
+        FAIL: [{ guard: 'hasAttemptsLeft', target: 'pending' }, { target: 'failed' }],
+        LEASE_LOST: [{ guard: 'hasAttemptsLeft', target: 'pending' }, { target: 'failed' }],
+        RELEASE: 'pending',
+        CANCEL: 'failed',
+      },
+    },
+    completed: { type: 'final' },
+    failed: {
+      on: {
+        RETRY: 'pending',
+      },
+    },
+  },
+});
+
+export type PromiseMachine = typeof promiseMachine;

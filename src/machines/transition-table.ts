@@ -1,0 +1,72 @@
+import { initialTransition, transition } from 'xstate';
+import {
+  GUARDED_EVENT_TYPES,
+  PROMISE_EVENT_TYPES,
+  PROMISE_STATUSES,
+  promiseMachine,
+  type PromiseEvent,
+  type PromiseEventType,
+  type PromiseStatus,
+} from './promise-machine.js';
+
+/**
+ * The promise machine compiled into a lookup table, once, by asking XState itself.
+ *
+ * Why: calling `transition()` costs tens of microseconds, as much as the SQLite commit it
+ * guards, and a bulk SQL statement (release every ready child) cannot call it per row. The
+ * machine stays the law: every cell here is what `transition()` answered for that state and
+ * event, and a test checks the table against the machine for every combination.
+ */
+export interface PromiseLaw {
+  /** The state a new promise's machine starts in. */
+  readonly initial: PromiseStatus;
+  /**
+   * The state after `event` in `status`, or `undefined` when the machine refuses it.
+   * `attemptsLeft` only matters for guarded events (`FAIL`, `LEASE_LOST`).
+   */
+  next(status: PromiseStatus, event: PromiseEventType, attemptsLeft?: boolean): PromiseStatus | undefined;
+  /** The persisted XState snapshot of a promise machine in `status`, as stored JSON text. */
+  snapshotText(status: PromiseStatus): string;
+}
+
+type Cell = readonly [whenNoAttemptsLeft: PromiseStatus | undefined, whenAttemptsLeft: PromiseStatus | undefined];
+
+function sampleEvent(type: PromiseEventType, attemptsLeft: boolean): PromiseEvent {
+  if (GUARDED_EVENT_TYPES.has(type)) {
+    return { type, attempts: attemptsLeft ? 1 : 2, maxAttempts: 2 } as PromiseEvent;
+  }
+  return { type } as PromiseEvent;
+}
+
+/** The machine's snapshot for a state, as XState resolves it. */
+export function machineSnapshotOf(status: PromiseStatus) {
+  return promiseMachine.resolveState({ value: status, context: {} });
+}
+
+/** Builds the table by running `transition()` for every state, event and guard outcome. */
+export function compilePromiseLaw(): PromiseLaw {
+  const table = new Map<string, Cell>();
+  const snapshots = new Map<PromiseStatus, string>();
+  for (const status of PROMISE_STATUSES) {
+    const snapshot = machineSnapshotOf(status);
+    snapshots.set(status, JSON.stringify(promiseMachine.getPersistedSnapshot(snapshot)));
+    for (const type of PROMISE_EVENT_TYPES) {
+      const outcome = (attemptsLeft: boolean): PromiseStatus | undefined => {
+        const event = sampleEvent(type, attemptsLeft);
+        if (!snapshot.can(event)) return undefined;
+        const [next] = transition(promiseMachine, snapshot, event);
+        return next.value as PromiseStatus;
+      };
+      table.set(`${status}/${type}`, [outcome(false), outcome(true)]);
+    }
+  }
+  const initial = initialTransition(promiseMachine)[0].value as PromiseStatus;
+  return {
+    initial,
+    next: (status, event, attemptsLeft = false) => table.get(`${status}/${event}`)?.[attemptsLeft ? 1 : 0],
+    snapshotText: (status) => snapshots.get(status)!,
+  };
+}
+
+/** The compiled law, shared: it is immutable and costs a few milliseconds to build. */
+export const promiseLaw: PromiseLaw = compilePromiseLaw();

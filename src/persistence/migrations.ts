@@ -1,0 +1,65 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+
+/**
+ * Numbered and append-only: never edit a migration that has shipped; add the next one.
+ * Written with Kysely's schema builder so the same migrations build SQLite and PostgreSQL.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001_promises': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('promises')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('error_code', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('max_attempts', 'integer', (c) => c.notNull())
+        .addColumn('run_at', 'bigint', (c) => c.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'bigint')
+        .addColumn('lease_token', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('progress_current', 'double precision')
+        .addColumn('progress_total', 'double precision')
+        .addColumn('snapshot', 'text', (c) => c.notNull())
+        .addColumn('idempotency_key', 'text', (c) => c.unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('completed_at', 'bigint')
+        .execute();
+      // The claim reads runnable rows in this exact order and stops at its LIMIT.
+      await db.schema
+        .createIndex('promises_ready')
+        .on('promises')
+        .columns(['priority desc', 'run_at', 'id'])
+        .where(sql.ref('status'), '=', 'pending')
+        .execute();
+      // The one scheduler timer is armed for the earliest due run-at or lease expiry.
+      await db.schema.createIndex('promises_due').on('promises').column('run_at').where(sql.ref('status'), '=', 'pending').execute();
+      await db.schema
+        .createIndex('promises_leased')
+        .on('promises')
+        .columns(['lease_expires_at'])
+        .where(sql.ref('status'), '=', 'in_progress')
+        .execute();
+      await db.schema.createIndex('promises_status_type').on('promises').columns(['status', 'type']).execute();
+
+      await db.schema
+        .createTable('promise_dependencies')
+        .addColumn('parent_id', 'integer', (c) => c.notNull().references('promises.id').onDelete('cascade'))
+        .addColumn('child_id', 'integer', (c) => c.notNull().references('promises.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('promise_dependencies_pk', ['parent_id', 'child_id'])
+        .execute();
+      await db.schema.createIndex('promise_dependencies_child').on('promise_dependencies').columns(['child_id', 'parent_id']).execute();
+    },
+  },
+};
+
+/** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */
+export const MIGRATION_TABLE = 'promised_migration';
+export const MIGRATION_LOCK_TABLE = 'promised_migration_lock';

@@ -1,0 +1,259 @@
+import { sql, type Kysely } from 'kysely';
+import { prepareQuery } from './prepared.js';
+import type { Database } from './schema.js';
+import type { ClaimRequest, NewPromise, RelativesUpdate, StateUpdate } from './store.js';
+
+const UNFINISHED = ['waiting', 'pending', 'in_progress'];
+
+/** What differs between dialects in the statements below. */
+export interface QueryCapabilities {
+  /** PostgreSQL: claimers skip rows another transaction has locked instead of waiting on them. */
+  skipLocked: boolean;
+}
+
+/**
+ * Every hot statement, built once with Kysely and bound by name (see {@link prepareQuery}).
+ * One function per operation, named after what it does.
+ */
+export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabilities) {
+  const insertPromise = prepareQuery<NewPromise>((p) =>
+    db
+      .insertInto('promises')
+      .values({
+        type: p('type'),
+        status: p('status'),
+        priority: p('priority'),
+        payload: p('payload'),
+        max_attempts: p('maxAttempts'),
+        run_at: p('runAt'),
+        snapshot: p('snapshot'),
+        idempotency_key: p('idempotencyKey'),
+        error_code: p('errorCode'),
+        error_message: p('errorMessage'),
+        completed_at: sql<number | null>`case when ${p('status')} = 'failed' then ${p('now')} else null end`,
+        created_at: p('now'),
+        updated_at: p('now'),
+      })
+      .returning('id'),
+  );
+
+  const insertDependency = prepareQuery<{ parentId: number; childId: number }>((p) =>
+    db.insertInto('promise_dependencies').values({ parent_id: p('parentId'), child_id: p('childId') }).onConflict((oc) => oc.doNothing()),
+  );
+
+  const idByKey = prepareQuery<{ key: string }>((p) => db.selectFrom('promises').select('id').where('idempotency_key', '=', p('key')));
+
+  const statusOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select('status').where('id', '=', p('id')));
+
+  const claimDue = prepareQuery<ClaimRequest>((p) => {
+    let due = db
+      .selectFrom('promises')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('run_at', '<=', p('now'))
+      .orderBy('priority', 'desc')
+      .orderBy('run_at')
+      .orderBy('id')
+      .limit(p('limit'));
+    if (capabilities.skipLocked) due = due.forUpdate().skipLocked();
+    return db
+      .updateTable('promises')
+      .set((eb) => ({
+        status: p('toStatus'),
+        snapshot: p('snapshot'),
+        attempts: eb('attempts', '+', 1),
+        lease_token: eb('lease_token', '+', 1),
+        lease_owner: p('owner'),
+        lease_expires_at: p('leaseExpiresAt'),
+        started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
+        updated_at: p('now'),
+      }))
+      .where('id', 'in', due)
+      .returning(['id', 'type', 'payload', 'priority', 'attempts', 'max_attempts', 'lease_token']);
+  });
+
+  const updateState = prepareQuery<StateUpdate>((p) =>
+    db
+      .updateTable('promises')
+      .set((eb) => ({
+        status: p('toStatus'),
+        snapshot: p('snapshot'),
+        result: p('result'),
+        error_code: p('errorCode'),
+        error_message: p('errorMessage'),
+        run_at: eb.fn.coalesce(sql<number>`${p('runAt')}`, 'run_at'),
+        attempts: sql<number>`case when ${p('resetAttempts')} = 1 then 0 else attempts - ${p('attemptsRefund')} end`,
+        // Every state change invalidates any claim still running on the old state.
+        lease_token: eb('lease_token', '+', 1),
+        lease_owner: null,
+        lease_expires_at: null,
+        completed_at: p('completedAt'),
+        updated_at: p('now'),
+      }))
+      .where('id', '=', p('id'))
+      .where('status', '=', p('fromStatus'))
+      .where((eb) => eb.or([eb(sql`${p('leaseToken')}`, 'is', null), eb('lease_token', '=', sql<number>`${p('leaseToken')}`)])),
+  );
+
+  // A waiting child is ready when none of its parents is anything but completed.
+  const releaseReadyChildren = prepareQuery<RelativesUpdate>((p) =>
+    db
+      .updateTable('promises')
+      .set(relativeUpdate(p))
+      .where('status', '=', 'waiting')
+      .where('id', 'in', db.selectFrom('promise_dependencies').select('child_id').where('parent_id', '=', p('parentId')))
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('promise_dependencies as d')
+              .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+              .select('d.parent_id')
+              .whereRef('d.child_id', '=', 'promises.id')
+              .where('parent.status', '!=', 'completed'),
+          ),
+        ),
+      )
+      .returning('id'),
+  );
+
+  const releaseAllReadyWaiting = prepareQuery<Omit<RelativesUpdate, 'parentId'>>((p) =>
+    db
+      .updateTable('promises')
+      .set(relativeUpdate(p))
+      .where('status', '=', 'waiting')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('promise_dependencies as d')
+              .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+              .select('d.parent_id')
+              .whereRef('d.child_id', '=', 'promises.id')
+              .where('parent.status', '!=', 'completed'),
+          ),
+        ),
+      )
+      .returning('id'),
+  );
+
+  const waitingWithFailedParent = prepareQuery<Record<string, never>>(() =>
+    db
+      .selectFrom('promises as child')
+      .select('child.id')
+      .where('child.status', '=', 'waiting')
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('promise_dependencies as d')
+            .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+            .select('d.parent_id')
+            .whereRef('d.child_id', '=', 'child.id')
+            .where('parent.status', '=', 'failed'),
+        ),
+      ),
+  );
+
+  const failWaitingDescendants = prepareQuery<RelativesUpdate>((p) =>
+    db
+      .withRecursive('descendants(id)', (qb) =>
+        qb
+          .selectFrom('promise_dependencies')
+          .select('child_id as id')
+          .where('parent_id', '=', p('parentId'))
+          .union(
+            qb
+              .selectFrom('promise_dependencies as d')
+              .innerJoin('descendants', 'descendants.id', 'd.parent_id')
+              .select('d.child_id as id'),
+          ),
+      )
+      .updateTable('promises')
+      .set(relativeUpdate(p))
+      .where('status', '=', 'waiting')
+      .where('id', 'in', (qb) => qb.selectFrom('descendants').select('descendants.id'))
+      .returning('id'),
+  );
+
+  const expiredLeases = prepareQuery<{ now: number; limit: number }>((p) =>
+    db
+      .selectFrom('promises')
+      .select(['id', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
+      .where('status', '=', 'in_progress')
+      .where('lease_expires_at', '<', p('now'))
+      .orderBy('lease_expires_at')
+      .limit(p('limit')),
+  );
+
+  const renewLeases = prepareQuery<{ owner: string; leaseExpiresAt: number; now: number }>((p) =>
+    db
+      .updateTable('promises')
+      .set({ lease_expires_at: p('leaseExpiresAt'), updated_at: p('now') })
+      .where('status', '=', 'in_progress')
+      .where('lease_owner', '=', p('owner'))
+      .returning(['id', 'lease_token']),
+  );
+
+  const saveProgress = prepareQuery<{ id: number; leaseToken: number; current: number; total: number; now: number }>((p) =>
+    db
+      .updateTable('promises')
+      .set({ progress_current: p('current'), progress_total: p('total'), updated_at: p('now') })
+      .where('id', '=', p('id'))
+      .where('status', '=', 'in_progress')
+      .where('lease_token', '=', p('leaseToken')),
+  );
+
+  const getPromise = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').selectAll().where('id', '=', p('id')));
+
+  const dependenciesOf = prepareQuery<{ id: number }>((p) =>
+    db.selectFrom('promise_dependencies').select('parent_id').where('child_id', '=', p('id')).orderBy('parent_id'),
+  );
+
+  const countByStatus = prepareQuery<Record<string, never>>(() =>
+    db.selectFrom('promises').select(['status', (eb) => eb.fn.countAll<number>().as('count')]).groupBy('status'),
+  );
+
+  const nextRunAt = prepareQuery<Record<string, never>>(() =>
+    db.selectFrom('promises').select((eb) => eb.fn.min('run_at').as('at')).where('status', '=', 'pending'),
+  );
+
+  const nextLeaseExpiry = prepareQuery<Record<string, never>>(() =>
+    db.selectFrom('promises').select((eb) => eb.fn.min('lease_expires_at').as('at')).where('status', '=', 'in_progress'),
+  );
+
+  const unfinished = prepareQuery<Record<string, never>>(() =>
+    db.selectFrom('promises').select(['id', 'status', 'snapshot', 'lease_owner']).where('status', 'in', UNFINISHED),
+  );
+
+  return {
+    insertPromise,
+    insertDependency,
+    idByKey,
+    statusOf,
+    claimDue,
+    updateState,
+    releaseReadyChildren,
+    releaseAllReadyWaiting,
+    waitingWithFailedParent,
+    failWaitingDescendants,
+    expiredLeases,
+    renewLeases,
+    saveProgress,
+    getPromise,
+    dependenciesOf,
+    countByStatus,
+    nextRunAt,
+    nextLeaseExpiry,
+    unfinished,
+  };
+}
+
+export type Queries = ReturnType<typeof buildQueries>;
+
+function relativeUpdate(p: (name: 'toStatus' | 'snapshot' | 'errorCode' | 'errorMessage' | 'now') => any) {
+  return {
+    status: p('toStatus'),
+    snapshot: p('snapshot'),
+    error_code: p('errorCode'),
+    error_message: p('errorMessage'),
+    completed_at: sql<number | null>`case when ${p('toStatus')} = 'failed' then ${p('now')} else null end`,
+    updated_at: p('now'),
+  };
+}

@@ -1,0 +1,71 @@
+import type { Generated } from 'kysely';
+
+/**
+ * The tables, as Kysely sees them. Times are milliseconds since the epoch (integers), JSON is
+ * stored as text, and the machine snapshot is opaque JSON text: this layer knows nothing of XState.
+ */
+export interface Database {
+  promises: PromisesTable;
+  promise_dependencies: PromiseDependenciesTable;
+}
+
+export interface PromisesTable {
+  id: Generated<number>;
+  type: string;
+  status: string;
+  /** Higher runs first. */
+  priority: number;
+  payload: string;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  /** Attempts started so far (a claim counts one). */
+  attempts: Generated<number>;
+  max_attempts: number;
+  /** Earliest time a `pending` promise may be claimed. */
+  run_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  /** Fencing token: bumped by every claim and every takeover; a completion must present it. */
+  lease_token: Generated<number>;
+  progress_current: number | null;
+  progress_total: number | null;
+  snapshot: string;
+  idempotency_key: string | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
+/** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */
+export interface PromiseDependenciesTable {
+  parent_id: number;
+  child_id: number;
+}
+
+/** A row of `promises` as read back. */
+export interface PromiseRow {
+  id: number;
+  type: string;
+  status: string;
+  priority: number;
+  payload: string;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  attempts: number;
+  max_attempts: number;
+  run_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  lease_token: number;
+  progress_current: number | null;
+  progress_total: number | null;
+  snapshot: string;
+  idempotency_key: string | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+}

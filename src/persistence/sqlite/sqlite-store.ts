@@ -1,0 +1,210 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import { Kysely, sql } from 'kysely';
+import type { PreparedQuery } from '../prepared.js';
+import { buildQueries, type Queries } from '../queries.js';
+import type { Database, PromiseRow } from '../schema.js';
+import type { ClaimedRow, ExpiredLease, PromiseFilter, Store, StoreTransaction } from '../store.js';
+import { ImmediateSqliteDialect } from './sqlite-dialect.js';
+
+/** How often, and how long, a transaction retries when another process holds the write lock past busy_timeout. */
+const BUSY_RETRIES = 20;
+const BUSY_BACKOFF_MS = 25;
+
+/**
+ * The SQLite store: Kysely builds every statement once; better-sqlite3 runs them as cached
+ * prepared statements, synchronously, inside `BEGIN IMMEDIATE` transactions that this class
+ * serialises (one connection, so one transaction at a time).
+ */
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  readonly #connection: BetterSqlite3.Database;
+  readonly #builder: Kysely<Database>;
+  readonly #statements = new Map<string, BetterSqlite3.Statement>();
+  readonly #q: Queries;
+  readonly #tx: StoreTransaction;
+  readonly #changeListeners = new Set<() => void>();
+  readonly #changeCheckIntervalMs: number;
+  #changeTimer: NodeJS.Timeout | undefined;
+  #dataVersion = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(connection: BetterSqlite3.Database, options: { changeCheckIntervalMs: number }) {
+    this.#connection = connection;
+    this.#changeCheckIntervalMs = options.changeCheckIntervalMs;
+    this.#builder = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: connection }) });
+    this.#q = buildQueries(this.#builder, { skipLocked: false });
+    this.#tx = this.#createTransactionApi();
+  }
+
+  #statement(query: PreparedQuery<any>): BetterSqlite3.Statement {
+    let statement = this.#statements.get(query.sql);
+    if (!statement) {
+      statement = this.#connection.prepare(query.sql);
+      this.#statements.set(query.sql, statement);
+    }
+    return statement;
+  }
+
+  #all<Args, Row>(query: PreparedQuery<Args>, args: Args): Row[] {
+    return this.#statement(query).all(query.bind(args)) as Row[];
+  }
+
+  #get<Args, Row>(query: PreparedQuery<Args>, args: Args): Row | undefined {
+    return this.#statement(query).get(query.bind(args)) as Row | undefined;
+  }
+
+  #run<Args>(query: PreparedQuery<Args>, args: Args): number {
+    return this.#statement(query).run(query.bind(args)).changes;
+  }
+
+  #ids(rows: Array<{ id: number }>): number[] {
+    return rows.map((row) => row.id);
+  }
+
+  #createTransactionApi(): StoreTransaction {
+    const q = this.#q;
+    return {
+      insertPromise: (row) => this.#get<typeof row, { id: number }>(q.insertPromise, row)!.id,
+      insertDependency: (parentId, childId) => {
+        this.#run(q.insertDependency, { parentId, childId });
+      },
+      idByKey: (key) => this.#get<{ key: string }, { id: number }>(q.idByKey, { key })?.id,
+      statusOf: (id) => this.#get<{ id: number }, { status: string }>(q.statusOf, { id })?.status,
+      claimDue: (request) => this.#all<typeof request, ClaimedRow>(q.claimDue, request),
+      updateState: (update) => this.#run(q.updateState, update) === 1,
+      releaseReadyChildren: (update) => this.#ids(this.#all(q.releaseReadyChildren, update)),
+      failWaitingDescendants: (update) => this.#ids(this.#all(q.failWaitingDescendants, update)),
+      releaseAllReadyWaiting: (update) => this.#ids(this.#all(q.releaseAllReadyWaiting, update)),
+      waitingWithFailedParent: () => this.#ids(this.#all(q.waitingWithFailedParent, {})),
+      expiredLeases: (now, limit) => this.#all<{ now: number; limit: number }, ExpiredLease>(q.expiredLeases, { now, limit }),
+    };
+  }
+
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    const run = this.#queue.then(() => this.#runTransaction(work));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #runTransaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    await this.#begin();
+    try {
+      const result = await work(this.#tx);
+      this.#connection.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (this.#connection.inTransaction) this.#connection.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  // busy_timeout already waited inside SQLite; past it, yield to the event loop and try again
+  // rather than surface SQLITE_BUSY as a lost write.
+  async #begin(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.#connection.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code !== 'SQLITE_BUSY' || attempt >= BUSY_RETRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, BUSY_BACKOFF_MS * (1 + Math.random())));
+      }
+    }
+  }
+
+  getPromise(id: number): PromiseRow | undefined {
+    return this.#get(this.#q.getPromise, { id });
+  }
+
+  dependenciesOf(id: number): number[] {
+    return this.#all<{ id: number }, { parent_id: number }>(this.#q.dependenciesOf, { id }).map((row) => row.parent_id);
+  }
+
+  listPromises(filter: PromiseFilter): PromiseRow[] {
+    let query = this.#builder.selectFrom('promises').selectAll().orderBy('id', 'desc').limit(filter.limit);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+    if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
+    const compiled = query.compile();
+    return this.#connection.prepare(compiled.sql).all(compiled.parameters as unknown[]) as PromiseRow[];
+  }
+
+  countByStatus(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const row of this.#all<object, { status: string; count: number }>(this.#q.countByStatus, {})) counts[row.status] = row.count;
+    return counts;
+  }
+
+  nextRunAt(): number | null {
+    return this.#get<object, { at: number | null }>(this.#q.nextRunAt, {})?.at ?? null;
+  }
+
+  nextLeaseExpiry(): number | null {
+    return this.#get<object, { at: number | null }>(this.#q.nextLeaseExpiry, {})?.at ?? null;
+  }
+
+  renewLeases(owner: string, leaseExpiresAt: number, now: number): Array<{ id: number; lease_token: number }> {
+    return this.#all(this.#q.renewLeases, { owner, leaseExpiresAt, now });
+  }
+
+  saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): boolean {
+    return this.#run(this.#q.saveProgress, { id, leaseToken, current, total, now }) === 1;
+  }
+
+  *unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> {
+    const query = this.#q.unfinished;
+    // A separate statement object: iterate() keeps it busy until the loop ends.
+    yield* this.#connection.prepare(query.sql).iterate(query.bind({})) as Iterable<{
+      id: number;
+      status: string;
+      snapshot: string;
+      lease_owner: string | null;
+    }>;
+  }
+
+  onExternalChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    if (!this.#changeTimer && this.#changeCheckIntervalMs > 0) {
+      this.#dataVersion = this.#readDataVersion();
+      // PRAGMA data_version changes only when *another* connection commits; reading it is a
+      // few microseconds and touches no table, so this timer costs nothing while idle.
+      this.#changeTimer = setInterval(() => this.#checkForExternalChange(), this.#changeCheckIntervalMs);
+      this.#changeTimer.unref();
+    }
+    return () => {
+      this.#changeListeners.delete(listener);
+      if (this.#changeListeners.size === 0 && this.#changeTimer) {
+        clearInterval(this.#changeTimer);
+        this.#changeTimer = undefined;
+      }
+    };
+  }
+
+  #readDataVersion(): number {
+    return this.#connection.pragma('data_version', { simple: true }) as number;
+  }
+
+  #checkForExternalChange(): void {
+    if (this.#closed) return;
+    const version = this.#readDataVersion();
+    if (version === this.#dataVersion) return;
+    this.#dataVersion = version;
+    for (const listener of this.#changeListeners) listener();
+  }
+
+  /** Runs a raw SQL statement (for tests and tools that inspect the file). */
+  async execute(statement: string): Promise<unknown[]> {
+    return (await sql.raw(statement).execute(this.#builder)).rows;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#queue;
+    this.#closed = true;
+    if (this.#changeTimer) clearInterval(this.#changeTimer);
+    this.#changeListeners.clear();
+    this.#connection.close();
+  }
+}

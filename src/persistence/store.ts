@@ -1,0 +1,130 @@
+import type { PromiseRow } from './schema.js';
+
+/** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
+export type Awaitable<T> = T | Promise<T>;
+
+/** A promise row to insert. */
+export interface NewPromise {
+  type: string;
+  status: string;
+  priority: number;
+  payload: string;
+  maxAttempts: number;
+  runAt: number;
+  snapshot: string;
+  idempotencyKey: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  now: number;
+}
+
+/** What a claim hands the engine: enough to run the handler and to fence its outcome. */
+export interface ClaimedRow {
+  id: number;
+  type: string;
+  payload: string;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  lease_token: number;
+}
+
+/** A state change of one row, applied only if the row is still in `fromStatus` (and holds `leaseToken`, when given). */
+export interface StateUpdate {
+  id: number;
+  fromStatus: string;
+  /** When set, the update applies only to the claim holding this fencing token. */
+  leaseToken: number | null;
+  toStatus: string;
+  snapshot: string;
+  result: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  /** New run-at; `null` keeps the current one. */
+  runAt: number | null;
+  /** Subtracted from `attempts` (1 when a graceful release hands back an attempt that did not run). */
+  attemptsRefund: number;
+  resetAttempts: boolean;
+  completedAt: number | null;
+  now: number;
+}
+
+/** A bulk transition of rows selected by their relation to a parent. */
+export interface RelativesUpdate {
+  parentId: number;
+  toStatus: string;
+  snapshot: string;
+  errorCode: string | null;
+  errorMessage: string | null;
+  now: number;
+}
+
+export interface ClaimRequest {
+  now: number;
+  limit: number;
+  owner: string;
+  leaseExpiresAt: number;
+  toStatus: string;
+  snapshot: string;
+}
+
+export interface ExpiredLease {
+  id: number;
+  attempts: number;
+  max_attempts: number;
+  lease_token: number;
+  lease_owner: string | null;
+}
+
+export interface PromiseFilter {
+  status?: string;
+  type?: string;
+  limit: number;
+  /** Rows with an id below this (for paging newest first). */
+  beforeId?: number;
+}
+
+/** Operations inside one transaction. Each is one SQL statement. */
+export interface StoreTransaction {
+  insertPromise(row: NewPromise): Awaitable<number>;
+  insertDependency(parentId: number, childId: number): Awaitable<void>;
+  idByKey(key: string): Awaitable<number | undefined>;
+  statusOf(id: number): Awaitable<string | undefined>;
+  /** Moves up to `limit` due `pending` rows, best priority first, to `in_progress` under a new lease. */
+  claimDue(request: ClaimRequest): Awaitable<ClaimedRow[]>;
+  /** Applies a state change; false when the row moved on (or its lease was taken over) meanwhile. */
+  updateState(update: StateUpdate): Awaitable<boolean>;
+  /** Moves `waiting` children of `parentId` whose parents have all completed. */
+  releaseReadyChildren(update: RelativesUpdate): Awaitable<number[]>;
+  /** Moves every `waiting` descendant of `parentId`, transitively. */
+  failWaitingDescendants(update: RelativesUpdate): Awaitable<number[]>;
+  /** Moves every `waiting` row whose parents have all completed (used when resuming). */
+  releaseAllReadyWaiting(update: Omit<RelativesUpdate, 'parentId'>): Awaitable<number[]>;
+  /** `waiting` rows with at least one `failed` parent (used when resuming). */
+  waitingWithFailedParent(): Awaitable<number[]>;
+  expiredLeases(now: number, limit: number): Awaitable<ExpiredLease[]>;
+}
+
+/** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Runs `work` in one write transaction (serialised; retried on transient lock errors). */
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
+  getPromise(id: number): Awaitable<PromiseRow | undefined>;
+  dependenciesOf(id: number): Awaitable<number[]>;
+  listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
+  countByStatus(): Awaitable<Record<string, number>>;
+  /** Earliest time a `pending` row falls due, if any. */
+  nextRunAt(): Awaitable<number | null>;
+  /** Earliest expiry of a lease held by an owner other than `owner`, if any. */
+  nextLeaseExpiry(): Awaitable<number | null>;
+  /** Extends the leases of `owner`'s running claims; returns the ids (with tokens) still held. */
+  renewLeases(owner: string, leaseExpiresAt: number, now: number): Awaitable<Array<{ id: number; lease_token: number }>>;
+  /** Records progress of a claim (fenced by its token); false when the claim is gone. */
+  saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean>;
+  /** Streams `(id, status, snapshot, lease_owner)` of every unfinished row, for resuming. */
+  unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> | AsyncIterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }>;
+  /** Calls `listener` when another process changed the database. Returns an unsubscribe function. */
+  onExternalChange(listener: () => void): () => void;
+  close(): Promise<void>;
+}
