@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { prepareQuery } from './prepared.js';
 import type { Database } from './schema.js';
 import type { ClaimRequest, NewPromise, RelativesUpdate, StateUpdate } from './store.js';
@@ -9,6 +9,8 @@ const UNFINISHED = ['waiting', 'pending', 'in_progress'];
 export interface QueryCapabilities {
   /** PostgreSQL: claimers skip rows another transaction has locked instead of waiting on them. */
   skipLocked: boolean;
+  /** `column IN (the list bound as one parameter)`: a JSON array on SQLite, `= ANY($n)` on PostgreSQL. */
+  inBoundList(column: string, list: unknown): RawBuilder<boolean>;
 }
 
 /**
@@ -51,6 +53,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .select('id')
       .where('status', '=', 'pending')
       .where('run_at', '<=', p('now'))
+      .where(capabilities.inBoundList('type', p('types')))
       .orderBy('priority', 'desc')
       .orderBy('run_at')
       .orderBy('id')
@@ -113,7 +116,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
           ),
         ),
       )
-      .returning('id'),
+      .returning(['id', 'type']),
   );
 
   const releaseAllReadyWaiting = prepareQuery<Omit<RelativesUpdate, 'parentId'>>((p) =>
@@ -132,13 +135,13 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
           ),
         ),
       )
-      .returning('id'),
+      .returning(['id', 'type']),
   );
 
   const waitingWithFailedParent = prepareQuery<Record<string, never>>(() =>
     db
       .selectFrom('promises as child')
-      .select('child.id')
+      .select(['child.id', 'child.type'])
       .where('child.status', '=', 'waiting')
       .where(({ exists, selectFrom }) =>
         exists(
@@ -169,7 +172,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .set(relativeUpdate(p))
       .where('status', '=', 'waiting')
       .where('id', 'in', (qb) => qb.selectFrom('descendants').select('descendants.id'))
-      .returning('id'),
+      .returning(['id', 'type']),
   );
 
   const expiredLeases = prepareQuery<{ now: number; limit: number }>((p) =>
@@ -180,6 +183,18 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .where('lease_expires_at', '<', p('now'))
       .orderBy('lease_expires_at')
       .limit(p('limit')),
+  );
+
+  const leasesOwnedBy = prepareQuery<{ owner: string }>((p) =>
+    db
+      .selectFrom('promises')
+      .select(['id', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
+      .where('status', '=', 'in_progress')
+      .where('lease_owner', '=', p('owner')),
+  );
+
+  const repairSnapshot = prepareQuery<{ id: number; status: string; snapshot: string }>((p) =>
+    db.updateTable('promises').set({ snapshot: p('snapshot') }).where('id', '=', p('id')).where('status', '=', p('status')),
   );
 
   const renewLeases = prepareQuery<{ owner: string; leaseExpiresAt: number; now: number }>((p) =>
@@ -210,8 +225,12 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db.selectFrom('promises').select(['status', (eb) => eb.fn.countAll<number>().as('count')]).groupBy('status'),
   );
 
-  const nextRunAt = prepareQuery<Record<string, never>>(() =>
-    db.selectFrom('promises').select((eb) => eb.fn.min('run_at').as('at')).where('status', '=', 'pending'),
+  const nextRunAt = prepareQuery<{ types: readonly string[] }>((p) =>
+    db
+      .selectFrom('promises')
+      .select((eb) => eb.fn.min('run_at').as('at'))
+      .where('status', '=', 'pending')
+      .where(capabilities.inBoundList('type', p('types'))),
   );
 
   const nextLeaseExpiry = prepareQuery<Record<string, never>>(() =>
@@ -234,6 +253,8 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     waitingWithFailedParent,
     failWaitingDescendants,
     expiredLeases,
+    leasesOwnedBy,
+    repairSnapshot,
     renewLeases,
     saveProgress,
     getPromise,

@@ -3,6 +3,12 @@ import type { PromiseRow } from './schema.js';
 /** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
 export type Awaitable<T> = T | Promise<T>;
 
+/** A row named by id, with its type (for events about it). */
+export interface RowRef {
+  id: number;
+  type: string;
+}
+
 /** A promise row to insert. */
 export interface NewPromise {
   type: string;
@@ -61,6 +67,8 @@ export interface RelativesUpdate {
 
 export interface ClaimRequest {
   now: number;
+  /** Only these task types (the ones this process can run). */
+  types: readonly string[];
   limit: number;
   owner: string;
   leaseExpiresAt: number;
@@ -95,14 +103,22 @@ export interface StoreTransaction {
   /** Applies a state change; false when the row moved on (or its lease was taken over) meanwhile. */
   updateState(update: StateUpdate): Awaitable<boolean>;
   /** Moves `waiting` children of `parentId` whose parents have all completed. */
-  releaseReadyChildren(update: RelativesUpdate): Awaitable<number[]>;
+  releaseReadyChildren(update: RelativesUpdate): Awaitable<RowRef[]>;
   /** Moves every `waiting` descendant of `parentId`, transitively. */
-  failWaitingDescendants(update: RelativesUpdate): Awaitable<number[]>;
+  failWaitingDescendants(update: RelativesUpdate): Awaitable<RowRef[]>;
   /** Moves every `waiting` row whose parents have all completed (used when resuming). */
-  releaseAllReadyWaiting(update: Omit<RelativesUpdate, 'parentId'>): Awaitable<number[]>;
+  releaseAllReadyWaiting(update: Omit<RelativesUpdate, 'parentId'>): Awaitable<RowRef[]>;
   /** `waiting` rows with at least one `failed` parent (used when resuming). */
-  waitingWithFailedParent(): Awaitable<number[]>;
+  waitingWithFailedParent(): Awaitable<RowRef[]>;
   expiredLeases(now: number, limit: number): Awaitable<ExpiredLease[]>;
+  /** Running claims held by `owner` (used to recover a dead process's claims at once). */
+  leasesOwnedBy(owner: string): Awaitable<ExpiredLease[]>;
+  /** Extends the leases of `owner`'s running claims; returns the ids (with tokens) still held. */
+  renewLeases(owner: string, leaseExpiresAt: number, now: number): Awaitable<Array<{ id: number; lease_token: number }>>;
+  /** Records progress of a claim (fenced by its token); false when the claim is gone. */
+  saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean>;
+  /** Rewrites a row's snapshot, if the row is still in `status` (repairs a damaged snapshot). */
+  repairSnapshot(id: number, status: string, snapshot: string): Awaitable<void>;
 }
 
 /** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
@@ -114,14 +130,10 @@ export interface Store {
   dependenciesOf(id: number): Awaitable<number[]>;
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
   countByStatus(): Awaitable<Record<string, number>>;
-  /** Earliest time a `pending` row falls due, if any. */
-  nextRunAt(): Awaitable<number | null>;
-  /** Earliest expiry of a lease held by an owner other than `owner`, if any. */
+  /** Earliest time a `pending` row of one of `types` falls due, if any. */
+  nextRunAt(types: readonly string[]): Awaitable<number | null>;
+  /** Earliest expiry of any running claim's lease, if any. */
   nextLeaseExpiry(): Awaitable<number | null>;
-  /** Extends the leases of `owner`'s running claims; returns the ids (with tokens) still held. */
-  renewLeases(owner: string, leaseExpiresAt: number, now: number): Awaitable<Array<{ id: number; lease_token: number }>>;
-  /** Records progress of a claim (fenced by its token); false when the claim is gone. */
-  saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean>;
   /** Streams `(id, status, snapshot, lease_owner)` of every unfinished row, for resuming. */
   unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> | AsyncIterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }>;
   /** Calls `listener` when another process changed the database. Returns an unsubscribe function. */

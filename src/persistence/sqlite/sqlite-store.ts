@@ -33,7 +33,10 @@ export class SqliteStore implements Store {
     this.#connection = connection;
     this.#changeCheckIntervalMs = options.changeCheckIntervalMs;
     this.#builder = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: connection }) });
-    this.#q = buildQueries(this.#builder, { skipLocked: false });
+    this.#q = buildQueries(this.#builder, {
+      skipLocked: false,
+      inBoundList: (column, list) => sql<boolean>`${sql.ref(column)} in (select value from json_each(${list}))`,
+    });
     this.#tx = this.#createTransactionApi();
   }
 
@@ -58,10 +61,6 @@ export class SqliteStore implements Store {
     return this.#statement(query).run(query.bind(args)).changes;
   }
 
-  #ids(rows: Array<{ id: number }>): number[] {
-    return rows.map((row) => row.id);
-  }
-
   #createTransactionApi(): StoreTransaction {
     const q = this.#q;
     return {
@@ -71,13 +70,20 @@ export class SqliteStore implements Store {
       },
       idByKey: (key) => this.#get<{ key: string }, { id: number }>(q.idByKey, { key })?.id,
       statusOf: (id) => this.#get<{ id: number }, { status: string }>(q.statusOf, { id })?.status,
-      claimDue: (request) => this.#all<typeof request, ClaimedRow>(q.claimDue, request),
+      claimDue: (request) =>
+        this.#all<object, ClaimedRow>(q.claimDue, { ...request, types: JSON.stringify(request.types) }),
       updateState: (update) => this.#run(q.updateState, update) === 1,
-      releaseReadyChildren: (update) => this.#ids(this.#all(q.releaseReadyChildren, update)),
-      failWaitingDescendants: (update) => this.#ids(this.#all(q.failWaitingDescendants, update)),
-      releaseAllReadyWaiting: (update) => this.#ids(this.#all(q.releaseAllReadyWaiting, update)),
-      waitingWithFailedParent: () => this.#ids(this.#all(q.waitingWithFailedParent, {})),
+      releaseReadyChildren: (update) => this.#all(q.releaseReadyChildren, update),
+      failWaitingDescendants: (update) => this.#all(q.failWaitingDescendants, update),
+      releaseAllReadyWaiting: (update) => this.#all(q.releaseAllReadyWaiting, update),
+      waitingWithFailedParent: () => this.#all(q.waitingWithFailedParent, {}),
       expiredLeases: (now, limit) => this.#all<{ now: number; limit: number }, ExpiredLease>(q.expiredLeases, { now, limit }),
+      leasesOwnedBy: (owner) => this.#all<{ owner: string }, ExpiredLease>(q.leasesOwnedBy, { owner }),
+      renewLeases: (owner, leaseExpiresAt, now) => this.#all(q.renewLeases, { owner, leaseExpiresAt, now }),
+      saveProgress: (id, leaseToken, current, total, now) => this.#run(q.saveProgress, { id, leaseToken, current, total, now }) === 1,
+      repairSnapshot: (id, status, snapshot) => {
+        this.#run(q.repairSnapshot, { id, status, snapshot });
+      },
     };
   }
 
@@ -137,20 +143,12 @@ export class SqliteStore implements Store {
     return counts;
   }
 
-  nextRunAt(): number | null {
-    return this.#get<object, { at: number | null }>(this.#q.nextRunAt, {})?.at ?? null;
+  nextRunAt(types: readonly string[]): number | null {
+    return this.#get<object, { at: number | null }>(this.#q.nextRunAt, { types: JSON.stringify(types) })?.at ?? null;
   }
 
   nextLeaseExpiry(): number | null {
     return this.#get<object, { at: number | null }>(this.#q.nextLeaseExpiry, {})?.at ?? null;
-  }
-
-  renewLeases(owner: string, leaseExpiresAt: number, now: number): Array<{ id: number; lease_token: number }> {
-    return this.#all(this.#q.renewLeases, { owner, leaseExpiresAt, now });
-  }
-
-  saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): boolean {
-    return this.#run(this.#q.saveProgress, { id, leaseToken, current, total, now }) === 1;
   }
 
   *unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> {

@@ -1,0 +1,851 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import {
+  CancelledError,
+  EngineStateError,
+  errorRecordOf,
+  InvalidOptionError,
+  NotFoundError,
+  PromisedError,
+  PromiseFailedError,
+  TimeoutError,
+  UnknownDependencyError,
+  UnknownTaskTypeError,
+} from '../errors.js';
+import { toJsonText } from '../json.js';
+import { PROMISE_STATUSES, type PromiseStatus } from '../machines/promise-machine.js';
+import { promiseLaw } from '../machines/transition-table.js';
+import type { ClaimedRow, Store, StoreTransaction } from '../persistence/store.js';
+import { retryDelayMs } from './backoff.js';
+import { EngineEmitter, type EngineEvents } from './events.js';
+import { orderGraph, type GraphNode } from './graph.js';
+import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type ResolvedEngineOptions, type TaskOptions } from './options.js';
+import { parseId, toRecord, type PromiseRecord } from './records.js';
+import { runHandler } from './run-handler.js';
+import type { TaskContext, TaskDefinition, TaskHandler } from './task-context.js';
+import { PromiseTransitions, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec } from './transitions.js';
+
+/** Options for one {@link Engine.enqueue}. */
+export interface EnqueueOptions {
+  /** Higher runs first, -1000…1000; defaults to the task's `priority`. */
+  priority?: number;
+  /** Milliseconds to wait before the first attempt (0 … one year). */
+  delay?: number;
+  /** Ids of promises that must complete first; if one fails for good, this one fails with `DEPENDENCY_FAILED`. */
+  dependsOn?: string[];
+  /** Idempotency key: enqueueing the same key again returns the first promise's id. */
+  key?: string;
+}
+
+/** One item of {@link Engine.enqueueMany}. */
+export interface EnqueueItem<P = unknown> extends EnqueueOptions {
+  type: string;
+  payload?: P;
+}
+
+/** Filter for {@link Engine.list}. */
+export interface ListFilter {
+  status?: PromiseStatus;
+  type?: string;
+  /** @defaultValue 100 */
+  limit?: number;
+}
+
+/** Counts by status; `deadLetters` counts promises that failed for good. */
+export interface EngineStats {
+  waiting: number;
+  pending: number;
+  in_progress: number;
+  completed: number;
+  failed: number;
+  deadLetters: number;
+}
+
+/** What {@link Engine.start} found and resumed. */
+export interface StartSummary {
+  /** Unfinished promises found in the database, by status. */
+  resumed: { waiting: number; pending: number; in_progress: number; total: number };
+  /** Claims of dead processes (or expired leases) taken back and rescheduled or failed. */
+  recovered: number;
+  /** Snapshots that did not match their row's status and were rewritten from it. */
+  repairedSnapshots: number;
+}
+
+interface RunningClaim {
+  claim: ClaimRef;
+  task: TaskDefinition;
+  controller: AbortController;
+  /** Set when the claim was cancelled or taken over: its outcome must not be committed. */
+  fencedOff: boolean;
+  progressTimer?: NodeJS.Timeout;
+  pendingProgress?: { current: number; total: number };
+  lastProgressWrite: number;
+}
+
+type Outcome = { claim: ClaimRef; task: TaskDefinition } & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord });
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+const PROGRESS_WRITE_INTERVAL_MS = 250;
+const RECOVERY_BATCH = 500;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const BACKGROUND_RETRY_MS = 1_000;
+
+/**
+ * The engine: registers task types, stores promises, and runs them.
+ * Create one with {@link createEngine}.
+ */
+export class Engine {
+  readonly #store: Store;
+  readonly #options: ResolvedEngineOptions;
+  readonly #log: Logger;
+  readonly #transitions = new PromiseTransitions(promiseLaw);
+  readonly #tasks = new Map<string, TaskDefinition>();
+  readonly #emitter = new EngineEmitter();
+  readonly #owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly #pool: PQueue;
+  readonly #running = new Map<number, RunningClaim>();
+  readonly #waiters = new Map<number, Set<Waiter>>();
+  #phase: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
+  #outcomes: Outcome[] = [];
+  #flush: Promise<void> | undefined;
+  #passScheduled = false;
+  #claiming = false;
+  #wakeAgain = false;
+  #dueTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #unsubscribeChanges: (() => void) | undefined;
+  #immediateDrain: Promise<void> = Promise.resolve();
+
+  /** @internal Use {@link createEngine}. */
+  constructor(store: Store, options: ResolvedEngineOptions) {
+    this.#store = store;
+    this.#options = options;
+    this.#log = options.logger;
+    this.#pool = new PQueue({ concurrency: options.concurrency });
+    this.#emitter.on('error', () => undefined);
+  }
+
+  /** The store this engine writes to (for tools built on the engine). @internal */
+  get store(): Store {
+    return this.#store;
+  }
+
+  /** This process's lease owner id (`host:pid:nonce`). */
+  get owner(): string {
+    return this.#owner;
+  }
+
+  /**
+   * Registers a promise type and its handler. Call before `start()`/`enqueue()` of that type.
+   *
+   * @example
+   * ```ts
+   * engine.task('review', async (payload: { file: string }, ctx) => {
+   *   ctx.progress(1, 1);
+   *   return { ok: true };
+   * }, { retries: 3, timeout: 60_000 });
+   * ```
+   */
+  task<P = any, R = unknown>(type: string, handler: TaskHandler<P, R>, options?: TaskOptions): this {
+    if (typeof type !== 'string' || type.length === 0 || type.length > 200) throw new InvalidOptionError('type', type, 'a non-empty string of at most 200 characters');
+    if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (payload, ctx) => result');
+    if (this.#tasks.has(type)) throw new EngineStateError('DUPLICATE_TASK', `task type "${type}" is already registered`);
+    this.#tasks.set(type, { type, handler: handler as TaskHandler, options: resolveTaskOptions(options) });
+    return this;
+  }
+
+  /** The registered task types. */
+  get taskTypes(): string[] {
+    return [...this.#tasks.keys()];
+  }
+
+  /**
+   * Stores a promise and returns its id once it is on disk. In `immediate` mode it also runs it
+   * (and everything it makes runnable) before returning.
+   *
+   * @example
+   * ```ts
+   * const id = await engine.enqueue('review', { file: 'auth.py' }, { priority: 1, key: 'review:auth.py' });
+   * ```
+   */
+  async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<string> {
+    const spec = this.#specOf({ type, payload, ...options }, 'payload');
+    const [id] = await this.#insert([spec]);
+    return String(id);
+  }
+
+  /** Stores several independent promises in one transaction; all or none. Returns their ids in order. */
+  async enqueueMany(items: EnqueueItem[]): Promise<string[]> {
+    if (!Array.isArray(items)) throw new InvalidOptionError('items', items, 'an array of { type, payload, ...options }');
+    const specs = items.map((item, index) => this.#specOf(item, `items[${index}].payload`));
+    return (await this.#insert(specs)).map(String);
+  }
+
+  /**
+   * Stores a named dependency graph in one transaction and returns the id of each node.
+   * `dependsOn` names other nodes (or ids of existing promises); a cycle is refused.
+   *
+   * @example
+   * ```ts
+   * const ids = await engine.enqueueGraph({
+   *   setup: { type: 'code', payload: { step: 'setup' } },
+   *   test:  { type: 'code', payload: { step: 'tests' }, dependsOn: ['setup'] },
+   * });
+   * ```
+   */
+  async enqueueGraph(graph: Record<string, GraphNode>): Promise<Record<string, string>> {
+    const order = orderGraph(graph);
+    const specs = order.map((name) => {
+      const node = graph[name]!;
+      const external = (node.dependsOn ?? []).filter((parent) => !Object.hasOwn(graph, parent));
+      return { name, node, spec: this.#specOf({ ...node, dependsOn: external }, `graph.${name}.payload`) };
+    });
+    const ids = await this.#write(async (tx, now) => {
+      const byName: Record<string, number> = {};
+      const created: number[] = [];
+      const transitions: AppliedTransition[] = [];
+      for (const { name, node, spec } of specs) {
+        const internal = (node.dependsOn ?? []).filter((parent) => Object.hasOwn(graph, parent)).map((parent) => byName[parent]!);
+        const result = await this.#transitions.create(tx, { ...spec, parents: [...spec.parents, ...internal] }, now);
+        byName[name] = result.id;
+        created.push(result.id);
+        transitions.push(...result.transitions);
+      }
+      return { value: byName, transitions };
+    });
+    await this.#afterEnqueue();
+    return Object.fromEntries(Object.entries(ids).map(([name, id]) => [name, String(id)]));
+  }
+
+  #specOf(item: EnqueueItem, payloadPath: string): NewPromiseSpec {
+    if (item === null || typeof item !== 'object') throw new InvalidOptionError('item', item, 'an object { type, payload }');
+    const task = this.#tasks.get(item.type);
+    if (!task) throw new UnknownTaskTypeError(String(item.type), this.taskTypes);
+    const priority = item.priority === undefined ? task.options.priority : integerIn('priority', item.priority, ...PRIORITY_RANGE);
+    const delay = integerIn('delay', item.delay ?? 0, 0, MAX_DELAY_MS);
+    if (item.key !== undefined && (typeof item.key !== 'string' || item.key.length === 0 || item.key.length > 512)) {
+      throw new InvalidOptionError('key', item.key, 'a non-empty string of at most 512 characters');
+    }
+    if (item.dependsOn !== undefined && !Array.isArray(item.dependsOn)) throw new InvalidOptionError('dependsOn', item.dependsOn, 'an array of promise ids');
+    const parents = (item.dependsOn ?? []).map((parent) => {
+      const id = parseId(parent);
+      if (id === undefined) throw new UnknownDependencyError(String(parent));
+      return id;
+    });
+    return {
+      type: item.type,
+      payload: toJsonText(item.payload, payloadPath),
+      priority,
+      maxAttempts: task.options.maxAttempts,
+      runAt: this.#options.clock.now() + delay,
+      key: item.key ?? null,
+      parents: [...new Set(parents)],
+    };
+  }
+
+  async #insert(specs: NewPromiseSpec[]): Promise<number[]> {
+    const ids = await this.#write(async (tx, now) => {
+      const created: number[] = [];
+      const transitions: AppliedTransition[] = [];
+      for (const spec of specs) {
+        const result = await this.#transitions.create(tx, spec, now);
+        created.push(result.id);
+        transitions.push(...result.transitions);
+      }
+      return { value: created, transitions };
+    });
+    await this.#afterEnqueue();
+    return ids;
+  }
+
+  async #afterEnqueue(): Promise<void> {
+    if (this.#options.immediate) await this.#drainImmediately();
+    else this.#wake();
+  }
+
+  /**
+   * Runs `work` in one transaction, then announces its transitions. Refused while stopped.
+   * Announcing after the commit means no listener ever sees a change that was rolled back.
+   */
+  async #write<T>(work: (tx: StoreTransaction, now: number) => Promise<{ value: T; transitions: AppliedTransition[] }>): Promise<T> {
+    if (this.#phase === 'stopped') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
+    const now = this.#options.clock.now();
+    const { value, transitions } = await this.#store.transaction((tx) => work(tx, now));
+    this.#announce(transitions, now);
+    return value;
+  }
+
+  /**
+   * Resumes every unfinished promise in the database and starts working: waiting promises
+   * re-check their parents, pending ones are claimed, and claims held by a dead process are
+   * recovered at once (a live process's expired lease when it expires).
+   */
+  async start(): Promise<StartSummary> {
+    if (this.#phase === 'started') throw new EngineStateError('ENGINE_STOPPED', 'the engine is already started');
+    if (this.#phase !== 'created') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
+    const summary = await this.#rehydrate();
+    this.#phase = 'started';
+    this.#unsubscribeChanges = this.#store.onExternalChange(() => {
+      this.#wake();
+      this.#recheckWaiters();
+    });
+    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatMs);
+    this.#heartbeatTimer.unref();
+    this.#log.info({ ...summary.resumed, recovered: summary.recovered, owner: this.#owner }, 'engine started');
+    this.#wake();
+    return summary;
+  }
+
+  async #rehydrate(): Promise<StartSummary> {
+    const resumed = { waiting: 0, pending: 0, in_progress: 0, total: 0 };
+    const damaged: Array<{ id: number; status: string }> = [];
+    const owners = new Set<string>();
+    for await (const row of this.#store.unfinished()) {
+      const status = row.status as 'waiting' | 'pending' | 'in_progress';
+      resumed[status]++;
+      resumed.total++;
+      // The stored snapshot must restore the machine into the row's status; the row is the truth.
+      if (row.snapshot !== promiseLaw.snapshotText(status)) damaged.push({ id: row.id, status });
+      if (row.lease_owner) owners.add(row.lease_owner);
+    }
+    const deadOwners = [...owners].filter((owner) => isDeadLocalOwner(owner));
+    let recovered = 0;
+    await this.#write(async (tx, now) => {
+      for (const { id, status } of damaged) await tx.repairSnapshot(id, status, promiseLaw.snapshotText(status as PromiseStatus));
+      const transitions = await this.#transitions.settleWaiting(tx, now);
+      for (const owner of deadOwners) {
+        const claims = await tx.leasesOwnedBy(owner);
+        for (const lease of claims) {
+          const applied = await this.#loseLease(tx, lease, now);
+          if (applied) {
+            recovered++;
+            transitions.push(...applied);
+          }
+        }
+      }
+      return { value: undefined, transitions };
+    });
+    recovered += await this.#recoverExpiredLeases();
+    for (const { id } of damaged) this.#log.warn({ promiseId: id }, 'snapshot did not match its status; rewritten from the row');
+    return { resumed, recovered, repairedSnapshots: damaged.length };
+  }
+
+  async #loseLease(tx: StoreTransaction, lease: { id: number; attempts: number; max_attempts: number; lease_token: number }, now: number) {
+    const row = this.#store.getPromise(lease.id);
+    const type = (row instanceof Promise ? (await row)?.type : row?.type) ?? '';
+    const task = this.#tasks.get(type);
+    const claim: ClaimRef = { id: lease.id, type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
+    const retryAt = now + (task ? retryDelayMs(task.options, lease.attempts) : 0);
+    return this.#transitions.fail(tx, claim, 'LEASE_LOST', { code: 'LEASE_EXPIRED', message: 'the process running this attempt stopped renewing its lease' }, retryAt, now);
+  }
+
+  async #recoverExpiredLeases(): Promise<number> {
+    let recovered = 0;
+    for (;;) {
+      const count = await this.#write(async (tx, now) => {
+        const expired = await tx.expiredLeases(now, RECOVERY_BATCH);
+        const transitions: AppliedTransition[] = [];
+        for (const lease of expired) {
+          if (this.#running.has(lease.id)) continue;
+          const applied = await this.#loseLease(tx, lease, now);
+          if (applied) transitions.push(...applied);
+        }
+        return { value: expired.length, transitions };
+      });
+      recovered += count;
+      if (count < RECOVERY_BATCH) return recovered;
+    }
+  }
+
+  // ---- the scheduler: claims as many promises as there are free slots, never polls ----
+
+  /** Asks for a claim pass soon; coalesces many wake-ups into one pass. */
+  #wake(): void {
+    if (this.#phase !== 'started' || this.#passScheduled) return;
+    this.#passScheduled = true;
+    setImmediate(() => {
+      this.#passScheduled = false;
+      void this.#claimPass();
+    });
+  }
+
+  async #claimPass(): Promise<void> {
+    if (this.#claiming) {
+      this.#wakeAgain = true;
+      return;
+    }
+    this.#claiming = true;
+    try {
+      const types = this.taskTypes;
+      while (this.#phase === 'started' && types.length > 0) {
+        const free = this.#options.concurrency - this.#running.size;
+        if (free <= 0) return;
+        const claimed = await this.#claim(free, this.#options.clock.now(), types);
+        for (const row of claimed) this.#startClaim(row);
+        if (claimed.length < free) {
+          await this.#armDueTimer();
+          return;
+        }
+      }
+    } catch (error) {
+      this.#backgroundError(error, 'claim pass failed; retrying');
+      this.#armTimer(BACKGROUND_RETRY_MS);
+    } finally {
+      this.#claiming = false;
+      if (this.#wakeAgain) {
+        this.#wakeAgain = false;
+        this.#wake();
+      }
+    }
+  }
+
+  async #claim(limit: number, now: number, types: string[]): Promise<ClaimedRow[]> {
+    const toStatus = promiseLaw.next('pending', 'CLAIM')!;
+    const claimed = await this.#store.transaction((tx) =>
+      Promise.resolve(
+        tx.claimDue({ now, limit, types, owner: this.#owner, leaseExpiresAt: now + this.#options.leaseMs, toStatus, snapshot: promiseLaw.snapshotText(toStatus) }),
+      ),
+    );
+    if (this.#emitter.listenerCount('transition') > 0) {
+      this.#announce(
+        claimed.map((row) => ({ id: row.id, type: row.type, event: 'CLAIM' as const, from: 'pending' as const, to: toStatus })),
+        now,
+      );
+    }
+    return claimed;
+  }
+
+  /** One timer, for the earliest due run-at or lease expiry. */
+  async #armDueTimer(): Promise<void> {
+    const [runAt, leaseExpiry] = await Promise.all([this.#store.nextRunAt(this.taskTypes), this.#store.nextLeaseExpiry()]);
+    const candidates = [runAt, leaseExpiry === null ? null : leaseExpiry + 1].filter((at): at is number => at !== null);
+    if (candidates.length === 0) {
+      if (this.#dueTimer) clearTimeout(this.#dueTimer);
+      this.#dueTimer = undefined;
+      return;
+    }
+    this.#armTimer(Math.min(...candidates) - this.#options.clock.now());
+  }
+
+  #armTimer(delayMs: number): void {
+    if (this.#dueTimer) clearTimeout(this.#dueTimer);
+    this.#dueTimer = setTimeout(() => {
+      this.#dueTimer = undefined;
+      void this.#onDue();
+    }, Math.min(Math.max(0, delayMs), MAX_TIMER_MS));
+    this.#dueTimer.unref();
+  }
+
+  async #onDue(): Promise<void> {
+    if (this.#phase !== 'started') return;
+    try {
+      await this.#recoverExpiredLeases();
+    } catch (error) {
+      this.#backgroundError(error, 'lease recovery failed; retrying');
+    }
+    this.#wake();
+  }
+
+  #startClaim(row: ClaimedRow): void {
+    const task = this.#tasks.get(row.type)!;
+    const entry: RunningClaim = {
+      claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts },
+      task,
+      controller: new AbortController(),
+      fencedOff: false,
+      lastProgressWrite: 0,
+    };
+    this.#running.set(row.id, entry);
+    void this.#pool.add(
+      async () => {
+        const outcome = await this.#attempt(entry, row.payload);
+        if (entry.fencedOff) {
+          this.#finishRunning(entry);
+          this.#wake();
+          return;
+        }
+        this.#outcomes.push(outcome);
+        this.#scheduleFlush();
+      },
+      { priority: row.priority },
+    );
+  }
+
+  /** Runs the handler once and turns whatever happened into an outcome. Never throws. */
+  async #attempt(entry: RunningClaim, payloadText: string): Promise<Outcome> {
+    const { claim, task, controller } = entry;
+    const log = this.#log.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
+    const ctx: TaskContext = {
+      id: String(claim.id),
+      type: claim.type,
+      attempt: claim.attempts,
+      maxAttempts: claim.maxAttempts,
+      signal: controller.signal,
+      key: `promise:${claim.id}`,
+      logger: log,
+      progress: (current, total) => this.#progress(entry, current, total),
+    };
+    try {
+      const result = await runHandler(task, JSON.parse(payloadText), ctx, controller);
+      return { claim, task, kind: 'succeed', result: result === undefined ? null : toJsonText(result, 'result') };
+    } catch (thrown) {
+      const error = errorRecordOf(thrown);
+      if (!entry.fencedOff) log.warn({ code: error.code, err: thrown }, 'attempt failed');
+      return { claim, task, kind: 'fail', error };
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flush) return;
+    // setImmediate: every handler that finished in this turn commits in the same transaction.
+    this.#flush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushOutcomes());
+  }
+
+  async #flushOutcomes(): Promise<void> {
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    try {
+      const now = this.#options.clock.now();
+      await this.#commitOutcomes(batch, now);
+      for (const outcome of batch) this.#finishRunning(this.#running.get(outcome.claim.id));
+    } catch (error) {
+      // Nothing was committed; the claims are still ours (heartbeats keep the leases), so try again.
+      this.#backgroundError(error, 'could not commit outcomes; retrying');
+      this.#outcomes.unshift(...batch);
+      await new Promise((resolve) => setTimeout(resolve, BACKGROUND_RETRY_MS));
+    } finally {
+      this.#flush = undefined;
+      if (this.#outcomes.length > 0) this.#scheduleFlush();
+      this.#wake();
+    }
+  }
+
+  async #commitOutcomes(batch: Outcome[], now: number): Promise<void> {
+    if (batch.length === 0) return;
+    await this.#write(async (tx) => {
+      const transitions: AppliedTransition[] = [];
+      for (const outcome of batch) {
+        const applied = await this.#applyOutcome(tx, outcome, now);
+        if (applied) transitions.push(...applied);
+        else this.#log.warn({ promiseId: outcome.claim.id, type: outcome.claim.type, attempt: outcome.claim.attempts }, 'outcome refused: the claim was taken over or cancelled');
+      }
+      return { value: undefined, transitions };
+    });
+  }
+
+  #applyOutcome(tx: StoreTransaction, outcome: Outcome, now: number): Promise<AppliedTransition[] | null> {
+    if (outcome.kind === 'succeed') return this.#transitions.succeed(tx, outcome.claim, outcome.result, now);
+    const retryAt = now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
+    return this.#transitions.fail(tx, outcome.claim, 'FAIL', outcome.error, retryAt, now);
+  }
+
+  #finishRunning(entry: RunningClaim | undefined): void {
+    if (!entry) return;
+    if (entry.progressTimer) clearTimeout(entry.progressTimer);
+    this.#running.delete(entry.claim.id);
+  }
+
+  #progress(entry: RunningClaim, current: number, total: number): void {
+    if (!Number.isFinite(current) || !Number.isFinite(total) || total < 0) {
+      throw new InvalidOptionError('progress', { current, total }, 'finite numbers with total >= 0');
+    }
+    if (entry.fencedOff) return;
+    this.#emitter.emit('progress', { id: String(entry.claim.id), type: entry.claim.type, current, total });
+    entry.pendingProgress = { current, total };
+    if (entry.progressTimer) return;
+    const wait = Math.max(0, entry.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now());
+    entry.progressTimer = setTimeout(() => {
+      entry.progressTimer = undefined;
+      const progress = entry.pendingProgress;
+      if (!progress || entry.fencedOff || !this.#running.has(entry.claim.id)) return;
+      entry.lastProgressWrite = Date.now();
+      this.#store
+        .transaction(async (tx) => tx.saveProgress(entry.claim.id, entry.claim.leaseToken, progress.current, progress.total, this.#options.clock.now()))
+        .catch((error: unknown) => this.#backgroundError(error, 'could not save progress'));
+    }, wait);
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#running.size === 0) return;
+    try {
+      const now = this.#options.clock.now();
+      const held = await this.#store.transaction(async (tx) => tx.renewLeases(this.#owner, now + this.#options.leaseMs, now));
+      const tokens = new Map(held.map((row) => [row.id, row.lease_token]));
+      for (const entry of this.#running.values()) {
+        if (tokens.get(entry.claim.id) === entry.claim.leaseToken || entry.fencedOff) continue;
+        // Someone else owns this promise now (our lease expired and was taken over): stop.
+        this.#fenceOff(entry, new PromisedError('LEASE_LOST', `promise ${entry.claim.id}: lease lost to another worker`));
+      }
+    } catch (error) {
+      this.#backgroundError(error, 'heartbeat failed');
+    }
+  }
+
+  #fenceOff(entry: RunningClaim, reason: Error): void {
+    entry.fencedOff = true;
+    entry.controller.abort(reason);
+  }
+
+  // ---- immediate mode ----
+
+  #drainImmediately(): Promise<void> {
+    const run = this.#immediateDrain.then(async () => {
+      const types = this.taskTypes;
+      for (;;) {
+        // Delays are not waited for: "immediate" means run everything runnable now.
+        const [row] = await this.#claim(1, Number.MAX_SAFE_INTEGER, types);
+        if (!row) return;
+        const task = this.#tasks.get(row.type)!;
+        const entry: RunningClaim = {
+          claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts },
+          task,
+          controller: new AbortController(),
+          fencedOff: false,
+          lastProgressWrite: 0,
+        };
+        this.#running.set(row.id, entry);
+        try {
+          const outcome = await this.#attempt(entry, row.payload);
+          if (!entry.fencedOff) await this.#commitOutcomes([outcome], this.#options.clock.now());
+        } finally {
+          this.#finishRunning(entry);
+        }
+      }
+    });
+    this.#immediateDrain = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- reading ----
+
+  /** The promise with this id, or `undefined`. */
+  async get(id: string): Promise<PromiseRecord | undefined> {
+    const rowId = parseId(id);
+    if (rowId === undefined) return undefined;
+    const row = await this.#store.getPromise(rowId);
+    if (!row) return undefined;
+    return toRecord(row, await this.#store.dependenciesOf(rowId));
+  }
+
+  /**
+   * Waits for the promise to finish: resolves its result, or rejects with
+   * {@link PromiseFailedError} (its `error` says why), {@link NotFoundError} or, after
+   * `timeout` ms, {@link TimeoutError}.
+   */
+  async result<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
+    const rowId = parseId(id);
+    if (rowId === undefined) throw new NotFoundError(String(id));
+    const timeout = options.timeout === undefined ? undefined : integerIn('timeout', options.timeout, 0, MAX_TIMER_MS);
+    const settled = await this.#settledResult(rowId);
+    if (settled) return settled.value as R;
+    return new Promise<R>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiter: Waiter = {
+        resolve: (value) => {
+          if (timer) clearTimeout(timer);
+          resolve(value as R);
+        },
+        reject: (error) => {
+          if (timer) clearTimeout(timer);
+          reject(error);
+        },
+      };
+      let set = this.#waiters.get(rowId);
+      if (!set) this.#waiters.set(rowId, (set = new Set()));
+      set.add(waiter);
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          this.#removeWaiter(rowId, waiter);
+          reject(new TimeoutError(`promise ${rowId} did not finish within ${timeout} ms`));
+        }, timeout);
+      }
+      // A promise finished by another process between the first read and the registration.
+      void this.#settleWaiters(rowId);
+    });
+  }
+
+  /** `{ value }` when finished successfully; throws when failed or missing; `undefined` while unfinished. */
+  async #settledResult(rowId: number): Promise<{ value: unknown } | undefined> {
+    const record = await this.get(String(rowId));
+    if (!record) throw new NotFoundError(String(rowId));
+    if (record.status === 'completed') return { value: record.result };
+    if (record.status === 'failed') throw new PromiseFailedError(record.id, record.error ?? { code: 'UNKNOWN', message: 'failed' });
+    return undefined;
+  }
+
+  async #settleWaiters(rowId: number): Promise<void> {
+    const set = this.#waiters.get(rowId);
+    if (!set || set.size === 0) return;
+    try {
+      const settled = await this.#settledResult(rowId);
+      if (!settled) return;
+      this.#waiters.delete(rowId);
+      for (const waiter of set) waiter.resolve(settled.value);
+    } catch (error) {
+      this.#waiters.delete(rowId);
+      for (const waiter of set) waiter.reject(error);
+    }
+  }
+
+  #removeWaiter(rowId: number, waiter: Waiter): void {
+    const set = this.#waiters.get(rowId);
+    set?.delete(waiter);
+    if (set?.size === 0) this.#waiters.delete(rowId);
+  }
+
+  #recheckWaiters(): void {
+    for (const rowId of this.#waiters.keys()) void this.#settleWaiters(rowId);
+  }
+
+  /** Promises, newest first. */
+  async list(filter: ListFilter = {}): Promise<PromiseRecord[]> {
+    if (filter.status !== undefined && !PROMISE_STATUSES.includes(filter.status)) {
+      throw new InvalidOptionError('status', filter.status, PROMISE_STATUSES.join(' | '));
+    }
+    const limit = integerIn('limit', filter.limit ?? 100, 1, 10_000);
+    const rows = await this.#store.listPromises({ status: filter.status, type: filter.type, limit });
+    return Promise.all(rows.map(async (row) => toRecord(row, await this.#store.dependenciesOf(row.id))));
+  }
+
+  /** Counts by status. */
+  async stats(): Promise<EngineStats> {
+    const counts = await this.#store.countByStatus();
+    const at = (status: string) => counts[status] ?? 0;
+    return {
+      waiting: at('waiting'),
+      pending: at('pending'),
+      in_progress: at('in_progress'),
+      completed: at('completed'),
+      failed: at('failed'),
+      deadLetters: at('failed'),
+    };
+  }
+
+  // ---- control ----
+
+  /**
+   * Cancels a waiting, pending or running promise: it fails with `CANCELLED`, a running handler's
+   * `ctx.signal` aborts, and its dependents fail with `DEPENDENCY_FAILED`.
+   */
+  async cancel(id: string): Promise<void> {
+    const rowId = parseId(id);
+    if (rowId === undefined) throw new NotFoundError(String(id));
+    await this.#write(async (tx, now) => ({ value: undefined, transitions: await this.#transitions.cancel(tx, rowId, now) }));
+    const entry = this.#running.get(rowId);
+    if (entry) this.#fenceOff(entry, new CancelledError(String(rowId)));
+  }
+
+  /** Sends a failed promise back to `pending` with its attempts reset. */
+  async retry(id: string): Promise<void> {
+    const rowId = parseId(id);
+    if (rowId === undefined) throw new NotFoundError(String(id));
+    await this.#write(async (tx, now) => ({ value: undefined, transitions: await this.#transitions.retry(tx, rowId, now) }));
+    await this.#afterEnqueue();
+  }
+
+  /** Listens to engine events (`completed`, `failed`, `retrying`, `progress`, `transition`, `error`). */
+  on<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this {
+    this.#emitter.on(event, listener as never);
+    return this;
+  }
+
+  /** Removes a listener added with {@link Engine.on}. */
+  off<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this {
+    this.#emitter.off(event, listener as never);
+    return this;
+  }
+
+  /**
+   * Stops gracefully: claims nothing more, waits up to `stopTimeoutMs` for running handlers and
+   * commits their outcomes, hands back the claims still running (without counting the attempt),
+   * and closes the database.
+   */
+  async stop(): Promise<void> {
+    if (this.#phase === 'stopped' || this.#phase === 'stopping') return;
+    const wasStarted = this.#phase === 'started';
+    this.#phase = 'stopping';
+    if (this.#dueTimer) clearTimeout(this.#dueTimer);
+    this.#unsubscribeChanges?.();
+    if (wasStarted) await this.#drainRunning();
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    await this.#immediateDrain;
+    for (const [rowId, set] of this.#waiters) {
+      for (const waiter of set) waiter.reject(new EngineStateError('ENGINE_STOPPED', `engine stopped while waiting for promise ${rowId}`));
+    }
+    this.#waiters.clear();
+    this.#phase = 'stopped';
+    await this.#store.close();
+    this.#log.info({ owner: this.#owner }, 'engine stopped');
+  }
+
+  async #drainRunning(): Promise<void> {
+    const idle = this.#pool.onIdle();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#options.stopTimeoutMs)));
+    await Promise.race([idle, timedOut]);
+    clearTimeout(timer);
+    while (this.#flush || this.#outcomes.length > 0) await (this.#flush ?? this.#flushOutcomes());
+    const unfinished = [...this.#running.values()];
+    if (unfinished.length === 0) return;
+    for (const entry of unfinished) this.#fenceOff(entry, new PromisedError('ENGINE_STOPPED', 'the engine is stopping; this attempt will run again'));
+    await this.#store.transaction(async (tx) => {
+      const now = this.#options.clock.now();
+      for (const entry of unfinished) await this.#transitions.release(tx, entry.claim, now);
+    });
+    for (const entry of unfinished) this.#finishRunning(entry);
+    this.#log.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
+  }
+
+  // ---- events ----
+
+  #announce(transitions: AppliedTransition[], now: number): void {
+    if (transitions.length === 0) return;
+    const at = new Date(now);
+    const wantsTransitions = this.#emitter.listenerCount('transition') > 0;
+    const wantsRecords = this.#emitter.listenerCount('completed') + this.#emitter.listenerCount('failed') + this.#emitter.listenerCount('retrying') > 0;
+    for (const t of transitions) {
+      if (wantsTransitions) {
+        this.#emitter.emit('transition', { id: String(t.id), type: t.type, event: t.event, from: t.from, to: t.to, attempt: 0, at });
+      }
+      const finished = t.to === 'completed' || t.to === 'failed';
+      const retrying = t.to === 'pending' && (t.event === 'FAIL' || t.event === 'LEASE_LOST');
+      if (finished) void this.#settleWaiters(t.id);
+      if (wantsRecords && (finished || retrying)) void this.#emitRecord(t.id, t.to === 'completed' ? 'completed' : retrying ? 'retrying' : 'failed');
+    }
+    this.#wake();
+  }
+
+  async #emitRecord(id: number, event: 'completed' | 'failed' | 'retrying'): Promise<void> {
+    try {
+      const record = await this.get(String(id));
+      if (record) this.#emitter.emit(event, record);
+    } catch (error) {
+      this.#backgroundError(error, `could not read promise ${id} for its ${event} event`);
+    }
+  }
+
+  #backgroundError(thrown: unknown, message: string): void {
+    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+    this.#log.error({ err: error }, message);
+    this.#emitter.emit('error', error);
+  }
+}
+
+/** True when `owner` names a process on this host that no longer exists. */
+function isDeadLocalOwner(owner: string): boolean {
+  const [host, pidText] = owner.split(':');
+  const pid = Number(pidText);
+  if (host !== os.hostname() || !Number.isInteger(pid) || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

@@ -1,0 +1,151 @@
+import { pino, type Logger } from 'pino';
+import { InvalidOptionError } from '../errors.js';
+
+/** A source of the current time, injectable so tests control it. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+/** Options for {@link createEngine}. */
+export interface EngineOptions {
+  /**
+   * Where promises live: an SQLite file path, or `':memory:'`.
+   * @defaultValue `'./promised.db'`
+   */
+  database?: string;
+  /**
+   * Handlers running at once in this process.
+   * @defaultValue 4
+   */
+  concurrency?: number;
+  /**
+   * `true`: `enqueue` runs the promise (and every promise it makes runnable) to the end before
+   * it returns, ignoring delays; no `start()` needed. For tests and scripts.
+   * @defaultValue false
+   */
+  immediate?: boolean;
+  /** A pino logger; defaults to one on stderr at level `PROMISED_LOG_LEVEL` or `warn`. */
+  logger?: Logger;
+  /**
+   * How long a claim stays valid without a heartbeat; a process that died is presumed dead this
+   * long after its last heartbeat and its promises are recovered.
+   * @defaultValue 30_000
+   */
+  leaseMs?: number;
+  /**
+   * SQLite `synchronous`: `NORMAL` survives a crash of the process; `FULL` also survives power loss.
+   * @defaultValue 'NORMAL'
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * How often to look for work committed by *other* processes sharing the file (a read of
+   * `PRAGMA data_version`, no table scan). 0 turns it off.
+   * @defaultValue 50
+   */
+  changeCheckIntervalMs?: number;
+  /**
+   * How long `stop()` waits for running handlers before releasing their claims.
+   * @defaultValue 30_000
+   */
+  stopTimeoutMs?: number;
+  /** The clock; tests inject one. @defaultValue `Date` */
+  clock?: Clock;
+}
+
+export interface ResolvedEngineOptions {
+  database: string;
+  concurrency: number;
+  immediate: boolean;
+  logger: Logger;
+  leaseMs: number;
+  heartbeatMs: number;
+  synchronous: 'NORMAL' | 'FULL';
+  changeCheckIntervalMs: number;
+  stopTimeoutMs: number;
+  clock: Clock;
+}
+
+/** Validates what the user passed and fills in every default, once. */
+export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngineOptions {
+  const database = options.database ?? process.env.PROMISED_DB ?? './promised.db';
+  if (typeof database !== 'string' || database.length === 0) throw new InvalidOptionError('database', database, 'a file path or ":memory:"');
+  const concurrency = integerIn('concurrency', options.concurrency ?? 4, 1, 10_000);
+  const leaseMs = integerIn('leaseMs', options.leaseMs ?? 30_000, 100, 24 * 3600_000);
+  const synchronous = options.synchronous ?? 'NORMAL';
+  if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw new InvalidOptionError('synchronous', synchronous, '"NORMAL" or "FULL"');
+  return {
+    database,
+    concurrency,
+    immediate: options.immediate ?? false,
+    logger: options.logger ?? pino({ name: 'promised', level: process.env.PROMISED_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    leaseMs,
+    // Three heartbeats per lease: one late heartbeat does not lose the claim.
+    heartbeatMs: Math.max(50, Math.floor(leaseMs / 3)),
+    synchronous,
+    changeCheckIntervalMs: integerIn('changeCheckIntervalMs', options.changeCheckIntervalMs ?? 50, 0, 60_000),
+    stopTimeoutMs: integerIn('stopTimeoutMs', options.stopTimeoutMs ?? 30_000, 0, 24 * 3600_000),
+    clock: options.clock ?? Date,
+  };
+}
+
+/** Backoff between attempts. */
+export type Backoff = 'exponential' | 'fixed';
+
+/** Options for {@link Engine.task}. */
+export interface TaskOptions {
+  /**
+   * Attempts after the first one fails.
+   * @defaultValue 0
+   */
+  retries?: number;
+  /**
+   * Delay before the first retry, ms; doubled for each later one when `backoff` is `exponential`.
+   * @defaultValue 1_000
+   */
+  retryDelay?: number;
+  /** @defaultValue 'exponential' */
+  backoff?: Backoff;
+  /** Upper bound of one retry delay, ms. @defaultValue 3_600_000 */
+  maxRetryDelay?: number;
+  /** An attempt running longer fails with `TIMEOUT` and its `ctx.signal` aborts, ms. */
+  timeout?: number;
+  /** Default priority of this type's promises (higher runs first), -1000…1000. @defaultValue 0 */
+  priority?: number;
+}
+
+export interface ResolvedTaskOptions {
+  maxAttempts: number;
+  retryDelay: number;
+  backoff: Backoff;
+  maxRetryDelay: number;
+  timeout: number | null;
+  priority: number;
+}
+
+export const PRIORITY_RANGE = [-1000, 1000] as const;
+/** The longest `delay`: one year. Longer waits belong to a cron schedule. */
+export const MAX_DELAY_MS = 366 * 24 * 3600_000;
+/** setTimeout's ceiling. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptions {
+  const backoff = options.backoff ?? 'exponential';
+  if (backoff !== 'exponential' && backoff !== 'fixed') throw new InvalidOptionError('backoff', backoff, '"exponential" or "fixed"');
+  return {
+    maxAttempts: integerIn('retries', options.retries ?? 0, 0, 1_000) + 1,
+    retryDelay: integerIn('retryDelay', options.retryDelay ?? 1_000, 0, MAX_DELAY_MS),
+    backoff,
+    maxRetryDelay: integerIn('maxRetryDelay', options.maxRetryDelay ?? 3_600_000, 0, MAX_DELAY_MS),
+    timeout: options.timeout === undefined ? null : integerIn('timeout', options.timeout, 1, MAX_TIMER_MS),
+    priority: integerIn('priority', options.priority ?? 0, ...PRIORITY_RANGE),
+  };
+}
+
+/** Checks that `value` is an integer within [min, max], or throws {@link InvalidOptionError}. */
+export function integerIn(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, value, `an integer from ${min} to ${max}`);
+  }
+  return value;
+}

@@ -1,0 +1,35 @@
+import type { Logger } from 'pino';
+import type { ResolvedTaskOptions } from './options.js';
+
+/** What a handler receives beside its payload. */
+export interface TaskContext {
+  /** The promise's id. */
+  readonly id: string;
+  readonly type: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /**
+   * Aborts when the promise is cancelled, its `timeout` passes, its lease is lost, or the engine
+   * stops for good; `signal.reason` says which (a `PromisedError` with a `code`).
+   */
+  readonly signal: AbortSignal;
+  /**
+   * A key that is the same on every attempt of this promise: hand it to external systems as an
+   * idempotency key, since a handler may run again after a crash (at-least-once).
+   */
+  readonly key: string;
+  /** Reports progress: emitted at once, persisted at most every 250 ms. */
+  progress(current: number, total: number): void;
+  /** A child logger carrying the promise id, type and attempt. */
+  readonly logger: Logger;
+}
+
+/** A task handler: receives the payload, returns a JSON-serialisable result (or nothing). */
+export type TaskHandler<P = any, R = unknown> = (payload: P, ctx: TaskContext) => R | Promise<R>;
+
+export interface TaskDefinition {
+  type: string;
+  handler: TaskHandler;
+  options: ResolvedTaskOptions;
+}

@@ -1,0 +1,29 @@
+/**
+ * promised: durable, actor-style promises for Node.js, persisted as XState machines in SQLite.
+ * Every public name is listed here.
+ */
+export { createEngine } from './engine/create-engine.js';
+export { Engine } from './engine/engine.js';
+export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary } from './engine/engine.js';
+export type { EngineOptions, TaskOptions, Backoff, Clock } from './engine/options.js';
+export type { TaskContext, TaskHandler } from './engine/task-context.js';
+export type { GraphNode } from './engine/graph.js';
+export type { PromiseRecord } from './engine/records.js';
+export type { EngineEvents, EngineEventName, TransitionEvent } from './engine/events.js';
+export { promiseMachine, PROMISE_STATUSES } from './machines/promise-machine.js';
+export type { PromiseStatus, PromiseEvent, PromiseEventType } from './machines/promise-machine.js';
+export {
+  PromisedError,
+  UnknownTaskTypeError,
+  InvalidPayloadError,
+  InvalidOptionError,
+  UnknownDependencyError,
+  DependencyCycleError,
+  NotFoundError,
+  InvalidTransitionError,
+  PromiseFailedError,
+  TimeoutError,
+  CancelledError,
+  DatabaseError,
+  EngineStateError,
+} from './errors.js';
