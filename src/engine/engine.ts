@@ -291,15 +291,20 @@ export class Engine {
     if (this.#phase !== 'created') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
     const summary = await this.#rehydrate();
     this.#phase = 'started';
-    this.#unsubscribeChanges = this.#store.onExternalChange(() => {
-      this.#wake();
-      this.#recheckWaiters();
-    });
+    this.#watchExternalChanges();
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatMs);
     this.#heartbeatTimer.unref();
     this.#log.info({ ...summary.resumed, recovered: summary.recovered, owner: this.#owner }, 'engine started');
     this.#wake();
     return summary;
+  }
+
+  /** Work and results committed by other processes reach this one through the store's change signal. */
+  #watchExternalChanges(): void {
+    this.#unsubscribeChanges ??= this.#store.onExternalChange(() => {
+      this.#wake();
+      this.#recheckWaiters();
+    });
   }
 
   async #rehydrate(): Promise<StartSummary> {
@@ -658,6 +663,7 @@ export class Engine {
       };
       let set = this.#waiters.get(rowId);
       if (!set) this.#waiters.set(rowId, (set = new Set()));
+      this.#watchExternalChanges();
       set.add(waiter);
       if (timeout !== undefined) {
         timer = setTimeout(() => {
