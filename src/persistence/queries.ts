@@ -72,7 +72,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
         updated_at: p('now'),
       }))
       .where('id', 'in', due)
-      .returning(['id', 'type', 'payload', 'priority', 'attempts', 'max_attempts', 'lease_token']);
+      .returning(['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token']);
   });
 
   const updateState = prepareQuery<StateUpdate>((p) =>

@@ -30,6 +30,7 @@ export interface ClaimedRow {
   type: string;
   payload: string;
   priority: number;
+  run_at: number;
   attempts: number;
   max_attempts: number;
   lease_token: number;
@@ -98,7 +99,7 @@ export interface StoreTransaction {
   insertDependency(parentId: number, childId: number): Awaitable<void>;
   idByKey(key: string): Awaitable<number | undefined>;
   statusOf(id: number): Awaitable<string | undefined>;
-  /** Moves up to `limit` due `pending` rows, best priority first, to `in_progress` under a new lease. */
+  /** Moves up to `limit` due `pending` rows to `in_progress` under a new lease; returns them best first (priority, then run-at, then id). */
   claimDue(request: ClaimRequest): Awaitable<ClaimedRow[]>;
   /** Applies a state change; false when the row moved on (or its lease was taken over) meanwhile. */
   updateState(update: StateUpdate): Awaitable<boolean>;

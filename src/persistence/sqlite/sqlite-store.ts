@@ -70,8 +70,9 @@ export class SqliteStore implements Store {
       },
       idByKey: (key) => this.#get<{ key: string }, { id: number }>(q.idByKey, { key })?.id,
       statusOf: (id) => this.#get<{ id: number }, { status: string }>(q.statusOf, { id })?.status,
+      // RETURNING does not keep the subquery's order; the claim order is part of the contract.
       claimDue: (request) =>
-        this.#all<object, ClaimedRow>(q.claimDue, { ...request, types: JSON.stringify(request.types) }),
+        this.#all<object, ClaimedRow>(q.claimDue, { ...request, types: JSON.stringify(request.types) }).sort(byClaimOrder),
       updateState: (update) => this.#run(q.updateState, update) === 1,
       releaseReadyChildren: (update) => this.#all(q.releaseReadyChildren, update),
       failWaitingDescendants: (update) => this.#all(q.failWaitingDescendants, update),
@@ -205,4 +206,8 @@ export class SqliteStore implements Store {
     this.#changeListeners.clear();
     this.#connection.close();
   }
+}
+
+function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b.priority - a.priority || a.run_at - b.run_at || a.id - b.id;
 }
