@@ -45,6 +45,20 @@ export class InvalidOptionError extends PromisedError {
   }
 }
 
+/** A cron expression or time zone that the cron library cannot use. */
+export class InvalidScheduleError extends PromisedError {
+  constructor(code: 'INVALID_CRON' | 'INVALID_TIMEZONE', readonly schedule: string, reason: string) {
+    super(code, `periodic "${schedule}": ${reason}`);
+  }
+}
+
+/** An inbox message the inbox cannot accept (no id, a bad receivedAt). */
+export class InvalidMessageError extends PromisedError {
+  constructor(readonly inbox: string, reason: string) {
+    super('INVALID_MESSAGE', `inbox "${inbox}": ${reason}`);
+  }
+}
+
 /** `dependsOn` named a promise id that does not exist. */
 export class UnknownDependencyError extends PromisedError {
   constructor(readonly dependencyId: string) {

@@ -13,6 +13,7 @@ const allowed: Array<[PromiseStatus, PromiseEventType, boolean | 'any', PromiseS
   ['waiting', 'CANCEL', 'any', 'failed'],
   ['pending', 'CLAIM', 'any', 'in_progress'],
   ['pending', 'CANCEL', 'any', 'failed'],
+  ['pending', 'SKIP', 'any', 'failed'],
   ['in_progress', 'SUCCEED', 'any', 'completed'],
   ['in_progress', 'FAIL', true, 'pending'],
   ['in_progress', 'FAIL', false, 'failed'],

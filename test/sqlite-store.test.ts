@@ -45,6 +45,7 @@ const complete = (id: number, leaseToken: number): StateUpdate => ({
   attemptsRefund: 0,
   resetAttempts: false,
   completedAt: 20,
+  expiresAt: null,
   now: 20,
 });
 
@@ -56,7 +57,7 @@ describe('SQLite store', () => {
     await store.close();
     stores.pop();
     const again = await open(file);
-    expect(await again.execute('select name from promised_migration')).toEqual([{ name: '0001_promises' }]);
+    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }]);
   });
 
   it('claims due rows by priority, then run-at, and only of the given types', async () => {
@@ -104,7 +105,7 @@ describe('SQLite store', () => {
       tx.insertDependency(child, grandchild);
       return [a, b, child, grandchild];
     });
-    const update = { parentId: a!, toStatus: 'pending', snapshot: '"p"', errorCode: null, errorMessage: null, now: 5 };
+    const update = { parentId: a!, toStatus: 'pending', snapshot: '"p"', errorCode: null, errorMessage: null, expiresAt: null, now: 5 };
     expect(await store.transaction(async (tx) => tx.releaseReadyChildren(update))).toEqual([]);
     const failed = await store.transaction(async (tx) =>
       tx.failWaitingDescendants({ ...update, parentId: b!, toStatus: 'failed', errorCode: 'DEPENDENCY_FAILED', errorMessage: 'x' }),

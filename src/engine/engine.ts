@@ -14,6 +14,10 @@ import {
   UnknownDependencyError,
   UnknownTaskTypeError,
 } from '../errors.js';
+import type { DeadLetterRow } from '../persistence/store.js';
+import type { EngineHost } from './engine-host.js';
+import { Inbox } from './inbox.js';
+import { parseCron, PeriodicSchedules, type CatchUp } from './periodic-schedules.js';
 import { toJsonText } from '../json.js';
 import { PROMISE_STATUSES, type PromiseStatus } from '../machines/promise-machine.js';
 import { promiseLaw } from '../machines/transition-table.js';
@@ -25,7 +29,7 @@ import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type Resol
 import { parseId, toRecord, type PromiseRecord } from './records.js';
 import { runHandler } from './run-handler.js';
 import type { TaskContext, TaskDefinition, TaskHandler } from './task-context.js';
-import { PromiseTransitions, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec } from './transitions.js';
+import { PromiseTransitions, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type TypePolicy } from './transitions.js';
 
 /** Options for one {@link Engine.enqueue}. */
 export interface EnqueueOptions {
@@ -53,14 +57,63 @@ export interface ListFilter {
   limit?: number;
 }
 
-/** Counts by status; `deadLetters` counts promises that failed for good. */
+/** Counts by status, and more. */
 export interface EngineStats {
   waiting: number;
   pending: number;
   in_progress: number;
   completed: number;
   failed: number;
+  /** Dead-letter records (promises that failed for good and were not retried or cleared). */
   deadLetters: number;
+  /** Counts by type, then status. */
+  byType: Record<string, Partial<Record<PromiseStatus, number>>>;
+  /** How long the longest-waiting runnable promise has been due, ms (0 when none). */
+  oldestPendingAgeMs: number;
+  /** Promises finished in the last minute. */
+  recent: { completedLastMinute: number; failedLastMinute: number; perSecond: number };
+}
+
+/** A promise that failed for good, as recorded when it failed. */
+export interface DeadLetter {
+  promiseId: string;
+  type: string;
+  payload: unknown;
+  error: { code: string; message: string };
+  attempts: number;
+  createdAt: Date;
+  failedAt: Date;
+}
+
+/** One line of a promise's history. */
+export interface HistoryLine {
+  event: string;
+  from: PromiseStatus | null;
+  to: PromiseStatus;
+  attempt: number;
+  error: { code: string; message: string } | null;
+  at: Date;
+}
+
+/** Options for {@link Engine.periodic}: a task's options plus the schedule's. */
+export interface PeriodicOptions extends TaskOptions {
+  /** IANA time zone the cron expression is read in. @defaultValue the process's */
+  timezone?: string;
+  /**
+   * A run that fell due while no engine was running: `'once'` runs the latest missed one once on
+   * start; `'skip'` skips missed runs.
+   * @defaultValue 'once'
+   */
+  catchUp?: CatchUp;
+}
+
+/** A periodic handler's context: the task context plus the due time of this run. */
+export type PeriodicContext = TaskContext & { scheduledAt: Date };
+
+/** Options for {@link Engine.inbox}. */
+export interface InboxOptions extends TaskOptions {
+  /** Messages older than this (ms) when first considered are recorded as `SKIPPED`, not run. */
+  catchUpWindow: number;
 }
 
 /** What {@link Engine.start} found and resumed. */
@@ -71,6 +124,8 @@ export interface StartSummary {
   recovered: number;
   /** Snapshots that did not match their row's status and were rewritten from it. */
   repairedSnapshots: number;
+  /** Inbox messages stored while the engine was down and now older than their window: recorded as `SKIPPED`. */
+  skippedMessages: number;
 }
 
 interface RunningClaim {
@@ -104,7 +159,10 @@ export class Engine {
   readonly #store: Store;
   readonly #options: ResolvedEngineOptions;
   readonly #log: Logger;
-  readonly #transitions = new PromiseTransitions(promiseLaw);
+  readonly #transitions: PromiseTransitions;
+  readonly #periodics: PeriodicSchedules;
+  readonly #inboxes = new Map<string, Inbox>();
+  #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #tasks = new Map<string, TaskDefinition>();
   readonly #emitter = new EngineEmitter();
   readonly #owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -129,6 +187,31 @@ export class Engine {
     this.#log = options.logger;
     this.#pool = new PQueue({ concurrency: options.concurrency });
     this.#emitter.on('error', () => undefined);
+    this.#transitions = new PromiseTransitions(promiseLaw, {
+      policyOf: (type) => this.#policyOf(type),
+      followUp: (type, payload, now) => ({ ...this.#specOf({ type, payload }, 'payload'), runAt: now }),
+    });
+    this.#periodics = new PeriodicSchedules(this.#host());
+  }
+
+  #policyOf(type: string): TypePolicy {
+    const options = this.#tasks.get(type)?.options;
+    return { resultTtl: options?.resultTtl ?? this.#options.resultTtl, onComplete: options?.onComplete ?? null, onFail: options?.onFail ?? null };
+  }
+
+  /** The narrow view of this engine that its parts (schedules, inboxes) get. */
+  #host(): EngineHost {
+    const engine = this;
+    return {
+      clock: this.#options.clock,
+      log: this.#log,
+      transitions: this.#transitions,
+      get started() {
+        return engine.#phase === 'started';
+      },
+      write: (work) => this.#write(work),
+      specOf: (item, path) => this.#specOf(item, path),
+    };
   }
 
   /** The store this engine writes to (for tools built on the engine). @internal */
@@ -158,6 +241,53 @@ export class Engine {
     if (this.#tasks.has(type)) throw new EngineStateError('DUPLICATE_TASK', `task type "${type}" is already registered`);
     this.#tasks.set(type, { type, handler: handler as TaskHandler, options: resolveTaskOptions(options) });
     return this;
+  }
+
+  /**
+   * Registers a periodic promise: each due time of the 5- or 6-field cron expression (seconds
+   * first when 6) creates one ordinary promise of type `periodic:<name>`, with retries, dead
+   * letters and history like any other, exactly once across restarts and processes.
+   *
+   * @example
+   * ```ts
+   * engine.periodic('morning-sync', '0 7 * * *', async (ctx) => syncFeed(ctx.scheduledAt), { timezone: 'Europe/Berlin' });
+   * ```
+   */
+  periodic(name: string, cron: string, handler: (ctx: PeriodicContext) => unknown, options: PeriodicOptions = {}): this {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty schedule name');
+    const { timezone, catchUp = 'once', ...taskOptions } = options;
+    const parsed = parseCron(name, cron, timezone);
+    if (catchUp !== 'once' && catchUp !== 'skip') throw new InvalidOptionError('catchUp', catchUp, '"once" or "skip"');
+    if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (ctx) => result');
+    const type = `periodic:${name}`;
+    this.task(type, (payload: { scheduledAt: string }, ctx) => handler({ ...ctx, scheduledAt: new Date(payload.scheduledAt) }), taskOptions);
+    this.#periodics.add({ name, type, pattern: cron, timezone: timezone ?? null, catchUp, cron: parsed });
+    return this;
+  }
+
+  /**
+   * Registers an inbox: `inbox.receive(message, { id, receivedAt })` stores each message as a
+   * durable promise (a repeated id is ignored) that `handler` processes; messages older than
+   * `catchUpWindow` when first considered are recorded as `SKIPPED`.
+   *
+   * @example
+   * ```ts
+   * const mail = engine.inbox('mail', async (message) => file(message), { catchUpWindow: 3_600_000 });
+   * await mail.receive({ subject: 'hi' }, { id: 'msg-1', receivedAt: new Date() });
+   * ```
+   */
+  inbox<M = unknown>(name: string, handler: (message: M, ctx: TaskContext & { messageId: string; receivedAt: Date }) => unknown, options: InboxOptions): Inbox {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty inbox name');
+    const { catchUpWindow, ...taskOptions } = options ?? ({} as InboxOptions);
+    integerIn('catchUpWindow', catchUpWindow, 0, Number.MAX_SAFE_INTEGER);
+    const inbox = new Inbox(this.#host(), name, catchUpWindow);
+    this.task(
+      inbox.type,
+      (payload: { id: string; message: M; receivedAt: string }, ctx) => handler(payload.message, { ...ctx, messageId: payload.id, receivedAt: new Date(payload.receivedAt) }),
+      taskOptions,
+    );
+    this.#inboxes.set(name, inbox);
+    return inbox;
   }
 
   /** The registered task types. */
@@ -227,6 +357,7 @@ export class Engine {
     if (item === null || typeof item !== 'object') throw new InvalidOptionError('item', item, 'an object { type, payload }');
     const task = this.#tasks.get(item.type);
     if (!task) throw new UnknownTaskTypeError(String(item.type), this.taskTypes);
+    this.#assertFollowUpsKnown(task);
     const priority = item.priority === undefined ? task.options.priority : integerIn('priority', item.priority, ...PRIORITY_RANGE);
     const delay = integerIn('delay', item.delay ?? 0, 0, MAX_DELAY_MS);
     if (item.key !== undefined && (typeof item.key !== 'string' || item.key.length === 0 || item.key.length > 512)) {
@@ -247,6 +378,13 @@ export class Engine {
       key: item.key ?? null,
       parents: [...new Set(parents)],
     };
+  }
+
+  /** A completion or failure follow-up must name a registered type before anything is written. */
+  #assertFollowUpsKnown(task: TaskDefinition): void {
+    for (const followUp of [task.options.onComplete, task.options.onFail]) {
+      if (followUp !== null && !this.#tasks.has(followUp)) throw new UnknownTaskTypeError(followUp, this.taskTypes);
+    }
   }
 
   async #insert(specs: NewPromiseSpec[]): Promise<number[]> {
@@ -289,9 +427,18 @@ export class Engine {
   async start(): Promise<StartSummary> {
     if (this.#phase === 'started') throw new EngineStateError('ENGINE_STOPPED', 'the engine is already started');
     if (this.#phase !== 'created') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
+    for (const task of this.#tasks.values()) this.#assertFollowUpsKnown(task);
     const summary = await this.#rehydrate();
+    for (const inbox of this.#inboxes.values()) summary.skippedMessages += await inbox.skipStale();
     this.#phase = 'started';
+    await this.#periodics.start();
     this.#watchExternalChanges();
+    if (this.#options.cleanupIntervalMs > 0) {
+      this.#cleanupTimer = setInterval(() => {
+        this.cleanup().catch((error: unknown) => this.#backgroundError(error, 'automatic cleanup failed'));
+      }, this.#options.cleanupIntervalMs);
+      this.#cleanupTimer.unref();
+    }
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatMs);
     this.#heartbeatTimer.unref();
     this.#log.info({ ...summary.resumed, recovered: summary.recovered, owner: this.#owner }, 'engine started');
@@ -338,7 +485,7 @@ export class Engine {
     });
     recovered += await this.#recoverExpiredLeases();
     for (const { id } of damaged) this.#log.warn({ promiseId: id }, 'snapshot did not match its status; rewritten from the row');
-    return { resumed, recovered, repairedSnapshots: damaged.length };
+    return { resumed, recovered, repairedSnapshots: damaged.length, skippedMessages: 0 };
   }
 
   async #loseLease(tx: StoreTransaction, lease: { id: number; attempts: number; max_attempts: number; lease_token: number }, now: number) {
@@ -498,7 +645,8 @@ export class Engine {
     };
     try {
       const result = await runHandler(task, JSON.parse(payloadText), ctx, controller);
-      return { claim, task, kind: 'succeed', result: result === undefined ? null : toJsonText(result, 'result') };
+      const stored = result === undefined || !task.options.storeResult ? null : toJsonText(result, 'result');
+      return { claim, task, kind: 'succeed', result: stored };
     } catch (thrown) {
       const error = errorRecordOf(thrown);
       if (!entry.fencedOff) log.warn({ code: error.code, err: thrown }, 'attempt failed');
@@ -719,18 +867,98 @@ export class Engine {
     return Promise.all(rows.map(async (row) => toRecord(row, await this.#store.dependenciesOf(row.id))));
   }
 
-  /** Counts by status. */
+  /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */
   async stats(): Promise<EngineStats> {
-    const counts = await this.#store.countByStatus();
-    const at = (status: string) => counts[status] ?? 0;
+    const now = this.#options.clock.now();
+    const [rows, deadLetters, oldestDue, recent] = await Promise.all([
+      this.#store.countByStatusAndType(),
+      this.#store.countDeadLetters(),
+      this.#store.oldestDueRunAt(now),
+      this.#store.countFinishedSince(now - 60_000),
+    ]);
+    const totals: Record<string, number> = {};
+    const byType: EngineStats['byType'] = {};
+    for (const { status, type, count } of rows) {
+      totals[status] = (totals[status] ?? 0) + count;
+      (byType[type] ??= {})[status as PromiseStatus] = count;
+    }
+    const at = (status: string) => totals[status] ?? 0;
+    const completedLastMinute = recent.completed ?? 0;
+    const failedLastMinute = recent.failed ?? 0;
     return {
       waiting: at('waiting'),
       pending: at('pending'),
       in_progress: at('in_progress'),
       completed: at('completed'),
       failed: at('failed'),
-      deadLetters: at('failed'),
+      deadLetters,
+      byType,
+      oldestPendingAgeMs: oldestDue === null ? 0 : Math.max(0, now - oldestDue),
+      recent: { completedLastMinute, failedLastMinute, perSecond: (completedLastMinute + failedLastMinute) / 60 },
     };
+  }
+
+  /** The dead-letter record: promises that failed for good. `engine.retry(id)` takes one out again. */
+  readonly deadLetters = {
+    /** Dead letters, newest first. */
+    list: async (options: { limit?: number } = {}): Promise<DeadLetter[]> => {
+      const limit = integerIn('limit', options.limit ?? 100, 1, 10_000);
+      return (await this.#store.listDeadLetters(limit)).map(toDeadLetter);
+    },
+    /** Removes every dead-letter record (the promises themselves stay); returns how many. */
+    clear: async (): Promise<{ removed: number }> => ({
+      removed: await this.#write(async (tx) => ({ value: await tx.clearDeadLetters(), transitions: [] })),
+    }),
+  };
+
+  /**
+   * Removes finished promises (their results, edges and history) whose expiry passed, and, with
+   * `olderThan`, every promise finished more than that many ms ago. Works in batches of
+   * `batchSize` rows, one transaction each, so writers are never blocked for long.
+   */
+  async cleanup(options: { olderThan?: number; batchSize?: number; onProgress?: (removed: number) => void } = {}): Promise<{ removed: number }> {
+    const batchSize = integerIn('batchSize', options.batchSize ?? 1_000, 1, 100_000);
+    const olderThan = options.olderThan === undefined ? undefined : integerIn('olderThan', options.olderThan, 0, Number.MAX_SAFE_INTEGER);
+    let removed = 0;
+    const sweep = async (remove: (tx: StoreTransaction, now: number) => Promise<number> | number) => {
+      for (;;) {
+        const count = await this.#write(async (tx, now) => ({ value: await remove(tx, now), transitions: [] }));
+        removed += count;
+        options.onProgress?.(removed);
+        if (count < batchSize) return;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    await sweep((tx, now) => tx.deleteExpired(now, batchSize));
+    if (olderThan !== undefined) await sweep((tx, now) => tx.deleteFinishedBefore(now - olderThan, batchSize));
+    if (removed > 0) this.#log.info({ removed }, 'cleanup removed finished promises');
+    return { removed };
+  }
+
+  /**
+   * A promise's history: when it was created, first started and finished (from its row) and
+   * every exceptional transition (failed attempts, lease losses, cancellation, retries).
+   */
+  async history(id: string): Promise<HistoryLine[]> {
+    const rowId = parseId(id);
+    const row = rowId === undefined ? undefined : await this.#store.getPromise(rowId);
+    if (!row || rowId === undefined) throw new NotFoundError(String(id));
+    const lines: HistoryLine[] = [{ event: 'ENQUEUED', from: null, to: 'waiting', attempt: 0, error: null, at: new Date(row.created_at) }];
+    if (row.started_at !== null) lines.push({ event: 'CLAIM', from: 'pending', to: 'in_progress', attempt: 1, error: null, at: new Date(row.started_at) });
+    for (const entry of await this.#store.historyOf(rowId)) {
+      lines.push({
+        event: entry.event,
+        from: entry.from_status as PromiseStatus,
+        to: entry.to_status as PromiseStatus,
+        attempt: entry.attempt,
+        error: entry.error_code === null ? null : { code: entry.error_code, message: entry.error_message ?? '' },
+        at: new Date(entry.at),
+      });
+    }
+    if (row.status === 'completed' && row.completed_at !== null) {
+      lines.push({ event: 'SUCCEED', from: 'in_progress', to: 'completed', attempt: row.attempts, error: null, at: new Date(row.completed_at) });
+    }
+    return lines.sort((a, b) => a.at.getTime() - b.at.getTime());
   }
 
   // ---- control ----
@@ -777,6 +1005,8 @@ export class Engine {
     const wasStarted = this.#phase === 'started';
     this.#phase = 'stopping';
     if (this.#dueTimer) clearTimeout(this.#dueTimer);
+    if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
+    this.#periodics.stop();
     this.#unsubscribeChanges?.();
     if (wasStarted) await this.#drainRunning();
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
@@ -841,6 +1071,18 @@ export class Engine {
     this.#log.error({ err: error }, message);
     this.#emitter.emit('error', error);
   }
+}
+
+function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    promiseId: String(row.promise_id),
+    type: row.type,
+    payload: JSON.parse(row.payload),
+    error: { code: row.error_code, message: row.error_message },
+    attempts: row.attempts,
+    createdAt: new Date(row.created_at),
+    failedAt: new Date(row.failed_at),
+  };
 }
 
 /** True when `owner` names a process on this host that no longer exists. */

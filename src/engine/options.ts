@@ -51,6 +51,17 @@ export interface EngineOptions {
   stopTimeoutMs?: number;
   /** The clock; tests inject one. @defaultValue `Date` */
   clock?: Clock;
+  /**
+   * How long finished promises (and their results) are kept before cleanup removes them, ms;
+   * a task's own `resultTtl` wins.
+   * @defaultValue 604_800_000 (7 days)
+   */
+  resultTtl?: number;
+  /**
+   * How often a started engine removes expired promises, in bounded batches, ms. 0 turns it off.
+   * @defaultValue 3_600_000
+   */
+  cleanupIntervalMs?: number;
 }
 
 export interface ResolvedEngineOptions {
@@ -64,6 +75,8 @@ export interface ResolvedEngineOptions {
   changeCheckIntervalMs: number;
   stopTimeoutMs: number;
   clock: Clock;
+  resultTtl: number;
+  cleanupIntervalMs: number;
 }
 
 /** Validates what the user passed and fills in every default, once. */
@@ -86,8 +99,12 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     changeCheckIntervalMs: integerIn('changeCheckIntervalMs', options.changeCheckIntervalMs ?? 50, 0, 60_000),
     stopTimeoutMs: integerIn('stopTimeoutMs', options.stopTimeoutMs ?? 30_000, 0, 24 * 3600_000),
     clock: options.clock ?? Date,
+    resultTtl: integerIn('resultTtl', options.resultTtl ?? 7 * DAY_MS, 0, 100 * 365 * DAY_MS),
+    cleanupIntervalMs: integerIn('cleanupIntervalMs', options.cleanupIntervalMs ?? 3_600_000, 0, 365 * DAY_MS),
   };
 }
+
+const DAY_MS = 24 * 3600_000;
 
 /** Backoff between attempts. */
 export type Backoff = 'exponential' | 'fixed';
@@ -112,6 +129,17 @@ export interface TaskOptions {
   timeout?: number;
   /** Default priority of this type's promises (higher runs first), -1000…1000. @defaultValue 0 */
   priority?: number;
+  /** How long a finished promise of this type is kept, ms. @defaultValue the engine's `resultTtl` */
+  resultTtl?: number;
+  /** `false`: the handler's return value is not stored (the seeds' "store none"). @defaultValue true */
+  storeResult?: boolean;
+  /**
+   * A task type enqueued in the same transaction as each completion, with payload
+   * `{ promise: { id, type, status, result } }`: a notification is never lost and never fails the promise.
+   */
+  onComplete?: string;
+  /** A task type enqueued in the same transaction as each final failure, with `{ promise: { id, type, status, error } }`. */
+  onFail?: string;
 }
 
 export interface ResolvedTaskOptions {
@@ -121,6 +149,11 @@ export interface ResolvedTaskOptions {
   maxRetryDelay: number;
   timeout: number | null;
   priority: number;
+  /** `null`: the engine's default. */
+  resultTtl: number | null;
+  storeResult: boolean;
+  onComplete: string | null;
+  onFail: string | null;
 }
 
 export const PRIORITY_RANGE = [-1000, 1000] as const;
@@ -139,6 +172,10 @@ export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptio
     maxRetryDelay: integerIn('maxRetryDelay', options.maxRetryDelay ?? 3_600_000, 0, MAX_DELAY_MS),
     timeout: options.timeout === undefined ? null : integerIn('timeout', options.timeout, 1, MAX_TIMER_MS),
     priority: integerIn('priority', options.priority ?? 0, ...PRIORITY_RANGE),
+    resultTtl: options.resultTtl === undefined ? null : integerIn('resultTtl', options.resultTtl, 0, 100 * 365 * DAY_MS),
+    storeResult: booleanOption('storeResult', options.storeResult ?? true),
+    onComplete: taskTypeName('onComplete', options.onComplete),
+    onFail: taskTypeName('onFail', options.onFail),
   };
 }
 
@@ -147,5 +184,16 @@ export function integerIn(name: string, value: unknown, min: number, max: number
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidOptionError(name, value, `an integer from ${min} to ${max}`);
   }
+  return value;
+}
+
+function booleanOption(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, value, 'true or false');
+  return value;
+}
+
+function taskTypeName(name: string, value: unknown): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(name, value, 'the name of a task type');
   return value;
 }

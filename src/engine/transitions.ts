@@ -36,22 +36,55 @@ export interface ErrorRecord {
   message: string;
 }
 
+/** What the engine's task registry says about a type, as far as transitions care. */
+export interface TypePolicy {
+  /** How long a finished promise is kept; `null`: forever. */
+  resultTtl: number | null;
+  /** Task type enqueued, in the same transaction, when a promise of this type completes. */
+  onComplete: string | null;
+  /** Task type enqueued, in the same transaction, when a promise of this type fails for good. */
+  onFail: string | null;
+}
+
+/** What the engine supplies: each type's policy, and how to build a follow-up promise. */
+export interface TransitionPolicies {
+  policyOf(type: string): TypePolicy;
+  /** The spec of a follow-up promise of `type` carrying `payload` (priority, attempts from its task). */
+  followUp(type: string, payload: unknown, now: number): NewPromiseSpec;
+}
+
 /**
  * Applies events to promise machines inside a store transaction: each function asks the
  * machine (through its compiled law) where the event leads, writes the new state and snapshot,
- * and writes every consequence (children released, descendants failed) in the same transaction.
+ * and writes every consequence in the same transaction: children released, descendants failed,
+ * dead letters and history lines recorded, completion follow-ups enqueued.
  */
 export class PromiseTransitions {
   readonly #law: PromiseLaw;
+  readonly #policies: TransitionPolicies;
 
-  constructor(law: PromiseLaw) {
+  constructor(law: PromiseLaw, policies: TransitionPolicies) {
     this.#law = law;
+    this.#policies = policies;
+  }
+
+  #policyOf(type: string): TypePolicy {
+    return this.#policies.policyOf(type);
+  }
+
+  async #enqueueFollowUp(tx: StoreTransaction, type: string, payload: unknown, now: number): Promise<AppliedTransition[]> {
+    return (await this.create(tx, this.#policies.followUp(type, payload, now), now)).transitions;
   }
 
   #to(from: PromiseStatus, event: PromiseEventType, attemptsLeft = false): PromiseStatus {
     const to = this.#law.next(from, event, attemptsLeft);
     if (to === undefined) throw new Error(`promise machine refuses ${event} in ${from}: the engine asked for an impossible transition`);
     return to;
+  }
+
+  #expiry(type: string, now: number): number | null {
+    const ttl = this.#policyOf(type).resultTtl;
+    return ttl === null ? null : now + ttl;
   }
 
   /**
@@ -97,16 +130,24 @@ export class PromiseTransitions {
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);
-    const transitions = event ? [{ id, type: spec.type, event, from: initial, to: status }] : [];
+    const transitions: AppliedTransition[] = event ? [{ id, type: spec.type, event, from: initial, to: status }] : [];
+    if (error) transitions.push(...(await this.#failedForGood(tx, { id, type: spec.type, attempts: 0 }, 'DEPENDENCY_FAILED', initial, error, now)));
     return { id, created: true, transitions };
   }
 
   /** `SUCCEED` for a running claim; `null` when the claim was fenced off (taken over or cancelled). */
   async succeed(tx: StoreTransaction, claim: ClaimRef, result: string | null, now: number): Promise<AppliedTransition[] | null> {
     const to = this.#to('in_progress', 'SUCCEED');
-    const applied = await tx.updateState(this.#claimUpdate(claim, to, now, { result, completedAt: now }));
+    const applied = await tx.updateState(this.#claimUpdate(claim, to, now, { result, completedAt: now, expiresAt: this.#expiry(claim.type, now) }));
     if (!applied) return null;
-    return [{ id: claim.id, type: claim.type, event: 'SUCCEED', from: 'in_progress', to }, ...(await this.#releaseChildren(tx, claim.id, now))];
+    const transitions: AppliedTransition[] = [{ id: claim.id, type: claim.type, event: 'SUCCEED', from: 'in_progress', to }];
+    const { onComplete } = this.#policyOf(claim.type);
+    if (onComplete) {
+      const payload = { promise: { id: String(claim.id), type: claim.type, status: to, result: result === null ? null : JSON.parse(result) } };
+      transitions.push(...(await this.#enqueueFollowUp(tx, onComplete, payload, now)));
+    }
+    transitions.push(...(await this.#releaseChildren(tx, claim.id, now)));
+    return transitions;
   }
 
   /**
@@ -130,43 +171,62 @@ export class PromiseTransitions {
         errorMessage: error.message,
         runAt: final ? null : retryAt,
         completedAt: final ? now : null,
+        expiresAt: final ? this.#expiry(claim.type, now) : null,
       }),
     );
     if (!applied) return null;
     const own: AppliedTransition = { id: claim.id, type: claim.type, event, from: 'in_progress', to };
-    return final ? [own, ...(await this.#failDescendants(tx, claim.id, now))] : [own];
+    if (!final) {
+      await this.#history(tx, claim.id, event, 'in_progress', to, claim.attempts, error, now);
+      return [own];
+    }
+    return [own, ...(await this.#failedForGood(tx, { id: claim.id, type: claim.type, attempts: claim.attempts }, event, 'in_progress', error, now))];
   }
 
   /** `RELEASE`: a graceful stop hands a claim back without counting its attempt. */
   async release(tx: StoreTransaction, claim: ClaimRef, now: number): Promise<AppliedTransition[] | null> {
     const to = this.#to('in_progress', 'RELEASE');
     const applied = await tx.updateState(this.#claimUpdate(claim, to, now, { attemptsRefund: 1 }));
-    return applied ? [{ id: claim.id, type: claim.type, event: 'RELEASE', from: 'in_progress', to }] : null;
+    if (!applied) return null;
+    await this.#history(tx, claim.id, 'RELEASE', 'in_progress', to, claim.attempts, null, now);
+    return [{ id: claim.id, type: claim.type, event: 'RELEASE', from: 'in_progress', to }];
   }
 
   /** `CANCEL` from wherever the promise is; a running claim is fenced off by the token bump. */
   async cancel(tx: StoreTransaction, id: number, now: number): Promise<AppliedTransition[]> {
-    const from = await this.#statusOrThrow(tx, id);
-    const to = this.#law.next(from, 'CANCEL');
-    if (to === undefined) throw new InvalidTransitionError(String(id), from, 'CANCEL');
-    await tx.updateState(
-      baseUpdate(id, from, to, this.#law.snapshotText(to), now, {
-        errorCode: 'CANCELLED',
-        errorMessage: 'cancelled',
-        completedAt: to === 'failed' ? now : null,
-      }),
-    );
-    const own: AppliedTransition = { id, type: '', event: 'CANCEL', from, to };
-    return to === 'failed' ? [own, ...(await this.#failDescendants(tx, id, now))] : [own];
+    return this.#stopUnfinished(tx, id, 'CANCEL', { code: 'CANCELLED', message: 'cancelled' }, now);
   }
 
-  /** `RETRY`: a failed promise back to `pending` now, attempts reset. */
+  /** `SKIP`: a pending promise is recorded as failed with `error` instead of being run. */
+  async skip(tx: StoreTransaction, id: number, error: ErrorRecord, now: number): Promise<AppliedTransition[]> {
+    return this.#stopUnfinished(tx, id, 'SKIP', error, now);
+  }
+
+  async #stopUnfinished(tx: StoreTransaction, id: number, event: 'CANCEL' | 'SKIP', error: ErrorRecord, now: number): Promise<AppliedTransition[]> {
+    const row = await this.#rowOrThrow(tx, id);
+    const to = this.#law.next(row.status, event);
+    if (to === undefined) throw new InvalidTransitionError(String(id), row.status, event);
+    await tx.updateState(
+      baseUpdate(id, row.status, to, this.#law.snapshotText(to), now, {
+        errorCode: error.code,
+        errorMessage: error.message,
+        completedAt: now,
+        expiresAt: this.#expiry(row.type, now),
+      }),
+    );
+    const own: AppliedTransition = { id, type: row.type, event, from: row.status, to };
+    return [own, ...(await this.#failedForGood(tx, { id, type: row.type, attempts: row.attempts }, event, row.status, error, now))];
+  }
+
+  /** `RETRY`: a failed promise back to `pending` now, attempts reset, its dead letter removed. */
   async retry(tx: StoreTransaction, id: number, now: number): Promise<AppliedTransition[]> {
-    const from = await this.#statusOrThrow(tx, id);
-    const to = this.#law.next(from, 'RETRY');
-    if (to === undefined) throw new InvalidTransitionError(String(id), from, 'RETRY');
-    await tx.updateState(baseUpdate(id, from, to, this.#law.snapshotText(to), now, { runAt: now, resetAttempts: true }));
-    return [{ id, type: '', event: 'RETRY', from, to }];
+    const row = await this.#rowOrThrow(tx, id);
+    const to = this.#law.next(row.status, 'RETRY');
+    if (to === undefined) throw new InvalidTransitionError(String(id), row.status, 'RETRY');
+    await tx.updateState(baseUpdate(id, row.status, to, this.#law.snapshotText(to), now, { runAt: now, resetAttempts: true }));
+    await tx.deleteDeadLettersOf(id);
+    await this.#history(tx, id, 'RETRY', row.status, to, 0, null, now);
+    return [{ id, type: row.type, event: 'RETRY', from: row.status, to }];
   }
 
   /**
@@ -178,15 +238,70 @@ export class PromiseTransitions {
     const released = await tx.releaseAllReadyWaiting(this.#relatives(0, 'DEPENDENCIES_RESOLVED', null, now));
     const transitions = released.map((row) => this.#relativeTransition(row, 'DEPENDENCIES_RESOLVED'));
     for (const row of await tx.waitingWithFailedParent()) {
-      transitions.push(...(await this.#failDescendants(tx, row.id, now, true)));
+      const error = dependencyFailure(row.id);
+      const to = this.#to('waiting', 'DEPENDENCY_FAILED');
+      const applied = await tx.updateState(
+        baseUpdate(row.id, 'waiting', to, this.#law.snapshotText(to), now, { errorCode: error.code, errorMessage: 'a dependency failed', completedAt: now, expiresAt: this.#expiry(row.type, now) }),
+      );
+      if (!applied) continue;
+      transitions.push({ id: row.id, type: row.type, event: 'DEPENDENCY_FAILED', from: 'waiting', to });
+      transitions.push(...(await this.#failedForGood(tx, { id: row.id, type: row.type, attempts: 0 }, 'DEPENDENCY_FAILED', 'waiting', error, now)));
     }
     return transitions;
   }
 
-  async #statusOrThrow(tx: StoreTransaction, id: number): Promise<PromiseStatus> {
-    const status = await tx.statusOf(id);
-    if (status === undefined) throw new NotFoundError(String(id));
-    return status as PromiseStatus;
+  /**
+   * Everything that follows a promise failing for good, in its transaction: its dead letter,
+   * its history line, its `onFail` follow-up, and the same for every waiting descendant.
+   */
+  async #failedForGood(
+    tx: StoreTransaction,
+    row: { id: number; type: string; attempts: number },
+    event: PromiseEventType,
+    from: PromiseStatus,
+    error: ErrorRecord,
+    now: number,
+  ): Promise<AppliedTransition[]> {
+    await tx.insertDeadLetter(row.id, error.code, error.message, now);
+    await this.#history(tx, row.id, event, from, 'failed', row.attempts, error, now);
+    const transitions: AppliedTransition[] = [];
+    const { onFail } = this.#policyOf(row.type);
+    if (onFail) {
+      const payload = { promise: { id: String(row.id), type: row.type, status: 'failed', error } };
+      transitions.push(...(await this.#enqueueFollowUp(tx, onFail, payload, now)));
+    }
+    const descendantError = dependencyFailure(row.id);
+    const update = this.#relatives(row.id, 'DEPENDENCY_FAILED', descendantError, now);
+    for (const descendant of await tx.failWaitingDescendants(update)) {
+      transitions.push(this.#relativeTransition(descendant, 'DEPENDENCY_FAILED'));
+      await tx.insertDeadLetter(descendant.id, descendantError.code, descendantError.message, now);
+      await this.#history(tx, descendant.id, 'DEPENDENCY_FAILED', 'waiting', 'failed', 0, descendantError, now);
+      const followUp = this.#policyOf(descendant.type).onFail;
+      if (followUp) {
+        const payload = { promise: { id: String(descendant.id), type: descendant.type, status: 'failed', error: descendantError } };
+        transitions.push(...(await this.#enqueueFollowUp(tx, followUp, payload, now)));
+      }
+    }
+    return transitions;
+  }
+
+  async #history(
+    tx: StoreTransaction,
+    promiseId: number,
+    event: PromiseEventType,
+    from: PromiseStatus,
+    to: PromiseStatus,
+    attempt: number,
+    error: ErrorRecord | null,
+    at: number,
+  ): Promise<void> {
+    await tx.insertHistory({ promiseId, event, from, to, attempt, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, at });
+  }
+
+  async #rowOrThrow(tx: StoreTransaction, id: number): Promise<{ status: PromiseStatus; type: string; attempts: number }> {
+    const row = await tx.stateOf(id);
+    if (row === undefined) throw new NotFoundError(String(id));
+    return { status: row.status as PromiseStatus, type: row.type, attempts: row.attempts };
   }
 
   #claimUpdate(claim: ClaimRef, to: PromiseStatus, now: number, fields: Partial<StateUpdate>): StateUpdate {
@@ -194,23 +309,15 @@ export class PromiseTransitions {
   }
 
   async #releaseChildren(tx: StoreTransaction, parentId: number, now: number): Promise<AppliedTransition[]> {
-    const rows = await tx.releaseReadyChildren({ ...this.#relatives(parentId, 'DEPENDENCIES_RESOLVED', null, now) });
+    const rows = await tx.releaseReadyChildren(this.#relatives(parentId, 'DEPENDENCIES_RESOLVED', null, now));
     return rows.map((row) => this.#relativeTransition(row, 'DEPENDENCIES_RESOLVED'));
-  }
-
-  async #failDescendants(tx: StoreTransaction, parentId: number, now: number, includeSelf = false): Promise<AppliedTransition[]> {
-    const update = this.#relatives(parentId, 'DEPENDENCY_FAILED', dependencyFailure(parentId), now);
-    const rows = await tx.failWaitingDescendants(update);
-    if (includeSelf) {
-      const applied = await tx.updateState(baseUpdate(parentId, 'waiting', update.toStatus, update.snapshot, now, { errorCode: update.errorCode, errorMessage: update.errorMessage, completedAt: now }));
-      if (applied) rows.unshift({ id: parentId, type: '' });
-    }
-    return rows.map((row) => this.#relativeTransition(row, 'DEPENDENCY_FAILED'));
   }
 
   #relatives(parentId: number, event: 'DEPENDENCIES_RESOLVED' | 'DEPENDENCY_FAILED', error: ErrorRecord | null, now: number) {
     const toStatus = this.#to('waiting', event);
-    return { parentId, toStatus, snapshot: this.#law.snapshotText(toStatus), errorCode: error?.code ?? null, errorMessage: error?.message ?? null, now };
+    // Cascaded failures expire after the engine's default; their own type's is not known per row here.
+    const expiresAt = toStatus === 'failed' ? this.#expiry('', now) : null;
+    return { parentId, toStatus, snapshot: this.#law.snapshotText(toStatus), errorCode: error?.code ?? null, errorMessage: error?.message ?? null, expiresAt, now };
   }
 
   #relativeTransition(row: RowRef, event: 'DEPENDENCIES_RESOLVED' | 'DEPENDENCY_FAILED'): AppliedTransition {
@@ -236,6 +343,7 @@ function baseUpdate(id: number, from: PromiseStatus, to: PromiseStatus, snapshot
     attemptsRefund: 0,
     resetAttempts: false,
     completedAt: null,
+    expiresAt: null,
     now,
     ...fields,
   };

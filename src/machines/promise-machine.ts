@@ -25,6 +25,7 @@ export type PromiseEvent =
   | ({ type: 'LEASE_LOST' } & AttemptFacts)
   | { type: 'RELEASE' }
   | { type: 'CANCEL' }
+  | { type: 'SKIP' }
   | { type: 'RETRY' };
 
 export type PromiseEventType = PromiseEvent['type'];
@@ -38,6 +39,7 @@ export const PROMISE_EVENT_TYPES: readonly PromiseEventType[] = [
   'LEASE_LOST',
   'RELEASE',
   'CANCEL',
+  'SKIP',
   'RETRY',
 ];
 
@@ -78,6 +80,8 @@ export const promiseMachine = setup({
       on: {
         CLAIM: 'in_progress',
         CANCEL: 'failed',
+        // An inbox message that waited longer than its catch-up window is recorded, not run.
+        SKIP: 'failed',
       },
     },
     in_progress: {

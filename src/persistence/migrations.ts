@@ -58,6 +58,56 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('promise_dependencies_child').on('promise_dependencies').columns(['child_id', 'parent_id']).execute();
     },
   },
+  '0002_lifecycle': {
+    async up(db: Kysely<any>) {
+      // Results expire: cleanup removes finished promises whose expires_at has passed.
+      await db.schema.alterTable('promises').addColumn('expires_at', 'bigint').execute();
+      await db.schema.createIndex('promises_expiry').on('promises').column('expires_at').where(sql.ref('expires_at'), 'is not', null).execute();
+      await db.schema.createIndex('promises_finished').on('promises').column('completed_at').where(sql.ref('completed_at'), 'is not', null).execute();
+
+      // The exceptional transitions (failures, retries, cancellations, recoveries). The happy
+      // path's history is read from the row's own timestamps, so it costs no extra write.
+      await db.schema
+        .createTable('promise_history')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('promise_id', 'integer', (c) => c.notNull().references('promises.id').onDelete('cascade'))
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('from_status', 'text', (c) => c.notNull())
+        .addColumn('to_status', 'text', (c) => c.notNull())
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('error_code', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('promise_history_promise').on('promise_history').columns(['promise_id', 'id']).execute();
+
+      // A copy, not a pointer: a dead letter outlives the cleanup of its promise.
+      await db.schema
+        .createTable('dead_letters')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('promise_id', 'integer', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('error_code', 'text', (c) => c.notNull())
+        .addColumn('error_message', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('failed_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('dead_letters_promise').on('dead_letters').column('promise_id').execute();
+
+      // One row per periodic schedule: the due time of the last run created, advanced by a
+      // compare-and-set so that each due run is created once across processes.
+      await db.schema
+        .createTable('schedules')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('cron', 'text', (c) => c.notNull())
+        .addColumn('timezone', 'text')
+        .addColumn('last_due_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

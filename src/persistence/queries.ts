@@ -47,6 +47,10 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
 
   const statusOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select('status').where('id', '=', p('id')));
 
+  const runAtOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select('run_at').where('id', '=', p('id')));
+
+  const stateOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select(['status', 'type', 'attempts']).where('id', '=', p('id')));
+
   const claimDue = prepareQuery<ClaimRequest>((p) => {
     let due = db
       .selectFrom('promises')
@@ -91,6 +95,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
         lease_owner: null,
         lease_expires_at: null,
         completed_at: p('completedAt'),
+        expires_at: p('expiresAt'),
         updated_at: p('now'),
       }))
       .where('id', '=', p('id'))
@@ -246,6 +251,8 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     insertDependency,
     idByKey,
     statusOf,
+    stateOf,
+    runAtOf,
     claimDue,
     updateState,
     releaseReadyChildren,
@@ -268,12 +275,13 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
 
 export type Queries = ReturnType<typeof buildQueries>;
 
-function relativeUpdate(p: (name: 'toStatus' | 'snapshot' | 'errorCode' | 'errorMessage' | 'now') => any) {
+function relativeUpdate(p: (name: 'toStatus' | 'snapshot' | 'errorCode' | 'errorMessage' | 'expiresAt' | 'now') => any) {
   return {
     status: p('toStatus'),
     snapshot: p('snapshot'),
     error_code: p('errorCode'),
     error_message: p('errorMessage'),
+    expires_at: p('expiresAt'),
     completed_at: sql<number | null>`case when ${p('toStatus')} = 'failed' then ${p('now')} else null end`,
     updated_at: p('now'),
   };

@@ -7,6 +7,41 @@ import type { Generated } from 'kysely';
 export interface Database {
   promises: PromisesTable;
   promise_dependencies: PromiseDependenciesTable;
+  promise_history: PromiseHistoryTable;
+  dead_letters: DeadLettersTable;
+  schedules: SchedulesTable;
+}
+
+export interface PromiseHistoryTable {
+  id: Generated<number>;
+  promise_id: number;
+  event: string;
+  from_status: string;
+  to_status: string;
+  attempt: number;
+  error_code: string | null;
+  error_message: string | null;
+  at: number;
+}
+
+export interface DeadLettersTable {
+  id: Generated<number>;
+  promise_id: number;
+  type: string;
+  payload: string;
+  error_code: string;
+  error_message: string;
+  attempts: number;
+  created_at: number;
+  failed_at: number;
+}
+
+export interface SchedulesTable {
+  name: string;
+  cron: string;
+  timezone: string | null;
+  last_due_at: number | null;
+  updated_at: number;
 }
 
 export interface PromisesTable {
@@ -36,6 +71,8 @@ export interface PromisesTable {
   updated_at: number;
   started_at: number | null;
   completed_at: number | null;
+  /** When a finished promise (and its result) may be removed by cleanup; null: kept. */
+  expires_at: number | null;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */
@@ -68,4 +105,5 @@ export interface PromiseRow {
   updated_at: number;
   started_at: number | null;
   completed_at: number | null;
+  expires_at: number | null;
 }

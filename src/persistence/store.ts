@@ -3,6 +3,50 @@ import type { PromiseRow } from './schema.js';
 /** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
 export type Awaitable<T> = T | Promise<T>;
 
+/** One line of a promise's history (the exceptional transitions). */
+export interface HistoryEntry {
+  promiseId: number;
+  event: string;
+  from: string;
+  to: string;
+  attempt: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+  at: number;
+}
+
+export interface DeadLetterRow {
+  id: number;
+  promise_id: number;
+  type: string;
+  payload: string;
+  error_code: string;
+  error_message: string;
+  attempts: number;
+  created_at: number;
+  failed_at: number;
+}
+
+export interface ScheduleRow {
+  name: string;
+  cron: string;
+  timezone: string | null;
+  last_due_at: number | null;
+  updated_at: number;
+}
+
+export interface HistoryRow {
+  id: number;
+  promise_id: number;
+  event: string;
+  from_status: string;
+  to_status: string;
+  attempt: number;
+  error_code: string | null;
+  error_message: string | null;
+  at: number;
+}
+
 /** A row named by id, with its type (for events about it). */
 export interface RowRef {
   id: number;
@@ -53,6 +97,8 @@ export interface StateUpdate {
   attemptsRefund: number;
   resetAttempts: boolean;
   completedAt: number | null;
+  /** When the finished row may be cleaned up; `null`: never (or not finished). */
+  expiresAt: number | null;
   now: number;
 }
 
@@ -63,6 +109,7 @@ export interface RelativesUpdate {
   snapshot: string;
   errorCode: string | null;
   errorMessage: string | null;
+  expiresAt: number | null;
   now: number;
 }
 
@@ -99,6 +146,8 @@ export interface StoreTransaction {
   insertDependency(parentId: number, childId: number): Awaitable<void>;
   idByKey(key: string): Awaitable<number | undefined>;
   statusOf(id: number): Awaitable<string | undefined>;
+  stateOf(id: number): Awaitable<{ status: string; type: string; attempts: number } | undefined>;
+  getPromiseRunAt(id: number): Awaitable<number | undefined>;
   /** Moves up to `limit` due `pending` rows to `in_progress` under a new lease; returns them best first (priority, then run-at, then id). */
   claimDue(request: ClaimRequest): Awaitable<ClaimedRow[]>;
   /** Applies a state change; false when the row moved on (or its lease was taken over) meanwhile. */
@@ -120,6 +169,21 @@ export interface StoreTransaction {
   saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean>;
   /** Rewrites a row's snapshot, if the row is still in `status` (repairs a damaged snapshot). */
   repairSnapshot(id: number, status: string, snapshot: string): Awaitable<void>;
+  insertHistory(entry: HistoryEntry): Awaitable<void>;
+  /** Copies the promise, as it failed, into the dead letters. */
+  insertDeadLetter(id: number, errorCode: string, errorMessage: string, failedAt: number): Awaitable<void>;
+  deleteDeadLettersOf(id: number): Awaitable<void>;
+  clearDeadLetters(): Awaitable<number>;
+  /** Deletes up to `limit` finished rows whose expiry passed (their edges and history go with them). */
+  deleteExpired(now: number, limit: number): Awaitable<number>;
+  /** Deletes up to `limit` rows finished at or before `cutoff`. */
+  deleteFinishedBefore(cutoff: number, limit: number): Awaitable<number>;
+  upsertSchedule(name: string, cron: string, timezone: string | null, now: number): Awaitable<void>;
+  getSchedule(name: string): Awaitable<ScheduleRow | undefined>;
+  /** Moves a schedule's last due time forward to `dueAt`; false if another process already did. */
+  advanceSchedule(name: string, dueAt: number, now: number): Awaitable<boolean>;
+  /** Pending rows of `types` that never ran and fell due before `cutoff`. */
+  stalePending(types: readonly string[], cutoff: number): Awaitable<ExpiredLease[]>;
 }
 
 /** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
@@ -137,6 +201,14 @@ export interface Store {
   nextLeaseExpiry(): Awaitable<number | null>;
   /** Streams `(id, status, snapshot, lease_owner)` of every unfinished row, for resuming. */
   unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> | AsyncIterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }>;
+  historyOf(id: number): Awaitable<HistoryRow[]>;
+  listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
+  countDeadLetters(): Awaitable<number>;
+  countByStatusAndType(): Awaitable<Array<{ status: string; type: string; count: number }>>;
+  /** Earliest run-at of a pending row already due at `now`. */
+  oldestDueRunAt(now: number): Awaitable<number | null>;
+  /** Rows finished after `since`, by status. */
+  countFinishedSince(since: number): Awaitable<Record<string, number>>;
   /** Calls `listener` when another process changed the database. Returns an unsubscribe function. */
   onExternalChange(listener: () => void): () => void;
   close(): Promise<void>;

@@ -1,9 +1,10 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { Kysely, sql } from 'kysely';
 import type { PreparedQuery } from '../prepared.js';
+import { buildLifecycleQueries, type LifecycleQueries } from '../lifecycle-queries.js';
 import { buildQueries, type Queries } from '../queries.js';
 import type { Database, PromiseRow } from '../schema.js';
-import type { ClaimedRow, ExpiredLease, PromiseFilter, Store, StoreTransaction } from '../store.js';
+import type { ClaimedRow, DeadLetterRow, ExpiredLease, HistoryRow, PromiseFilter, ScheduleRow, Store, StoreTransaction } from '../store.js';
 import { ImmediateSqliteDialect } from './sqlite-dialect.js';
 
 /** How often, and how long, a transaction retries when another process holds the write lock past busy_timeout. */
@@ -21,6 +22,7 @@ export class SqliteStore implements Store {
   readonly #builder: Kysely<Database>;
   readonly #statements = new Map<string, BetterSqlite3.Statement>();
   readonly #q: Queries;
+  readonly #life: LifecycleQueries;
   readonly #tx: StoreTransaction;
   readonly #changeListeners = new Set<() => void>();
   readonly #changeCheckIntervalMs: number;
@@ -33,10 +35,12 @@ export class SqliteStore implements Store {
     this.#connection = connection;
     this.#changeCheckIntervalMs = options.changeCheckIntervalMs;
     this.#builder = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: connection }) });
-    this.#q = buildQueries(this.#builder, {
+    const capabilities = {
       skipLocked: false,
-      inBoundList: (column, list) => sql<boolean>`${sql.ref(column)} in (select value from json_each(${list}))`,
-    });
+      inBoundList: (column: string, list: unknown) => sql<boolean>`${sql.ref(column)} in (select value from json_each(${list}))`,
+    };
+    this.#q = buildQueries(this.#builder, capabilities);
+    this.#life = buildLifecycleQueries(this.#builder, capabilities);
     this.#tx = this.#createTransactionApi();
   }
 
@@ -63,6 +67,7 @@ export class SqliteStore implements Store {
 
   #createTransactionApi(): StoreTransaction {
     const q = this.#q;
+    const life = this.#life;
     return {
       insertPromise: (row) => this.#get<typeof row, { id: number }>(q.insertPromise, row)!.id,
       insertDependency: (parentId, childId) => {
@@ -70,6 +75,8 @@ export class SqliteStore implements Store {
       },
       idByKey: (key) => this.#get<{ key: string }, { id: number }>(q.idByKey, { key })?.id,
       statusOf: (id) => this.#get<{ id: number }, { status: string }>(q.statusOf, { id })?.status,
+      stateOf: (id) => this.#get(q.stateOf, { id }),
+      getPromiseRunAt: (id) => this.#get<{ id: number }, { run_at: number }>(q.runAtOf, { id })?.run_at,
       // RETURNING does not keep the subquery's order; the claim order is part of the contract.
       claimDue: (request) =>
         this.#all<object, ClaimedRow>(q.claimDue, { ...request, types: JSON.stringify(request.types) }).sort(byClaimOrder),
@@ -85,6 +92,24 @@ export class SqliteStore implements Store {
       repairSnapshot: (id, status, snapshot) => {
         this.#run(q.repairSnapshot, { id, status, snapshot });
       },
+      insertHistory: (entry) => {
+        this.#run(life.insertHistory, entry);
+      },
+      insertDeadLetter: (id, errorCode, errorMessage, failedAt) => {
+        this.#run(life.insertDeadLetter, { id, errorCode, errorMessage, failedAt });
+      },
+      deleteDeadLettersOf: (id) => {
+        this.#run(life.deleteDeadLettersOf, { id });
+      },
+      clearDeadLetters: () => this.#run(life.clearDeadLetters, {}),
+      deleteExpired: (now, limit) => this.#run(life.deleteExpired, { now, limit }),
+      deleteFinishedBefore: (cutoff, limit) => this.#run(life.deleteFinishedBefore, { cutoff, limit }),
+      upsertSchedule: (name, cron, timezone, now) => {
+        this.#run(life.upsertSchedule, { name, cron, timezone, now });
+      },
+      getSchedule: (name) => this.#get<{ name: string }, ScheduleRow>(life.getSchedule, { name }),
+      advanceSchedule: (name, dueAt, now) => this.#run(life.advanceSchedule, { name, dueAt, now }) === 1,
+      stalePending: (types, cutoff) => this.#all<object, ExpiredLease>(life.stalePending, { types: JSON.stringify(types), cutoff }),
     };
   }
 
@@ -161,6 +186,32 @@ export class SqliteStore implements Store {
       snapshot: string;
       lease_owner: string | null;
     }>;
+  }
+
+  historyOf(id: number): HistoryRow[] {
+    return this.#all(this.#life.historyOf, { id });
+  }
+
+  listDeadLetters(limit: number): DeadLetterRow[] {
+    return this.#all(this.#life.listDeadLetters, { limit });
+  }
+
+  countDeadLetters(): number {
+    return this.#get<object, { count: number }>(this.#life.countDeadLetters, {})?.count ?? 0;
+  }
+
+  countByStatusAndType(): Array<{ status: string; type: string; count: number }> {
+    return this.#all(this.#life.countByStatusAndType, {});
+  }
+
+  oldestDueRunAt(now: number): number | null {
+    return this.#get<object, { at: number | null }>(this.#life.oldestDueRunAt, { now })?.at ?? null;
+  }
+
+  countFinishedSince(since: number): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const row of this.#all<object, { status: string; count: number }>(this.#life.countFinishedSince, { since })) counts[row.status] = row.count;
+    return counts;
   }
 
   onExternalChange(listener: () => void): () => void {

@@ -1,0 +1,136 @@
+import { Cron } from 'croner';
+import { InvalidScheduleError } from '../errors.js';
+import type { EngineHost } from './engine-host.js';
+
+/** What to do with runs that fell due while no engine was running. */
+export type CatchUp = 'once' | 'skip';
+
+export interface PeriodicDefinition {
+  name: string;
+  /** The task type each run is enqueued as: `periodic:<name>`. */
+  type: string;
+  pattern: string;
+  timezone: string | null;
+  catchUp: CatchUp;
+  cron: Cron;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Parses a 5- or 6-field cron expression (croner), or throws a typed error naming what is wrong. */
+export function parseCron(name: string, pattern: unknown, timezone: unknown): Cron {
+  if (typeof pattern !== 'string' || pattern.trim().length === 0) throw new InvalidScheduleError('INVALID_CRON', name, `cron expression ${String(pattern)} is empty`);
+  const fields = pattern.trim().split(/\s+/).length;
+  if (fields !== 5 && fields !== 6) throw new InvalidScheduleError('INVALID_CRON', name, `"${pattern}" has ${fields} fields; expected 5 (minute…weekday) or 6 (second first)`);
+  if (timezone !== undefined && timezone !== null) {
+    if (typeof timezone !== 'string') throw new InvalidScheduleError('INVALID_TIMEZONE', name, `time zone ${String(timezone)} is not a string`);
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    } catch {
+      throw new InvalidScheduleError('INVALID_TIMEZONE', name, `unknown time zone "${timezone}"; use an IANA name such as "Europe/Berlin"`);
+    }
+  }
+  try {
+    return new Cron(pattern, { paused: true, ...(typeof timezone === 'string' ? { timezone } : {}) });
+  } catch (error) {
+    throw new InvalidScheduleError('INVALID_CRON', name, `"${pattern}": ${(error as Error).message}`);
+  }
+}
+
+/** The latest due time at or before `at`, if any. */
+export function latestDueAtOrBefore(cron: Cron, at: number): number | undefined {
+  return cron.previousRuns(1, new Date(at + 1))[0]?.getTime();
+}
+
+/** The first due time strictly after `at`, if any. */
+export function nextDueAfter(cron: Cron, at: number): number | undefined {
+  return cron.nextRun(new Date(at))?.getTime();
+}
+
+/**
+ * Creates each run of each periodic schedule once, durably. The schedule's row remembers the due
+ * time of its last run; creating a run advances it by compare-and-set *in the transaction that
+ * inserts the run* (whose idempotency key is `periodic:<name>:<due ISO time>`), so processes and
+ * restarts never create a due run twice. One timer per schedule waits for its next due time.
+ */
+export class PeriodicSchedules {
+  readonly #host: EngineHost;
+  readonly #definitions = new Map<string, PeriodicDefinition>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(host: EngineHost) {
+    this.#host = host;
+  }
+
+  add(definition: PeriodicDefinition): void {
+    this.#definitions.set(definition.name, definition);
+  }
+
+  get size(): number {
+    return this.#definitions.size;
+  }
+
+  /** Registers every schedule, creates the run missed while nothing was running (or skips it), and arms the timers. */
+  async start(): Promise<void> {
+    for (const definition of this.#definitions.values()) {
+      const lastDue = await this.#host.write(async (tx, now) => {
+        await tx.upsertSchedule(definition.name, definition.pattern, definition.timezone, now);
+        const row = await tx.getSchedule(definition.name);
+        const latest = latestDueAtOrBefore(definition.cron, now);
+        if (row?.last_due_at === null || row?.last_due_at === undefined) {
+          // A new schedule starts now: it has missed nothing.
+          await tx.advanceSchedule(definition.name, now, now);
+          return { value: now, transitions: [] };
+        }
+        if (latest === undefined || latest <= row.last_due_at) return { value: row.last_due_at, transitions: [] };
+        if (definition.catchUp === 'skip') {
+          await tx.advanceSchedule(definition.name, latest, now);
+          this.#host.log.info({ schedule: definition.name, skipped: new Date(latest).toISOString() }, 'skipped runs missed while stopped');
+          return { value: latest, transitions: [] };
+        }
+        const transitions = await this.#createRun(tx, definition, latest, now);
+        return { value: latest, transitions };
+      });
+      this.#arm(definition, lastDue);
+    }
+  }
+
+  stop(): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  async #createRun(tx: Parameters<Parameters<EngineHost['write']>[0]>[0], definition: PeriodicDefinition, dueAt: number, now: number) {
+    if (!(await tx.advanceSchedule(definition.name, dueAt, now))) return [];
+    const spec = this.#host.specOf(
+      { type: definition.type, payload: { schedule: definition.name, scheduledAt: new Date(dueAt).toISOString() }, key: `periodic:${definition.name}:${new Date(dueAt).toISOString()}` },
+      'payload',
+    );
+    const created = await this.#host.transitions.create(tx, { ...spec, runAt: dueAt }, now);
+    return created.transitions;
+  }
+
+  #arm(definition: PeriodicDefinition, after: number): void {
+    const due = nextDueAfter(definition.cron, Math.max(after, this.#host.clock.now() - 1));
+    if (due === undefined || !this.#host.started) return;
+    const wait = Math.min(Math.max(0, due - this.#host.clock.now()), MAX_TIMER_MS);
+    const timer = setTimeout(() => void this.#fire(definition, due), wait);
+    timer.unref();
+    this.#timers.set(definition.name, timer);
+  }
+
+  async #fire(definition: PeriodicDefinition, due: number): Promise<void> {
+    if (!this.#host.started) return;
+    // A timer capped at setTimeout's ceiling (~24.8 days) wakes early: wait again.
+    if (this.#host.clock.now() < due - 1_000) {
+      this.#arm(definition, due - 1);
+      return;
+    }
+    try {
+      await this.#host.write(async (tx, now) => ({ value: undefined, transitions: await this.#createRun(tx, definition, due, now) }));
+    } catch (error) {
+      this.#host.log.error({ schedule: definition.name, err: error }, 'could not create a periodic run; trying again at the next due time');
+    }
+    this.#arm(definition, due);
+  }
+}
