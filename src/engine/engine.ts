@@ -439,8 +439,8 @@ export class Engine {
       }, this.#options.cleanupIntervalMs);
       this.#cleanupTimer.unref();
     }
+    // Not unref'd: like a server, a started engine keeps its process alive until stop().
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatMs);
-    this.#heartbeatTimer.unref();
     this.#log.info({ ...summary.resumed, recovered: summary.recovered, owner: this.#owner }, 'engine started');
     this.#wake();
     return summary;
