@@ -4,7 +4,21 @@
  */
 export { createEngine } from './engine/create-engine.js';
 export { Engine } from './engine/engine.js';
-export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary } from './engine/engine.js';
+export type {
+  EnqueueOptions,
+  EnqueueItem,
+  ListFilter,
+  EngineStats,
+  StartSummary,
+  DeadLetter,
+  HistoryLine,
+  PeriodicOptions,
+  PeriodicContext,
+  InboxOptions,
+} from './engine/engine.js';
+export { Inbox } from './engine/inbox.js';
+export type { ReceiveResult } from './engine/inbox.js';
+export type { CatchUp } from './engine/periodic-schedules.js';
 export type { EngineOptions, TaskOptions, Backoff, Clock } from './engine/options.js';
 export type { TaskContext, TaskHandler } from './engine/task-context.js';
 export type { GraphNode } from './engine/graph.js';
@@ -26,4 +40,6 @@ export {
   CancelledError,
   DatabaseError,
   EngineStateError,
+  InvalidScheduleError,
+  InvalidMessageError,
 } from './errors.js';
