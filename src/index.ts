@@ -15,7 +15,7 @@ export type {
   PeriodicOptions,
   PeriodicContext,
   InboxOptions,
-} from './engine/engine.js';
+} from './engine/public-types.js';
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
 export type { CatchUp } from './engine/periodic-schedules.js';

@@ -10,14 +10,28 @@ import {
   NotFoundError,
   PromisedError,
   PromiseFailedError,
-  TimeoutError,
   UnknownDependencyError,
   UnknownTaskTypeError,
 } from '../errors.js';
-import type { DeadLetterRow } from '../persistence/store.js';
 import type { EngineHost } from './engine-host.js';
 import { Inbox } from './inbox.js';
-import { parseCron, PeriodicSchedules, type CatchUp } from './periodic-schedules.js';
+import { parseCron, PeriodicSchedules } from './periodic-schedules.js';
+import type {
+  EnqueueOptions,
+  EnqueueItem,
+  ListFilter,
+  EngineStats,
+  StartSummary,
+  DeadLetter,
+  HistoryLine,
+  PeriodicOptions,
+  PeriodicContext,
+  InboxOptions,
+} from './public-types.js';
+import { readHistory, readStats, toDeadLetter } from './reports.js';
+import { ResultWaiters } from './result-waiters.js';
+
+export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 import { toJsonText } from '../json.js';
 import { PROMISE_STATUSES, type PromiseStatus } from '../machines/promise-machine.js';
 import { promiseLaw } from '../machines/transition-table.js';
@@ -31,103 +45,6 @@ import { runHandler } from './run-handler.js';
 import type { TaskContext, TaskDefinition, TaskHandler } from './task-context.js';
 import { PromiseTransitions, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type TypePolicy } from './transitions.js';
 
-/** Options for one {@link Engine.enqueue}. */
-export interface EnqueueOptions {
-  /** Higher runs first, -1000…1000; defaults to the task's `priority`. */
-  priority?: number;
-  /** Milliseconds to wait before the first attempt (0 … one year). */
-  delay?: number;
-  /** Ids of promises that must complete first; if one fails for good, this one fails with `DEPENDENCY_FAILED`. */
-  dependsOn?: string[];
-  /** Idempotency key: enqueueing the same key again returns the first promise's id. */
-  key?: string;
-}
-
-/** One item of {@link Engine.enqueueMany}. */
-export interface EnqueueItem<P = unknown> extends EnqueueOptions {
-  type: string;
-  payload?: P;
-}
-
-/** Filter for {@link Engine.list}. */
-export interface ListFilter {
-  status?: PromiseStatus;
-  type?: string;
-  /** @defaultValue 100 */
-  limit?: number;
-}
-
-/** Counts by status, and more. */
-export interface EngineStats {
-  waiting: number;
-  pending: number;
-  in_progress: number;
-  completed: number;
-  failed: number;
-  /** Dead-letter records (promises that failed for good and were not retried or cleared). */
-  deadLetters: number;
-  /** Counts by type, then status. */
-  byType: Record<string, Partial<Record<PromiseStatus, number>>>;
-  /** How long the longest-waiting runnable promise has been due, ms (0 when none). */
-  oldestPendingAgeMs: number;
-  /** Promises finished in the last minute. */
-  recent: { completedLastMinute: number; failedLastMinute: number; perSecond: number };
-}
-
-/** A promise that failed for good, as recorded when it failed. */
-export interface DeadLetter {
-  promiseId: string;
-  type: string;
-  payload: unknown;
-  error: { code: string; message: string };
-  attempts: number;
-  createdAt: Date;
-  failedAt: Date;
-}
-
-/** One line of a promise's history. */
-export interface HistoryLine {
-  event: string;
-  from: PromiseStatus | null;
-  to: PromiseStatus;
-  attempt: number;
-  error: { code: string; message: string } | null;
-  at: Date;
-}
-
-/** Options for {@link Engine.periodic}: a task's options plus the schedule's. */
-export interface PeriodicOptions extends TaskOptions {
-  /** IANA time zone the cron expression is read in. @defaultValue the process's */
-  timezone?: string;
-  /**
-   * A run that fell due while no engine was running: `'once'` runs the latest missed one once on
-   * start; `'skip'` skips missed runs.
-   * @defaultValue 'once'
-   */
-  catchUp?: CatchUp;
-}
-
-/** A periodic handler's context: the task context plus the due time of this run. */
-export type PeriodicContext = TaskContext & { scheduledAt: Date };
-
-/** Options for {@link Engine.inbox}. */
-export interface InboxOptions extends TaskOptions {
-  /** Messages older than this (ms) when first considered are recorded as `SKIPPED`, not run. */
-  catchUpWindow: number;
-}
-
-/** What {@link Engine.start} found and resumed. */
-export interface StartSummary {
-  /** Unfinished promises found in the database, by status. */
-  resumed: { waiting: number; pending: number; in_progress: number; total: number };
-  /** Claims of dead processes (or expired leases) taken back and rescheduled or failed. */
-  recovered: number;
-  /** Snapshots that did not match their row's status and were rewritten from it. */
-  repairedSnapshots: number;
-  /** Inbox messages stored while the engine was down and now older than their window: recorded as `SKIPPED`. */
-  skippedMessages: number;
-}
-
 interface RunningClaim {
   claim: ClaimRef;
   task: TaskDefinition;
@@ -140,11 +57,6 @@ interface RunningClaim {
 }
 
 type Outcome = { claim: ClaimRef; task: TaskDefinition } & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord });
-
-interface Waiter {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const RECOVERY_BATCH = 500;
@@ -168,7 +80,7 @@ export class Engine {
   readonly #owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   readonly #pool: PQueue;
   readonly #running = new Map<number, RunningClaim>();
-  readonly #waiters = new Map<number, Set<Waiter>>();
+  readonly #waiters = new ResultWaiters((id) => this.#settledResult(id), () => this.#watchExternalChanges());
   #phase: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
   #outcomes: Outcome[] = [];
   #flush: Promise<void> | undefined;
@@ -450,7 +362,7 @@ export class Engine {
   #watchExternalChanges(): void {
     this.#unsubscribeChanges ??= this.#store.onExternalChange(() => {
       this.#wake();
-      this.#recheckWaiters();
+      this.#waiters.settleAll();
     });
   }
 
@@ -795,33 +707,7 @@ export class Engine {
     const rowId = parseId(id);
     if (rowId === undefined) throw new NotFoundError(String(id));
     const timeout = options.timeout === undefined ? undefined : integerIn('timeout', options.timeout, 0, MAX_TIMER_MS);
-    const settled = await this.#settledResult(rowId);
-    if (settled) return settled.value as R;
-    return new Promise<R>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const waiter: Waiter = {
-        resolve: (value) => {
-          if (timer) clearTimeout(timer);
-          resolve(value as R);
-        },
-        reject: (error) => {
-          if (timer) clearTimeout(timer);
-          reject(error);
-        },
-      };
-      let set = this.#waiters.get(rowId);
-      if (!set) this.#waiters.set(rowId, (set = new Set()));
-      this.#watchExternalChanges();
-      set.add(waiter);
-      if (timeout !== undefined) {
-        timer = setTimeout(() => {
-          this.#removeWaiter(rowId, waiter);
-          reject(new TimeoutError(`promise ${rowId} did not finish within ${timeout} ms`));
-        }, timeout);
-      }
-      // A promise finished by another process between the first read and the registration.
-      void this.#settleWaiters(rowId);
-    });
+    return (await this.#waiters.wait(rowId, timeout)) as R;
   }
 
   /** `{ value }` when finished successfully; throws when failed or missing; `undefined` while unfinished. */
@@ -831,30 +717,6 @@ export class Engine {
     if (record.status === 'completed') return { value: record.result };
     if (record.status === 'failed') throw new PromiseFailedError(record.id, record.error ?? { code: 'UNKNOWN', message: 'failed' });
     return undefined;
-  }
-
-  async #settleWaiters(rowId: number): Promise<void> {
-    const set = this.#waiters.get(rowId);
-    if (!set || set.size === 0) return;
-    try {
-      const settled = await this.#settledResult(rowId);
-      if (!settled) return;
-      this.#waiters.delete(rowId);
-      for (const waiter of set) waiter.resolve(settled.value);
-    } catch (error) {
-      this.#waiters.delete(rowId);
-      for (const waiter of set) waiter.reject(error);
-    }
-  }
-
-  #removeWaiter(rowId: number, waiter: Waiter): void {
-    const set = this.#waiters.get(rowId);
-    set?.delete(waiter);
-    if (set?.size === 0) this.#waiters.delete(rowId);
-  }
-
-  #recheckWaiters(): void {
-    for (const rowId of this.#waiters.keys()) void this.#settleWaiters(rowId);
   }
 
   /** Promises, newest first. */
@@ -869,33 +731,7 @@ export class Engine {
 
   /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */
   async stats(): Promise<EngineStats> {
-    const now = this.#options.clock.now();
-    const [rows, deadLetters, oldestDue, recent] = await Promise.all([
-      this.#store.countByStatusAndType(),
-      this.#store.countDeadLetters(),
-      this.#store.oldestDueRunAt(now),
-      this.#store.countFinishedSince(now - 60_000),
-    ]);
-    const totals: Record<string, number> = {};
-    const byType: EngineStats['byType'] = {};
-    for (const { status, type, count } of rows) {
-      totals[status] = (totals[status] ?? 0) + count;
-      (byType[type] ??= {})[status as PromiseStatus] = count;
-    }
-    const at = (status: string) => totals[status] ?? 0;
-    const completedLastMinute = recent.completed ?? 0;
-    const failedLastMinute = recent.failed ?? 0;
-    return {
-      waiting: at('waiting'),
-      pending: at('pending'),
-      in_progress: at('in_progress'),
-      completed: at('completed'),
-      failed: at('failed'),
-      deadLetters,
-      byType,
-      oldestPendingAgeMs: oldestDue === null ? 0 : Math.max(0, now - oldestDue),
-      recent: { completedLastMinute, failedLastMinute, perSecond: (completedLastMinute + failedLastMinute) / 60 },
-    };
+    return readStats(this.#store, this.#options.clock.now());
   }
 
   /** The dead-letter record: promises that failed for good. `engine.retry(id)` takes one out again. */
@@ -941,24 +777,9 @@ export class Engine {
    */
   async history(id: string): Promise<HistoryLine[]> {
     const rowId = parseId(id);
-    const row = rowId === undefined ? undefined : await this.#store.getPromise(rowId);
-    if (!row || rowId === undefined) throw new NotFoundError(String(id));
-    const lines: HistoryLine[] = [{ event: 'ENQUEUED', from: null, to: 'waiting', attempt: 0, error: null, at: new Date(row.created_at) }];
-    if (row.started_at !== null) lines.push({ event: 'CLAIM', from: 'pending', to: 'in_progress', attempt: 1, error: null, at: new Date(row.started_at) });
-    for (const entry of await this.#store.historyOf(rowId)) {
-      lines.push({
-        event: entry.event,
-        from: entry.from_status as PromiseStatus,
-        to: entry.to_status as PromiseStatus,
-        attempt: entry.attempt,
-        error: entry.error_code === null ? null : { code: entry.error_code, message: entry.error_message ?? '' },
-        at: new Date(entry.at),
-      });
-    }
-    if (row.status === 'completed' && row.completed_at !== null) {
-      lines.push({ event: 'SUCCEED', from: 'in_progress', to: 'completed', attempt: row.attempts, error: null, at: new Date(row.completed_at) });
-    }
-    return lines.sort((a, b) => a.at.getTime() - b.at.getTime());
+    const history = rowId === undefined ? undefined : await readHistory(this.#store, rowId);
+    if (!history) throw new NotFoundError(String(id));
+    return history;
   }
 
   // ---- control ----
@@ -1011,10 +832,7 @@ export class Engine {
     if (wasStarted) await this.#drainRunning();
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     await this.#immediateDrain;
-    for (const [rowId, set] of this.#waiters) {
-      for (const waiter of set) waiter.reject(new EngineStateError('ENGINE_STOPPED', `engine stopped while waiting for promise ${rowId}`));
-    }
-    this.#waiters.clear();
+    this.#waiters.rejectAll((rowId) => new EngineStateError('ENGINE_STOPPED', `engine stopped while waiting for promise ${rowId}`));
     this.#phase = 'stopped';
     await this.#store.close();
     this.#log.info({ owner: this.#owner }, 'engine stopped');
@@ -1051,7 +869,7 @@ export class Engine {
       }
       const finished = t.to === 'completed' || t.to === 'failed';
       const retrying = t.to === 'pending' && (t.event === 'FAIL' || t.event === 'LEASE_LOST');
-      if (finished) void this.#settleWaiters(t.id);
+      if (finished) void this.#waiters.settle(t.id);
       if (wantsRecords && (finished || retrying)) void this.#emitRecord(t.id, t.to === 'completed' ? 'completed' : retrying ? 'retrying' : 'failed');
     }
     this.#wake();
@@ -1071,18 +889,6 @@ export class Engine {
     this.#log.error({ err: error }, message);
     this.#emitter.emit('error', error);
   }
-}
-
-function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  return {
-    promiseId: String(row.promise_id),
-    type: row.type,
-    payload: JSON.parse(row.payload),
-    error: { code: row.error_code, message: row.error_message },
-    attempts: row.attempts,
-    createdAt: new Date(row.created_at),
-    failedAt: new Date(row.failed_at),
-  };
 }
 
 /** True when `owner` names a process on this host that no longer exists. */

@@ -1,0 +1,101 @@
+import type { PromiseStatus } from '../machines/promise-machine.js';
+import type { TaskOptions } from './options.js';
+import type { CatchUp } from './periodic-schedules.js';
+import type { TaskContext } from './task-context.js';
+
+/** Options for one {@link Engine.enqueue}. */
+export interface EnqueueOptions {
+  /** Higher runs first, -1000…1000; defaults to the task's `priority`. */
+  priority?: number;
+  /** Milliseconds to wait before the first attempt (0 … one year). */
+  delay?: number;
+  /** Ids of promises that must complete first; if one fails for good, this one fails with `DEPENDENCY_FAILED`. */
+  dependsOn?: string[];
+  /** Idempotency key: enqueueing the same key again returns the first promise's id. */
+  key?: string;
+}
+
+/** One item of {@link Engine.enqueueMany}. */
+export interface EnqueueItem<P = unknown> extends EnqueueOptions {
+  type: string;
+  payload?: P;
+}
+
+/** Filter for {@link Engine.list}. */
+export interface ListFilter {
+  status?: PromiseStatus;
+  type?: string;
+  /** @defaultValue 100 */
+  limit?: number;
+}
+
+/** Counts by status, and more. */
+export interface EngineStats {
+  waiting: number;
+  pending: number;
+  in_progress: number;
+  completed: number;
+  failed: number;
+  /** Dead-letter records (promises that failed for good and were not retried or cleared). */
+  deadLetters: number;
+  /** Counts by type, then status. */
+  byType: Record<string, Partial<Record<PromiseStatus, number>>>;
+  /** How long the longest-waiting runnable promise has been due, ms (0 when none). */
+  oldestPendingAgeMs: number;
+  /** Promises finished in the last minute. */
+  recent: { completedLastMinute: number; failedLastMinute: number; perSecond: number };
+}
+
+/** A promise that failed for good, as recorded when it failed. */
+export interface DeadLetter {
+  promiseId: string;
+  type: string;
+  payload: unknown;
+  error: { code: string; message: string };
+  attempts: number;
+  createdAt: Date;
+  failedAt: Date;
+}
+
+/** One line of a promise's history. */
+export interface HistoryLine {
+  event: string;
+  from: PromiseStatus | null;
+  to: PromiseStatus;
+  attempt: number;
+  error: { code: string; message: string } | null;
+  at: Date;
+}
+
+/** Options for {@link Engine.periodic}: a task's options plus the schedule's. */
+export interface PeriodicOptions extends TaskOptions {
+  /** IANA time zone the cron expression is read in. @defaultValue the process's */
+  timezone?: string;
+  /**
+   * A run that fell due while no engine was running: `'once'` runs the latest missed one once on
+   * start; `'skip'` skips missed runs.
+   * @defaultValue 'once'
+   */
+  catchUp?: CatchUp;
+}
+
+/** A periodic handler's context: the task context plus the due time of this run. */
+export type PeriodicContext = TaskContext & { scheduledAt: Date };
+
+/** Options for {@link Engine.inbox}. */
+export interface InboxOptions extends TaskOptions {
+  /** Messages older than this (ms) when first considered are recorded as `SKIPPED`, not run. */
+  catchUpWindow: number;
+}
+
+/** What {@link Engine.start} found and resumed. */
+export interface StartSummary {
+  /** Unfinished promises found in the database, by status. */
+  resumed: { waiting: number; pending: number; in_progress: number; total: number };
+  /** Claims of dead processes (or expired leases) taken back and rescheduled or failed. */
+  recovered: number;
+  /** Snapshots that did not match their row's status and were rewritten from it. */
+  repairedSnapshots: number;
+  /** Inbox messages stored while the engine was down and now older than their window: recorded as `SKIPPED`. */
+  skippedMessages: number;
+}

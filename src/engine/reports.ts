@@ -1,0 +1,72 @@
+import type { PromiseStatus } from '../machines/promise-machine.js';
+import type { DeadLetterRow, Store } from '../persistence/store.js';
+import type { DeadLetter, EngineStats, HistoryLine } from './public-types.js';
+
+/** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */
+export async function readStats(store: Store, now: number): Promise<EngineStats> {
+  const [rows, deadLetters, oldestDue, recent] = await Promise.all([
+    store.countByStatusAndType(),
+    store.countDeadLetters(),
+    store.oldestDueRunAt(now),
+    store.countFinishedSince(now - 60_000),
+  ]);
+  const totals: Record<string, number> = {};
+  const byType: EngineStats['byType'] = {};
+  for (const { status, type, count } of rows) {
+    totals[status] = (totals[status] ?? 0) + count;
+    (byType[type] ??= {})[status as PromiseStatus] = count;
+  }
+  const at = (status: string) => totals[status] ?? 0;
+  const completedLastMinute = recent.completed ?? 0;
+  const failedLastMinute = recent.failed ?? 0;
+  return {
+    waiting: at('waiting'),
+    pending: at('pending'),
+    in_progress: at('in_progress'),
+    completed: at('completed'),
+    failed: at('failed'),
+    deadLetters,
+    byType,
+    oldestPendingAgeMs: oldestDue === null ? 0 : Math.max(0, now - oldestDue),
+    recent: { completedLastMinute, failedLastMinute, perSecond: (completedLastMinute + failedLastMinute) / 60 },
+  };
+}
+
+/**
+ * A promise's history, or `undefined` when it does not exist: `ENQUEUED`, first `CLAIM` and
+ * `SUCCEED` come from the row's timestamps (the happy path writes no history rows); every
+ * exceptional transition comes from `promise_history`.
+ */
+export async function readHistory(store: Store, id: number): Promise<HistoryLine[] | undefined> {
+  const row = await store.getPromise(id);
+  if (!row) return undefined;
+  const lines: HistoryLine[] = [{ event: 'ENQUEUED', from: null, to: 'waiting', attempt: 0, error: null, at: new Date(row.created_at) }];
+  if (row.started_at !== null) lines.push({ event: 'CLAIM', from: 'pending', to: 'in_progress', attempt: 1, error: null, at: new Date(row.started_at) });
+  for (const entry of await store.historyOf(id)) {
+    lines.push({
+      event: entry.event,
+      from: entry.from_status as PromiseStatus,
+      to: entry.to_status as PromiseStatus,
+      attempt: entry.attempt,
+      error: entry.error_code === null ? null : { code: entry.error_code, message: entry.error_message ?? '' },
+      at: new Date(entry.at),
+    });
+  }
+  if (row.status === 'completed' && row.completed_at !== null) {
+    lines.push({ event: 'SUCCEED', from: 'in_progress', to: 'completed', attempt: row.attempts, error: null, at: new Date(row.completed_at) });
+  }
+  // Stable sort: lines written in the same millisecond keep their causal order.
+  return lines.sort((a, b) => a.at.getTime() - b.at.getTime());
+}
+
+export function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    promiseId: String(row.promise_id),
+    type: row.type,
+    payload: JSON.parse(row.payload),
+    error: { code: row.error_code, message: row.error_message },
+    attempts: row.attempts,
+    createdAt: new Date(row.created_at),
+    failedAt: new Date(row.failed_at),
+  };
+}
