@@ -1,14 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import {
   CancelledError,
   EngineStateError,
-  errorRecordOf,
   InvalidOptionError,
   NotFoundError,
-  PromisedError,
   PromiseFailedError,
   UnknownDependencyError,
   UnknownTaskTypeError,
@@ -28,6 +25,7 @@ import type {
   PeriodicContext,
   InboxOptions,
 } from './public-types.js';
+import { ClaimRunner } from './claim-runner.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 import { ResultWaiters } from './result-waiters.js';
 
@@ -41,24 +39,9 @@ import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
 import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type ResolvedEngineOptions, type TaskOptions } from './options.js';
 import { parseId, toRecord, type PromiseRecord } from './records.js';
-import { runHandler } from './run-handler.js';
 import type { TaskContext, TaskDefinition, TaskHandler } from './task-context.js';
-import { PromiseTransitions, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type TypePolicy } from './transitions.js';
+import { PromiseTransitions, type AppliedTransition, type ClaimRef, type NewPromiseSpec, type TypePolicy } from './transitions.js';
 
-interface RunningClaim {
-  claim: ClaimRef;
-  task: TaskDefinition;
-  controller: AbortController;
-  /** Set when the claim was cancelled or taken over: its outcome must not be committed. */
-  fencedOff: boolean;
-  progressTimer?: NodeJS.Timeout;
-  pendingProgress?: { current: number; total: number };
-  lastProgressWrite: number;
-}
-
-type Outcome = { claim: ClaimRef; task: TaskDefinition } & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord });
-
-const PROGRESS_WRITE_INTERVAL_MS = 250;
 const RECOVERY_BATCH = 500;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const BACKGROUND_RETRY_MS = 1_000;
@@ -78,12 +61,9 @@ export class Engine {
   readonly #tasks = new Map<string, TaskDefinition>();
   readonly #emitter = new EngineEmitter();
   readonly #owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  readonly #pool: PQueue;
-  readonly #running = new Map<number, RunningClaim>();
+  readonly #runner: ClaimRunner;
   readonly #waiters = new ResultWaiters((id) => this.#settledResult(id), () => this.#watchExternalChanges());
   #phase: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
-  #outcomes: Outcome[] = [];
-  #flush: Promise<void> | undefined;
   #passScheduled = false;
   #claiming = false;
   #wakeAgain = false;
@@ -97,13 +77,26 @@ export class Engine {
     this.#store = store;
     this.#options = options;
     this.#log = options.logger;
-    this.#pool = new PQueue({ concurrency: options.concurrency });
     this.#emitter.on('error', () => undefined);
     this.#transitions = new PromiseTransitions(promiseLaw, {
       policyOf: (type) => this.#policyOf(type),
       followUp: (type, payload, now) => ({ ...this.#specOf({ type, payload }, 'payload'), runAt: now }),
     });
     this.#periodics = new PeriodicSchedules(this.#host());
+    this.#runner = new ClaimRunner({
+      store,
+      clock: options.clock,
+      log: options.logger,
+      emitter: this.#emitter,
+      transitions: this.#transitions,
+      owner: this.#owner,
+      leaseMs: options.leaseMs,
+      concurrency: options.concurrency,
+      taskOf: (type) => this.#tasks.get(type)!,
+      write: (work) => this.#write(work),
+      onSettled: () => this.#wake(),
+      backgroundError: (error, message) => this.#backgroundError(error, message),
+    });
   }
 
   #policyOf(type: string): TypePolicy {
@@ -352,7 +345,7 @@ export class Engine {
       this.#cleanupTimer.unref();
     }
     // Not unref'd: like a server, a started engine keeps its process alive until stop().
-    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#options.heartbeatMs);
+    this.#heartbeatTimer = setInterval(() => void this.#runner.heartbeat(), this.#options.heartbeatMs);
     this.#log.info({ ...summary.resumed, recovered: summary.recovered, owner: this.#owner }, 'engine started');
     this.#wake();
     return summary;
@@ -416,7 +409,7 @@ export class Engine {
         const expired = await tx.expiredLeases(now, RECOVERY_BATCH);
         const transitions: AppliedTransition[] = [];
         for (const lease of expired) {
-          if (this.#running.has(lease.id)) continue;
+          if (this.#runner.has(lease.id)) continue;
           const applied = await this.#loseLease(tx, lease, now);
           if (applied) transitions.push(...applied);
         }
@@ -448,10 +441,10 @@ export class Engine {
     try {
       const types = this.taskTypes;
       while (this.#phase === 'started' && types.length > 0) {
-        const free = this.#options.concurrency - this.#running.size;
+        const free = this.#options.concurrency - this.#runner.size;
         if (free <= 0) return;
         const claimed = await this.#claim(free, this.#options.clock.now(), types);
-        for (const row of claimed) this.#startClaim(row);
+        for (const row of claimed) this.#runner.start(row);
         if (claimed.length < free) {
           await this.#armDueTimer();
           return;
@@ -516,147 +509,6 @@ export class Engine {
     this.#wake();
   }
 
-  #startClaim(row: ClaimedRow): void {
-    const task = this.#tasks.get(row.type)!;
-    const entry: RunningClaim = {
-      claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts },
-      task,
-      controller: new AbortController(),
-      fencedOff: false,
-      lastProgressWrite: 0,
-    };
-    this.#running.set(row.id, entry);
-    void this.#pool.add(
-      async () => {
-        const outcome = await this.#attempt(entry, row.payload);
-        if (entry.fencedOff) {
-          this.#finishRunning(entry);
-          this.#wake();
-          return;
-        }
-        this.#outcomes.push(outcome);
-        this.#scheduleFlush();
-      },
-      { priority: row.priority },
-    );
-  }
-
-  /** Runs the handler once and turns whatever happened into an outcome. Never throws. */
-  async #attempt(entry: RunningClaim, payloadText: string): Promise<Outcome> {
-    const { claim, task, controller } = entry;
-    const log = this.#log.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
-    const ctx: TaskContext = {
-      id: String(claim.id),
-      type: claim.type,
-      attempt: claim.attempts,
-      maxAttempts: claim.maxAttempts,
-      signal: controller.signal,
-      key: `promise:${claim.id}`,
-      logger: log,
-      progress: (current, total) => this.#progress(entry, current, total),
-    };
-    try {
-      const result = await runHandler(task, JSON.parse(payloadText), ctx, controller);
-      const stored = result === undefined || !task.options.storeResult ? null : toJsonText(result, 'result');
-      return { claim, task, kind: 'succeed', result: stored };
-    } catch (thrown) {
-      const error = errorRecordOf(thrown);
-      if (!entry.fencedOff) log.warn({ code: error.code, err: thrown }, 'attempt failed');
-      return { claim, task, kind: 'fail', error };
-    }
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flush) return;
-    // setImmediate: every handler that finished in this turn commits in the same transaction.
-    this.#flush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushOutcomes());
-  }
-
-  async #flushOutcomes(): Promise<void> {
-    const batch = this.#outcomes;
-    this.#outcomes = [];
-    try {
-      const now = this.#options.clock.now();
-      await this.#commitOutcomes(batch, now);
-      for (const outcome of batch) this.#finishRunning(this.#running.get(outcome.claim.id));
-    } catch (error) {
-      // Nothing was committed; the claims are still ours (heartbeats keep the leases), so try again.
-      this.#backgroundError(error, 'could not commit outcomes; retrying');
-      this.#outcomes.unshift(...batch);
-      await new Promise((resolve) => setTimeout(resolve, BACKGROUND_RETRY_MS));
-    } finally {
-      this.#flush = undefined;
-      if (this.#outcomes.length > 0) this.#scheduleFlush();
-      this.#wake();
-    }
-  }
-
-  async #commitOutcomes(batch: Outcome[], now: number): Promise<void> {
-    if (batch.length === 0) return;
-    await this.#write(async (tx) => {
-      const transitions: AppliedTransition[] = [];
-      for (const outcome of batch) {
-        const applied = await this.#applyOutcome(tx, outcome, now);
-        if (applied) transitions.push(...applied);
-        else this.#log.warn({ promiseId: outcome.claim.id, type: outcome.claim.type, attempt: outcome.claim.attempts }, 'outcome refused: the claim was taken over or cancelled');
-      }
-      return { value: undefined, transitions };
-    });
-  }
-
-  #applyOutcome(tx: StoreTransaction, outcome: Outcome, now: number): Promise<AppliedTransition[] | null> {
-    if (outcome.kind === 'succeed') return this.#transitions.succeed(tx, outcome.claim, outcome.result, now);
-    const retryAt = now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
-    return this.#transitions.fail(tx, outcome.claim, 'FAIL', outcome.error, retryAt, now);
-  }
-
-  #finishRunning(entry: RunningClaim | undefined): void {
-    if (!entry) return;
-    if (entry.progressTimer) clearTimeout(entry.progressTimer);
-    this.#running.delete(entry.claim.id);
-  }
-
-  #progress(entry: RunningClaim, current: number, total: number): void {
-    if (!Number.isFinite(current) || !Number.isFinite(total) || total < 0) {
-      throw new InvalidOptionError('progress', { current, total }, 'finite numbers with total >= 0');
-    }
-    if (entry.fencedOff) return;
-    this.#emitter.emit('progress', { id: String(entry.claim.id), type: entry.claim.type, current, total });
-    entry.pendingProgress = { current, total };
-    if (entry.progressTimer) return;
-    const wait = Math.max(0, entry.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now());
-    entry.progressTimer = setTimeout(() => {
-      entry.progressTimer = undefined;
-      const progress = entry.pendingProgress;
-      if (!progress || entry.fencedOff || !this.#running.has(entry.claim.id)) return;
-      entry.lastProgressWrite = Date.now();
-      this.#store
-        .transaction(async (tx) => tx.saveProgress(entry.claim.id, entry.claim.leaseToken, progress.current, progress.total, this.#options.clock.now()))
-        .catch((error: unknown) => this.#backgroundError(error, 'could not save progress'));
-    }, wait);
-  }
-
-  async #heartbeat(): Promise<void> {
-    if (this.#running.size === 0) return;
-    try {
-      const now = this.#options.clock.now();
-      const held = await this.#store.transaction(async (tx) => tx.renewLeases(this.#owner, now + this.#options.leaseMs, now));
-      const tokens = new Map(held.map((row) => [row.id, row.lease_token]));
-      for (const entry of this.#running.values()) {
-        if (tokens.get(entry.claim.id) === entry.claim.leaseToken || entry.fencedOff) continue;
-        // Someone else owns this promise now (our lease expired and was taken over): stop.
-        this.#fenceOff(entry, new PromisedError('LEASE_LOST', `promise ${entry.claim.id}: lease lost to another worker`));
-      }
-    } catch (error) {
-      this.#backgroundError(error, 'heartbeat failed');
-    }
-  }
-
-  #fenceOff(entry: RunningClaim, reason: Error): void {
-    entry.fencedOff = true;
-    entry.controller.abort(reason);
-  }
-
   // ---- immediate mode ----
 
   #drainImmediately(): Promise<void> {
@@ -666,21 +518,7 @@ export class Engine {
         // Delays are not waited for: "immediate" means run everything runnable now.
         const [row] = await this.#claim(1, Number.MAX_SAFE_INTEGER, types);
         if (!row) return;
-        const task = this.#tasks.get(row.type)!;
-        const entry: RunningClaim = {
-          claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts },
-          task,
-          controller: new AbortController(),
-          fencedOff: false,
-          lastProgressWrite: 0,
-        };
-        this.#running.set(row.id, entry);
-        try {
-          const outcome = await this.#attempt(entry, row.payload);
-          if (!entry.fencedOff) await this.#commitOutcomes([outcome], this.#options.clock.now());
-        } finally {
-          this.#finishRunning(entry);
-        }
+        await this.#runner.runInline(row);
       }
     });
     this.#immediateDrain = run.catch(() => undefined);
@@ -792,8 +630,7 @@ export class Engine {
     const rowId = parseId(id);
     if (rowId === undefined) throw new NotFoundError(String(id));
     await this.#write(async (tx, now) => ({ value: undefined, transitions: await this.#transitions.cancel(tx, rowId, now) }));
-    const entry = this.#running.get(rowId);
-    if (entry) this.#fenceOff(entry, new CancelledError(String(rowId)));
+    this.#runner.fenceOff(rowId, new CancelledError(String(rowId)));
   }
 
   /** Sends a failed promise back to `pending` with its attempts reset. */
@@ -829,31 +666,13 @@ export class Engine {
     if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
     this.#periodics.stop();
     this.#unsubscribeChanges?.();
-    if (wasStarted) await this.#drainRunning();
+    if (wasStarted) await this.#runner.drain(this.#options.stopTimeoutMs);
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     await this.#immediateDrain;
     this.#waiters.rejectAll((rowId) => new EngineStateError('ENGINE_STOPPED', `engine stopped while waiting for promise ${rowId}`));
     this.#phase = 'stopped';
     await this.#store.close();
     this.#log.info({ owner: this.#owner }, 'engine stopped');
-  }
-
-  async #drainRunning(): Promise<void> {
-    const idle = this.#pool.onIdle();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#options.stopTimeoutMs)));
-    await Promise.race([idle, timedOut]);
-    clearTimeout(timer);
-    while (this.#flush || this.#outcomes.length > 0) await (this.#flush ?? this.#flushOutcomes());
-    const unfinished = [...this.#running.values()];
-    if (unfinished.length === 0) return;
-    for (const entry of unfinished) this.#fenceOff(entry, new PromisedError('ENGINE_STOPPED', 'the engine is stopping; this attempt will run again'));
-    await this.#store.transaction(async (tx) => {
-      const now = this.#options.clock.now();
-      for (const entry of unfinished) await this.#transitions.release(tx, entry.claim, now);
-    });
-    for (const entry of unfinished) this.#finishRunning(entry);
-    this.#log.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
   }
 
   // ---- events ----

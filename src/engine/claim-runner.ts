@@ -1,0 +1,255 @@
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { errorRecordOf, InvalidOptionError, PromisedError } from '../errors.js';
+import { toJsonText } from '../json.js';
+import type { ClaimedRow, Store, StoreTransaction } from '../persistence/store.js';
+import { retryDelayMs } from './backoff.js';
+import type { EngineEmitter } from './events.js';
+import type { Clock } from './options.js';
+import { runHandler } from './run-handler.js';
+import type { TaskContext, TaskDefinition } from './task-context.js';
+import type { AppliedTransition, ClaimRef, ErrorRecord, PromiseTransitions } from './transitions.js';
+
+interface RunningClaim {
+  claim: ClaimRef;
+  task: TaskDefinition;
+  controller: AbortController;
+  /** Set when the claim was cancelled or taken over: its outcome must not be committed. */
+  fencedOff: boolean;
+  progressTimer?: NodeJS.Timeout;
+  pendingProgress?: { current: number; total: number };
+  lastProgressWrite: number;
+}
+
+type Outcome = { claim: ClaimRef; task: TaskDefinition } & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord });
+
+const PROGRESS_WRITE_INTERVAL_MS = 250;
+const COMMIT_RETRY_MS = 1_000;
+
+/** What the runner needs from its engine. */
+export interface ClaimRunnerHost {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  emitter: EngineEmitter;
+  transitions: PromiseTransitions;
+  owner: string;
+  leaseMs: number;
+  concurrency: number;
+  taskOf(type: string): TaskDefinition;
+  /** One transaction; its transitions are announced after the commit. */
+  write<T>(work: (tx: StoreTransaction, now: number) => Promise<{ value: T; transitions: AppliedTransition[] }>): Promise<T>;
+  /** A slot was freed or work was committed: the scheduler may claim more. */
+  onSettled(): void;
+  backgroundError(error: unknown, message: string): void;
+}
+
+/**
+ * Runs claimed promises: each handler in a bounded, prioritised pool (p-queue), its outcome
+ * committed through the promise machine with the claim's fencing token. Outcomes of handlers
+ * that finish in the same event-loop turn commit in one transaction. Heartbeats renew every
+ * lease this process holds in one statement and abort handlers whose claim was taken over.
+ */
+export class ClaimRunner {
+  readonly #host: ClaimRunnerHost;
+  readonly #pool: PQueue;
+  readonly #running = new Map<number, RunningClaim>();
+  #outcomes: Outcome[] = [];
+  #flush: Promise<void> | undefined;
+
+  constructor(host: ClaimRunnerHost) {
+    this.#host = host;
+    this.#pool = new PQueue({ concurrency: host.concurrency });
+  }
+
+  /** Claims running or awaiting their commit: they occupy slots. */
+  get size(): number {
+    return this.#running.size;
+  }
+
+  has(id: number): boolean {
+    return this.#running.has(id);
+  }
+
+  #entryOf(row: ClaimedRow): RunningClaim {
+    const entry: RunningClaim = {
+      claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts },
+      task: this.#host.taskOf(row.type),
+      controller: new AbortController(),
+      fencedOff: false,
+      lastProgressWrite: 0,
+    };
+    this.#running.set(row.id, entry);
+    return entry;
+  }
+
+  /** Runs a claim in the pool; its outcome joins the next batched commit. */
+  start(row: ClaimedRow): void {
+    const entry = this.#entryOf(row);
+    void this.#pool.add(
+      async () => {
+        const outcome = await this.#attempt(entry, row.payload);
+        if (entry.fencedOff) {
+          this.#finish(entry);
+          this.#host.onSettled();
+          return;
+        }
+        this.#outcomes.push(outcome);
+        this.#scheduleFlush();
+      },
+      { priority: row.priority },
+    );
+  }
+
+  /** Runs a claim here and now and commits its outcome before returning (immediate mode). */
+  async runInline(row: ClaimedRow): Promise<void> {
+    const entry = this.#entryOf(row);
+    try {
+      const outcome = await this.#attempt(entry, row.payload);
+      if (!entry.fencedOff) await this.#commit([outcome], this.#host.clock.now());
+    } finally {
+      this.#finish(entry);
+    }
+  }
+
+  /** Aborts a running claim's handler and makes sure its outcome is never committed. */
+  fenceOff(id: number, reason: Error): void {
+    const entry = this.#running.get(id);
+    if (!entry) return;
+    entry.fencedOff = true;
+    entry.controller.abort(reason);
+  }
+
+  /** Runs the handler once and turns whatever happened into an outcome. Never throws. */
+  async #attempt(entry: RunningClaim, payloadText: string): Promise<Outcome> {
+    const { claim, task, controller } = entry;
+    const log = this.#host.log.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
+    const ctx: TaskContext = {
+      id: String(claim.id),
+      type: claim.type,
+      attempt: claim.attempts,
+      maxAttempts: claim.maxAttempts,
+      signal: controller.signal,
+      key: `promise:${claim.id}`,
+      logger: log,
+      progress: (current, total) => this.#progress(entry, current, total),
+    };
+    try {
+      const result = await runHandler(task, JSON.parse(payloadText), ctx, controller);
+      const stored = result === undefined || !task.options.storeResult ? null : toJsonText(result, 'result');
+      return { claim, task, kind: 'succeed', result: stored };
+    } catch (thrown) {
+      const error = errorRecordOf(thrown);
+      if (!entry.fencedOff) log.warn({ code: error.code, err: thrown }, 'attempt failed');
+      return { claim, task, kind: 'fail', error };
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flush) return;
+    // setImmediate: every handler that finished in this turn commits in the same transaction.
+    this.#flush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushOutcomes());
+  }
+
+  async #flushOutcomes(): Promise<void> {
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    try {
+      await this.#commit(batch, this.#host.clock.now());
+      for (const outcome of batch) this.#finish(this.#running.get(outcome.claim.id));
+    } catch (error) {
+      // Nothing was committed; the claims are still ours (heartbeats keep the leases), so try again.
+      this.#host.backgroundError(error, 'could not commit outcomes; retrying');
+      this.#outcomes.unshift(...batch);
+      await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+    } finally {
+      this.#flush = undefined;
+      if (this.#outcomes.length > 0) this.#scheduleFlush();
+      this.#host.onSettled();
+    }
+  }
+
+  async #commit(batch: Outcome[], now: number): Promise<void> {
+    if (batch.length === 0) return;
+    await this.#host.write(async (tx) => {
+      const transitions: AppliedTransition[] = [];
+      for (const outcome of batch) {
+        const applied = await this.#apply(tx, outcome, now);
+        if (applied) transitions.push(...applied);
+        else this.#host.log.warn({ promiseId: outcome.claim.id, type: outcome.claim.type, attempt: outcome.claim.attempts }, 'outcome refused: the claim was taken over or cancelled');
+      }
+      return { value: undefined, transitions };
+    });
+  }
+
+  #apply(tx: StoreTransaction, outcome: Outcome, now: number): Promise<AppliedTransition[] | null> {
+    const { transitions } = this.#host;
+    if (outcome.kind === 'succeed') return transitions.succeed(tx, outcome.claim, outcome.result, now);
+    const retryAt = now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
+    return transitions.fail(tx, outcome.claim, 'FAIL', outcome.error, retryAt, now);
+  }
+
+  #finish(entry: RunningClaim | undefined): void {
+    if (!entry) return;
+    if (entry.progressTimer) clearTimeout(entry.progressTimer);
+    this.#running.delete(entry.claim.id);
+  }
+
+  #progress(entry: RunningClaim, current: number, total: number): void {
+    if (!Number.isFinite(current) || !Number.isFinite(total) || total < 0) {
+      throw new InvalidOptionError('progress', { current, total }, 'finite numbers with total >= 0');
+    }
+    if (entry.fencedOff) return;
+    this.#host.emitter.emit('progress', { id: String(entry.claim.id), type: entry.claim.type, current, total });
+    entry.pendingProgress = { current, total };
+    if (entry.progressTimer) return;
+    const wait = Math.max(0, entry.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now());
+    entry.progressTimer = setTimeout(() => {
+      entry.progressTimer = undefined;
+      const progress = entry.pendingProgress;
+      if (!progress || entry.fencedOff || !this.#running.has(entry.claim.id)) return;
+      entry.lastProgressWrite = Date.now();
+      this.#host.store
+        .transaction(async (tx) => tx.saveProgress(entry.claim.id, entry.claim.leaseToken, progress.current, progress.total, this.#host.clock.now()))
+        .catch((error: unknown) => this.#host.backgroundError(error, 'could not save progress'));
+    }, wait);
+  }
+
+  /** Renews every lease this process holds; aborts the handlers whose claim was taken over. */
+  async heartbeat(): Promise<void> {
+    if (this.#running.size === 0) return;
+    try {
+      const now = this.#host.clock.now();
+      const held = await this.#host.store.transaction(async (tx) => tx.renewLeases(this.#host.owner, now + this.#host.leaseMs, now));
+      const tokens = new Map(held.map((row) => [row.id, row.lease_token]));
+      for (const entry of this.#running.values()) {
+        if (tokens.get(entry.claim.id) === entry.claim.leaseToken || entry.fencedOff) continue;
+        this.fenceOff(entry.claim.id, new PromisedError('LEASE_LOST', `promise ${entry.claim.id}: lease lost to another worker`));
+      }
+    } catch (error) {
+      this.#host.backgroundError(error, 'heartbeat failed');
+    }
+  }
+
+  /**
+   * Graceful stop: waits up to `timeoutMs` for running handlers, commits their outcomes, then
+   * hands the claims still running back (`RELEASE`, the attempt not counted) for another worker.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([this.#pool.onIdle(), timedOut]);
+    clearTimeout(timer);
+    while (this.#flush || this.#outcomes.length > 0) await (this.#flush ?? this.#flushOutcomes());
+    const unfinished = [...this.#running.values()];
+    if (unfinished.length === 0) return;
+    for (const entry of unfinished) this.fenceOff(entry.claim.id, new PromisedError('ENGINE_STOPPED', 'the engine is stopping; this attempt will run again'));
+    await this.#host.write(async (tx, now) => {
+      const transitions: AppliedTransition[] = [];
+      for (const entry of unfinished) transitions.push(...((await this.#host.transitions.release(tx, entry.claim, now)) ?? []));
+      return { value: undefined, transitions };
+    });
+    for (const entry of unfinished) this.#finish(entry);
+    this.#host.log.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
+  }
+}
