@@ -1,29 +1,186 @@
 #!/usr/bin/env node
+// The `promised` command. This file only wires commander; each command lives in its own module,
+// imported when it runs, so `promised enqueue` (what a git hook pays for) loads nothing it does
+// not use.
 import { Command, CommanderError } from 'commander';
-import { PromisedError } from '../errors.js';
-import { runDemo } from './demo.js';
+import { durationArgument, integerArgument } from './arguments.js';
+import { describeError, EXIT, exitCodeOf, oneLine } from './exit-codes.js';
+import type { GlobalOptions } from './open-engine.js';
+import { createOutput, type Output } from './output.js';
 
 const program = new Command()
   .name('promised')
   .description('Durable promises and workflows on SQLite')
-  .option('--db <path>', 'database file', process.env.PROMISED_DB ?? './promised.db')
-  .exitOverride();
+  .option('--db <path>', 'database file (or the PROMISED_DB variable)', process.env.PROMISED_DB ?? './promised.db')
+  .option('--json', 'machine-readable output: one JSON document on stdout')
+  .exitOverride()
+  .configureOutput({
+    // Commander's own refusals (unknown command or option, missing argument) as one line.
+    writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `promised: ${oneLine(text.slice(7).replace(/\n(?=\S)/g, ' '))}\n` : text),
+  });
+
+/** Runs a command with the global options merged in, and records its exit code. */
+function run<A extends unknown[]>(work: (output: Output, options: GlobalOptions & Record<string, any>, ...args: A) => Promise<number>) {
+  return async (...args: unknown[]) => {
+    const command = args[args.length - 1] as Command;
+    const options = command.optsWithGlobals<GlobalOptions & Record<string, any>>();
+    process.exitCode = await work(createOutput(options.json), options, ...(args.slice(0, -2) as A));
+  };
+}
 
 program
   .command('demo')
   .description('run the quick-start demo: three reviews in parallel and a setup → tests → run chain')
-  .action(async () => {
-    await runDemo({ database: program.opts<{ db: string }>().db });
-  });
+  .action(
+    run(async (_output, options) => {
+      const { runDemo } = await import('./demo.js');
+      await runDemo({ database: options.db });
+      return EXIT.ok;
+    }),
+  );
+
+const worker = program.command('worker').description('run, stop and inspect the background worker of a database');
+worker
+  .command('start')
+  .description('start a worker (detached unless --foreground); TASKS_MODULE default-exports (engine) => void')
+  .argument('<TASKS_MODULE>', 'module whose default export registers tasks, periodics and workflows')
+  .option('--concurrency <n>', 'handlers running at once', integerArgument('--concurrency', 1, 10_000), 4)
+  .option('--foreground', 'run in this process (systemd, containers); log to stderr unless --log-file')
+  .option('--pid-file <path>', 'PID file (default: <db>.worker.pid); give each worker of one database its own')
+  .option('--log-file <path>', 'pino log file of a detached worker (default: <db>.worker.log)')
+  .option('--stop-timeout <duration>', 'on stop, how long running handlers may finish before their claims are handed back', durationArgument('--stop-timeout'), 30_000)
+  .action(
+    run(async (output, options, tasks: string) => {
+      const { workerStart } = await import('./worker-commands.js');
+      return workerStart(tasks, options as never, output);
+    }),
+  );
+worker
+  .command('stop')
+  .description('stop the worker(s) gracefully: SIGTERM, then wait until running handlers finish')
+  .option('--pid-file <path>', 'stop only the worker of this PID file')
+  .option('--timeout <duration>', "how long to wait (default: the worker's stop timeout + 10s)", durationArgument('--timeout'))
+  .action(
+    run(async (output, options) => {
+      const { workerStop } = await import('./worker-commands.js');
+      return workerStop(options, output);
+    }),
+  );
+worker
+  .command('status')
+  .description('running or not, pid, uptime, and counts by status')
+  .option('--pid-file <path>', 'look only at this PID file')
+  .action(
+    run(async (output, options) => {
+      const { workerStatus } = await import('./worker-commands.js');
+      return workerStatus(options, output);
+    }),
+  );
+
+program
+  .command('enqueue')
+  .description('store a promise and print its id; with --tasks and no live worker, run it here synchronously')
+  .argument('<TYPE>', 'task type')
+  .argument('[JSON]', 'payload, as JSON')
+  .option('--priority <n>', 'higher runs first (-1000…1000)', integerArgument('--priority', -1000, 1000))
+  .option('--delay <duration>', 'wait this long before the first attempt (ms, or 30s, 5m…)', durationArgument('--delay'))
+  .option('--depends-on <id...>', 'ids of promises that must complete first')
+  .option('--key <key>', 'idempotency key: the same key returns the first promise')
+  .option('--tasks <module>', "tasks module that defines TYPE (default: the running worker's)")
+  .option('--pid-file <path>', 'the worker to look for (default: <db>.worker*.pid)')
+  .option('--wait', 'wait for the outcome and print the result (exit 1 if it failed)')
+  .option('--timeout <duration>', 'with --wait: give up after this long (exit 1)', durationArgument('--timeout'))
+  .action(
+    run(async (output, options, type: string, json: string | undefined) => {
+      const { enqueueCommand } = await import('./enqueue-command.js');
+      return enqueueCommand(type, json, options, output);
+    }),
+  );
+
+program
+  .command('status')
+  .description('one promise: status, attempts, payload, result or error')
+  .argument('<ID>', 'promise id')
+  .action(
+    run(async (output, options, id: string) => {
+      const { statusCommand } = await import('./promise-commands.js');
+      return statusCommand(id, options, output);
+    }),
+  );
+program
+  .command('list')
+  .description('promises, newest first')
+  .option('--status <status>', 'waiting | pending | in_progress | completed | failed')
+  .option('--type <type>', 'only this task type')
+  .option('--limit <n>', 'at most this many', integerArgument('--limit', 1, 10_000), 50)
+  .action(
+    run(async (output, options) => {
+      const { listCommand } = await import('./promise-commands.js');
+      return listCommand(options as never, output);
+    }),
+  );
+program
+  .command('stats')
+  .description('counts by status and type, dead letters, recent throughput')
+  .action(
+    run(async (output, options) => {
+      const { statsCommand } = await import('./promise-commands.js');
+      return statsCommand(options, output);
+    }),
+  );
+program
+  .command('cancel')
+  .description('cancel a waiting, pending or running promise (it fails with CANCELLED)')
+  .argument('<ID>', 'promise id')
+  .action(
+    run(async (output, options, id: string) => {
+      const { cancelCommand } = await import('./promise-commands.js');
+      return cancelCommand(id, options, output);
+    }),
+  );
+program
+  .command('retry')
+  .description('send a failed promise back to pending, attempts reset')
+  .argument('<ID>', 'promise id')
+  .action(
+    run(async (output, options, id: string) => {
+      const { retryCommand } = await import('./promise-commands.js');
+      return retryCommand(id, options, output);
+    }),
+  );
+program
+  .command('dead-letters')
+  .description('promises that failed for good; --clear empties the list')
+  .option('--clear', 'remove every dead-letter record')
+  .option('--limit <n>', 'at most this many', integerArgument('--limit', 1, 10_000), 50)
+  .action(
+    run(async (output, options) => {
+      const { deadLettersCommand } = await import('./maintenance-commands.js');
+      return deadLettersCommand(options as never, output);
+    }),
+  );
+program
+  .command('cleanup')
+  .description('remove finished promises whose results expired, or (--older-than) finished longer ago')
+  .option('--older-than <duration>', 'also remove promises finished longer ago than this (7d, 12h…)', durationArgument('--older-than'))
+  .action(
+    run(async (output, options) => {
+      const { cleanupCommand } = await import('./maintenance-commands.js');
+      return cleanupCommand(options, output);
+    }),
+  );
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
-  if (error instanceof PromisedError) {
-    process.stderr.write(`promised: ${error.code}: ${error.message}\n`);
-    process.exit(2);
+  if (error instanceof CommanderError) {
+    // Help and version exit 0; every refusal by commander is a bad argument. It printed the reason.
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+  } else {
+    process.stderr.write(`${describeError(error)}\n`);
+    if (exitCodeOf(error) === EXIT.failure && process.env.PROMISED_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    process.exitCode = exitCodeOf(error);
   }
-  process.stderr.write(`promised: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
 }
+// Every command closes what it opened; should a stray handle remain, do not hang a shell or a hook.
+setTimeout(() => process.exit(), 2_000).unref();
