@@ -33,7 +33,7 @@ export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary
 import { toJsonText } from '../json.js';
 import { PROMISE_STATUSES, type PromiseStatus } from '../machines/promise-machine.js';
 import { promiseLaw } from '../machines/transition-table.js';
-import type { ClaimedRow, Store, StoreTransaction } from '../persistence/store.js';
+import type { ClaimedRow, ExpiredLease, Store, StoreTransaction } from '../persistence/store.js';
 import { retryDelayMs } from './backoff.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
@@ -393,11 +393,9 @@ export class Engine {
     return { resumed, recovered, repairedSnapshots: damaged.length, skippedMessages: 0 };
   }
 
-  async #loseLease(tx: StoreTransaction, lease: { id: number; attempts: number; max_attempts: number; lease_token: number }, now: number) {
-    const row = this.#store.getPromise(lease.id);
-    const type = (row instanceof Promise ? (await row)?.type : row?.type) ?? '';
-    const task = this.#tasks.get(type);
-    const claim: ClaimRef = { id: lease.id, type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
+  async #loseLease(tx: StoreTransaction, lease: ExpiredLease, now: number) {
+    const task = this.#tasks.get(lease.type);
+    const claim: ClaimRef = { id: lease.id, type: lease.type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
     const retryAt = now + (task ? retryDelayMs(task.options, lease.attempts) : 0);
     return this.#transitions.fail(tx, claim, 'LEASE_LOST', { code: 'LEASE_EXPIRED', message: 'the process running this attempt stopped renewing its lease' }, retryAt, now);
   }
@@ -408,15 +406,19 @@ export class Engine {
       const count = await this.#write(async (tx, now) => {
         const expired = await tx.expiredLeases(now, RECOVERY_BATCH);
         const transitions: AppliedTransition[] = [];
+        let applied = 0;
         for (const lease of expired) {
           if (this.#runner.has(lease.id)) continue;
-          const applied = await this.#loseLease(tx, lease, now);
-          if (applied) transitions.push(...applied);
+          const lost = await this.#loseLease(tx, lease, now);
+          if (!lost) continue;
+          applied++;
+          transitions.push(...lost);
         }
-        return { value: expired.length, transitions };
+        return { value: { seen: expired.length, applied }, transitions };
       });
-      recovered += count;
-      if (count < RECOVERY_BATCH) return recovered;
+      recovered += count.applied;
+      // Stop when the batch was short, or when it held only this process's own live claims.
+      if (count.seen < RECOVERY_BATCH || count.applied === 0) return recovered;
     }
   }
 

@@ -183,7 +183,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
   const expiredLeases = prepareQuery<{ now: number; limit: number }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
       .where('status', '=', 'in_progress')
       .where('lease_expires_at', '<', p('now'))
       .orderBy('lease_expires_at')
@@ -193,7 +193,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
   const leasesOwnedBy = prepareQuery<{ owner: string }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
       .where('status', '=', 'in_progress')
       .where('lease_owner', '=', p('owner')),
   );

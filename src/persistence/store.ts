@@ -126,6 +126,7 @@ export interface ClaimRequest {
 
 export interface ExpiredLease {
   id: number;
+  type: string;
   attempts: number;
   max_attempts: number;
   lease_token: number;
