@@ -56,7 +56,6 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
     }
     const enqueueOptions = { priority: options.priority, delay: options.delay, dependsOn: options.dependsOn, key: options.key };
     if (here) {
-      output.note(`no worker is running for ${options.db}; running the promise here, synchronously`);
       let interruptedBy: NodeJS.Signals | undefined;
       const release = onShutdownSignal((signal) => {
         interruptedBy = signal;
@@ -73,7 +72,7 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
         return exitCodeForSignal(interruptedBy);
       }
       const record = (await engine.get(id))!;
-      output.note(`promise ${id} ran here: ${describeOutcome(record)}`);
+      output.note(`no worker is running for ${options.db}; ran promise ${id} here, synchronously: ${describeOutcome(record)}`);
       if (!options.wait) {
         output.result({ id, status: record.status, ranHere: true }, () => id);
         return EXIT.ok;
