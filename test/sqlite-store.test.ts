@@ -26,6 +26,8 @@ const row = (overrides: Partial<NewPromise> = {}): NewPromise => ({
   idempotencyKey: null,
   errorCode: null,
   errorMessage: null,
+  workflowId: null,
+  invokeId: null,
   now: 1,
   ...overrides,
 });
@@ -57,7 +59,7 @@ describe('SQLite store', () => {
     await store.close();
     stores.pop();
     const again = await open(file);
-    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }]);
+    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }, { name: '0003_workflows' }]);
   });
 
   it('claims due rows by priority, then run-at, and only of the given types', async () => {

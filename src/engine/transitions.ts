@@ -29,6 +29,9 @@ export interface NewPromiseSpec {
   runAt: number;
   key: string | null;
   parents: number[];
+  /** Set for a workflow step. */
+  workflowId?: number;
+  invokeId?: string;
 }
 
 export interface ErrorRecord {
@@ -127,6 +130,8 @@ export class PromiseTransitions {
       idempotencyKey: spec.key,
       errorCode: error?.code ?? null,
       errorMessage: error?.message ?? null,
+      workflowId: spec.workflowId ?? null,
+      invokeId: spec.invokeId ?? null,
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);

@@ -108,6 +108,55 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_workflows': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('workflows')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('input', 'text', (c) => c.notNull())
+        .addColumn('snapshot', 'text', (c) => c.notNull())
+        // A fingerprint of the machine definition the snapshot was written by.
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('output', 'text')
+        .addColumn('error_code', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('parent_step_id', 'integer')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('completed_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('workflows_status').on('workflows').columns(['status', 'id']).execute();
+
+      // External events, stored before they are applied.
+      await db.schema
+        .createTable('workflow_events')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('workflow_id', 'integer', (c) => c.notNull().references('workflows.id').onDelete('cascade'))
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('applied_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('workflow_events_pending').on('workflow_events').columns(['workflow_id', 'id']).where(sql.ref('applied_at'), 'is', null).execute();
+
+      // Delayed transitions (`after`): XState keeps them only in memory, so they are stored here.
+      await db.schema
+        .createTable('workflow_timers')
+        .addColumn('workflow_id', 'integer', (c) => c.notNull().references('workflows.id').onDelete('cascade'))
+        .addColumn('timer_id', 'text', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('fire_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('workflow_timers_pk', ['workflow_id', 'timer_id'])
+        .execute();
+      await db.schema.createIndex('workflow_timers_due').on('workflow_timers').column('fire_at').execute();
+
+      // A step is a promise that belongs to a workflow invocation.
+      await db.schema.alterTable('promises').addColumn('workflow_id', 'integer').execute();
+      await db.schema.alterTable('promises').addColumn('invoke_id', 'text').execute();
+      await db.schema.createIndex('promises_workflow').on('promises').columns(['workflow_id', 'id']).where(sql.ref('workflow_id'), 'is not', null).execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

@@ -32,6 +32,8 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
         idempotency_key: p('idempotencyKey'),
         error_code: p('errorCode'),
         error_message: p('errorMessage'),
+        workflow_id: p('workflowId'),
+        invoke_id: p('invokeId'),
         completed_at: sql<number | null>`case when ${p('status')} = 'failed' then ${p('now')} else null end`,
         created_at: p('now'),
         updated_at: p('now'),
@@ -76,7 +78,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
         updated_at: p('now'),
       }))
       .where('id', 'in', due)
-      .returning(['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token']);
+      .returning(['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'workflow_id', 'invoke_id']);
   });
 
   const updateState = prepareQuery<StateUpdate>((p) =>

@@ -10,7 +10,62 @@ export interface Database {
   promise_history: PromiseHistoryTable;
   dead_letters: DeadLettersTable;
   schedules: SchedulesTable;
+  workflows: WorkflowsTable;
+  workflow_events: WorkflowEventsTable;
+  workflow_timers: WorkflowTimersTable;
 }
+
+export interface WorkflowsTable {
+  id: Generated<number>;
+  name: string;
+  /** `running`, `completed` or `failed`. */
+  status: string;
+  input: string;
+  /** The persisted XState snapshot, as JSON text. */
+  snapshot: string;
+  version: string;
+  output: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  /** The step promise that runs this workflow as a child of another, if any. */
+  parent_step_id: number | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+export interface WorkflowEventsTable {
+  id: Generated<number>;
+  workflow_id: number;
+  event: string;
+  created_at: number;
+  applied_at: number | null;
+}
+
+export interface WorkflowTimersTable {
+  workflow_id: number;
+  timer_id: string;
+  event: string;
+  fire_at: number;
+}
+
+export type WorkflowRow = {
+  id: number;
+  name: string;
+  status: string;
+  input: string;
+  snapshot: string;
+  version: string;
+  output: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  parent_step_id: number | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+};
+
+export type WorkflowTimerRow = WorkflowTimersTable;
 
 export interface PromiseHistoryTable {
   id: Generated<number>;
@@ -73,6 +128,9 @@ export interface PromisesTable {
   completed_at: number | null;
   /** When a finished promise (and its result) may be removed by cleanup; null: kept. */
   expires_at: number | null;
+  /** Set when this promise is a step of a workflow: the workflow and the invocation it runs. */
+  workflow_id: number | null;
+  invoke_id: string | null;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */
@@ -106,4 +164,6 @@ export interface PromiseRow {
   started_at: number | null;
   completed_at: number | null;
   expires_at: number | null;
+  workflow_id: number | null;
+  invoke_id: string | null;
 }

@@ -1,4 +1,4 @@
-import type { PromiseRow } from './schema.js';
+import type { PromiseRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
 
 /** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
 export type Awaitable<T> = T | Promise<T>;
@@ -65,6 +65,9 @@ export interface NewPromise {
   idempotencyKey: string | null;
   errorCode: string | null;
   errorMessage: string | null;
+  /** Set for a workflow step: the workflow and the invocation it runs. */
+  workflowId: number | null;
+  invokeId: string | null;
   now: number;
 }
 
@@ -78,6 +81,8 @@ export interface ClaimedRow {
   attempts: number;
   max_attempts: number;
   lease_token: number;
+  workflow_id: number | null;
+  invoke_id: string | null;
 }
 
 /** A state change of one row, applied only if the row is still in `fromStatus` (and holds `leaseToken`, when given). */
@@ -185,6 +190,29 @@ export interface StoreTransaction {
   advanceSchedule(name: string, dueAt: number, now: number): Awaitable<boolean>;
   /** Pending rows of `types` that never ran and fell due before `cutoff`. */
   stalePending(types: readonly string[], cutoff: number): Awaitable<ExpiredLease[]>;
+  insertWorkflow(row: { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number }): Awaitable<number>;
+  getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
+  saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
+  insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number>;
+  markWorkflowEventApplied(id: number, now: number): Awaitable<void>;
+  unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>>;
+  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void>;
+  deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<void>;
+  deleteWorkflowTimers(workflowId: number): Awaitable<void>;
+  dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
+  /** Step promises of a workflow, oldest first. */
+  stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+}
+
+export interface WorkflowUpdate {
+  id: number;
+  status: string;
+  snapshot: string;
+  output: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  completedAt: number | null;
+  now: number;
 }
 
 /** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
@@ -203,6 +231,10 @@ export interface Store {
   /** Streams `(id, status, snapshot, lease_owner)` of every unfinished row, for resuming. */
   unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> | AsyncIterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }>;
   historyOf(id: number): Awaitable<HistoryRow[]>;
+  getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
+  stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+  runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;
+  nextWorkflowTimerAt(): Awaitable<number | null>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;
   countByStatusAndType(): Awaitable<Array<{ status: string; type: string; count: number }>>;

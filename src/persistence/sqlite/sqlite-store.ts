@@ -3,7 +3,8 @@ import { Kysely, sql } from 'kysely';
 import type { PreparedQuery } from '../prepared.js';
 import { buildLifecycleQueries, type LifecycleQueries } from '../lifecycle-queries.js';
 import { buildQueries, type Queries } from '../queries.js';
-import type { Database, PromiseRow } from '../schema.js';
+import { buildWorkflowQueries, type WorkflowQueries } from '../workflow-queries.js';
+import type { Database, PromiseRow, WorkflowRow } from '../schema.js';
 import type { ClaimedRow, DeadLetterRow, ExpiredLease, HistoryRow, PromiseFilter, ScheduleRow, Store, StoreTransaction } from '../store.js';
 import { ImmediateSqliteDialect } from './sqlite-dialect.js';
 
@@ -23,6 +24,7 @@ export class SqliteStore implements Store {
   readonly #statements = new Map<string, BetterSqlite3.Statement>();
   readonly #q: Queries;
   readonly #life: LifecycleQueries;
+  readonly #wf: WorkflowQueries;
   readonly #tx: StoreTransaction;
   readonly #changeListeners = new Set<() => void>();
   readonly #changeCheckIntervalMs: number;
@@ -41,6 +43,7 @@ export class SqliteStore implements Store {
     };
     this.#q = buildQueries(this.#builder, capabilities);
     this.#life = buildLifecycleQueries(this.#builder, capabilities);
+    this.#wf = buildWorkflowQueries(this.#builder);
     this.#tx = this.#createTransactionApi();
   }
 
@@ -68,6 +71,7 @@ export class SqliteStore implements Store {
   #createTransactionApi(): StoreTransaction {
     const q = this.#q;
     const life = this.#life;
+    const wf = this.#wf;
     return {
       insertPromise: (row) => this.#get<typeof row, { id: number }>(q.insertPromise, row)!.id,
       insertDependency: (parentId, childId) => {
@@ -110,6 +114,27 @@ export class SqliteStore implements Store {
       getSchedule: (name) => this.#get<{ name: string }, ScheduleRow>(life.getSchedule, { name }),
       advanceSchedule: (name, dueAt, now) => this.#run(life.advanceSchedule, { name, dueAt, now }) === 1,
       stalePending: (types, cutoff) => this.#all<object, ExpiredLease>(life.stalePending, { types: JSON.stringify(types), cutoff }),
+      insertWorkflow: (row) => this.#get<typeof row, { id: number }>(wf.insertWorkflow, row)!.id,
+      getWorkflow: (id) => this.#get(wf.getWorkflow, { id }),
+      saveWorkflow: (update) => {
+        this.#run(wf.saveWorkflow, update);
+      },
+      insertWorkflowEvent: (workflowId, event, now) => this.#get<object, { id: number }>(wf.insertEvent, { workflowId, event, now })!.id,
+      markWorkflowEventApplied: (id, now) => {
+        this.#run(wf.markEventApplied, { id, now });
+      },
+      unappliedWorkflowEvents: (workflowId) => this.#all(wf.unappliedEvents, { workflowId }),
+      upsertWorkflowTimer: (timer) => {
+        this.#run(wf.upsertTimer, timer);
+      },
+      deleteWorkflowTimer: (workflowId, timerId) => {
+        this.#run(wf.deleteTimer, { workflowId, timerId });
+      },
+      deleteWorkflowTimers: (workflowId) => {
+        this.#run(wf.deleteTimersOf, { workflowId });
+      },
+      dueWorkflowTimers: (now, limit) => this.#all(wf.dueTimers, { now, limit }),
+      stepsOf: (workflowId) => this.#all(wf.stepsOf, { workflowId }),
     };
   }
 
@@ -190,6 +215,22 @@ export class SqliteStore implements Store {
 
   historyOf(id: number): HistoryRow[] {
     return this.#all(this.#life.historyOf, { id });
+  }
+
+  getWorkflow(id: number): WorkflowRow | undefined {
+    return this.#get(this.#wf.getWorkflow, { id });
+  }
+
+  stepsOf(workflowId: number): PromiseRow[] {
+    return this.#all(this.#wf.stepsOf, { workflowId });
+  }
+
+  runningWorkflows(): Array<{ id: number; name: string; version: string }> {
+    return this.#all(this.#wf.runningWorkflows, {});
+  }
+
+  nextWorkflowTimerAt(): number | null {
+    return this.#get<object, { at: number | null }>(this.#wf.nextTimerAt, {})?.at ?? null;
   }
 
   listDeadLetters(limit: number): DeadLetterRow[] {
