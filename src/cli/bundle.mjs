@@ -24,10 +24,19 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['better-sqlite3', 'xstate'],
+  external: ['xstate'],
   // Bundled CommonJS dependencies (commander, pino, cli-progress) call require() for Node's modules.
   banner: { js: "import { createRequire as __promisedCreateRequire } from 'node:module';\nconst require = __promisedCreateRequire(import.meta.url);" },
   plugins: [
+    {
+      // Loaded with require(), not import: importing CommonJS from ESM makes Node scan its source
+      // for export names first (cjs-module-lexer), ~10 ms here for nothing.
+      name: 'require-native-addon',
+      setup(pluginBuild) {
+        pluginBuild.onResolve({ filter: /^better-sqlite3$/ }, () => ({ path: 'better-sqlite3', namespace: 'required' }));
+        pluginBuild.onLoad({ filter: /.*/, namespace: 'required' }, (args) => ({ contents: `export default __promisedCreateRequire(import.meta.url)(${JSON.stringify(args.path)});`, loader: 'js' }));
+      },
+    },
     {
       name: 'shared-errors',
       setup(pluginBuild) {
