@@ -77,13 +77,14 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
     ['dead-letters', ['dead-letters']],
     ['cleanup', ['cleanup']],
     ['enqueue with an unknown type', ['enqueue', 'nope', '--tasks', tasksModule]],
+    ['enqueue with an unknown dependency', ['enqueue', 'echo', '--depends-on', '7', '--tasks', tasksModule]],
   ])('%s on a database path that does not exist creates no file', async (_label, args) => {
     const dir = tempDir();
     const db = path.join(dir, 'typo.db');
     const result = await runCli([...args, '--db', db], { cwd: dir });
     expect(result.code).toBe(2);
     expect(result.errLines).toHaveLength(1);
-    expect(result.errLines[0]).toMatch(/DATABASE_NOT_FOUND|UNKNOWN_TASK_TYPE/);
+    expect(result.errLines[0]).toMatch(/DATABASE_NOT_FOUND|UNKNOWN_TASK_TYPE|UNKNOWN_DEPENDENCY/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 

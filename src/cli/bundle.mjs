@@ -6,8 +6,8 @@
 // Kept outside the bundle, shared with the library so identities hold:
 // - dist/errors.js: a tasks module that throws `new TimeoutError()` imported from 'promised' must
 //   meet the same `PromisedError` class the engine checks with `instanceof`;
-// - xstate: user workflows are machines built with the user's xstate;
-// - better-sqlite3: a native addon.
+// - xstate: user workflows are machines built with the user's xstate.
+// better-sqlite3, a native addon, is loaded from node_modules when a command opens a database.
 import fs from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import type { Engine, PromiseRecord } from '../index.js';
-import { UnknownTaskTypeError } from '../errors.js';
 import { parseJsonArgument } from './arguments.js';
 import { CliError, EXIT, exitCodeOf } from './exit-codes.js';
 import { loadTasks, registerTasks } from './load-tasks.js';
@@ -43,17 +42,9 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
   const engine = await openEngine(options.db, { immediate: here, concurrency: 1 });
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= engine.stop());
+  let id: string | undefined;
   try {
-    let id: string;
-    try {
-      await registerTasks(tasks, engine);
-      // The engine would refuse it too, but only after opening (and so creating) the database.
-      if (!engine.taskTypes.includes(type)) throw new UnknownTaskTypeError(type, engine.taskTypes);
-    } catch (error) {
-      await stop();
-      if (!existed && exitCodeOf(error) === EXIT.badInput) removeDatabaseFiles(options.db);
-      throw error;
-    }
+    await registerTasks(tasks, engine);
     const enqueueOptions = { priority: options.priority, delay: options.delay, dependsOn: options.dependsOn, key: options.key };
     if (here) {
       let interruptedBy: NodeJS.Signals | undefined;
@@ -68,13 +59,13 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
         release();
       }
       if (interruptedBy !== undefined) {
-        output.result({ id, ranHere: true, interrupted: true }, () => id);
+        output.result({ id, ranHere: true, interrupted: true }, () => id!);
         return exitCodeForSignal(interruptedBy);
       }
       const record = (await engine.get(id))!;
       output.note(`no worker is running for ${options.db}; ran promise ${id} here, synchronously: ${describeOutcome(record)}`);
       if (!options.wait) {
-        output.result({ id, status: record.status, ranHere: true }, () => id);
+        output.result({ id, status: record.status, ranHere: true }, () => id!);
         return EXIT.ok;
       }
       output.line(id);
@@ -82,11 +73,18 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
     }
     id = await engine.enqueue(type, payload, enqueueOptions);
     if (!options.wait) {
-      output.result({ id, status: 'enqueued', ranHere: false }, () => id);
+      output.result({ id, status: 'enqueued', ranHere: false }, () => id!);
       return EXIT.ok;
     }
     output.line(id);
     return await waitForOutcome(engine, id, options, output, stop);
+  } catch (error) {
+    // A refused enqueue writes nothing; on a --db that did not exist, that includes the file.
+    if (id === undefined && !existed && exitCodeOf(error) === EXIT.badInput) {
+      await stop();
+      removeDatabaseFiles(options.db);
+    }
+    throw error;
   } finally {
     await stop();
   }

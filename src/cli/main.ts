@@ -5,8 +5,12 @@
 import { Command, CommanderError } from 'commander';
 import { durationArgument, integerArgument } from './arguments.js';
 import { describeError, EXIT, exitCodeOf, oneLine } from './exit-codes.js';
+import type { EnqueueCommandOptions } from './enqueue-command.js';
+import type { CleanupOptions, DeadLettersOptions } from './maintenance-commands.js';
 import type { GlobalOptions } from './open-engine.js';
 import { createOutput, type Output } from './output.js';
+import type { ListOptions } from './promise-commands.js';
+import type { WorkerStartOptions, WorkerStatusOptions, WorkerStopOptions } from './worker-commands.js';
 
 const program = new Command()
   .name('promised')
@@ -19,11 +23,14 @@ const program = new Command()
     writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `promised: ${oneLine(text.slice(7).replace(/\n(?=\S)/g, ' '))}\n` : text),
   });
 
-/** Runs a command with the global options merged in, and records its exit code. */
-function run<A extends unknown[]>(work: (output: Output, options: GlobalOptions & Record<string, any>, ...args: A) => Promise<number>) {
+/**
+ * Runs a command with the global options merged into its own, and records its exit code.
+ * Commander hands an action its arguments, then its options, then the command.
+ */
+function run<O extends GlobalOptions, A extends unknown[] = []>(work: (output: Output, options: O, ...args: A) => Promise<number>) {
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
-    const options = command.optsWithGlobals<GlobalOptions & Record<string, any>>();
+    const options = command.optsWithGlobals<O>();
     process.exitCode = await work(createOutput(options.json), options, ...(args.slice(0, -2) as A));
   };
 }
@@ -50,9 +57,9 @@ worker
   .option('--log-file <path>', 'pino log file of a detached worker (default: <db>.worker.log)')
   .option('--stop-timeout <duration>', 'on stop, how long running handlers may finish before their claims are handed back', durationArgument('--stop-timeout'), 30_000)
   .action(
-    run(async (output, options, tasks: string) => {
+    run(async (output, options: WorkerStartOptions, tasks: string) => {
       const { workerStart } = await import('./worker-commands.js');
-      return workerStart(tasks, options as never, output);
+      return workerStart(tasks, options, output);
     }),
   );
 worker
@@ -61,7 +68,7 @@ worker
   .option('--pid-file <path>', 'stop only the worker of this PID file')
   .option('--timeout <duration>', "how long to wait (default: the worker's stop timeout + 10s)", durationArgument('--timeout'))
   .action(
-    run(async (output, options) => {
+    run(async (output, options: WorkerStopOptions) => {
       const { workerStop } = await import('./worker-commands.js');
       return workerStop(options, output);
     }),
@@ -71,7 +78,7 @@ worker
   .description('running or not, pid, uptime, and counts by status')
   .option('--pid-file <path>', 'look only at this PID file')
   .action(
-    run(async (output, options) => {
+    run(async (output, options: WorkerStatusOptions) => {
       const { workerStatus } = await import('./worker-commands.js');
       return workerStatus(options, output);
     }),
@@ -91,7 +98,7 @@ program
   .option('--wait', 'wait for the outcome and print the result (exit 1 if it failed)')
   .option('--timeout <duration>', 'with --wait: give up after this long (exit 1)', durationArgument('--timeout'))
   .action(
-    run(async (output, options, type: string, json: string | undefined) => {
+    run(async (output, options: EnqueueCommandOptions, type: string, json: string | undefined) => {
       const { enqueueCommand } = await import('./enqueue-command.js');
       return enqueueCommand(type, json, options, output);
     }),
@@ -114,9 +121,9 @@ program
   .option('--type <type>', 'only this task type')
   .option('--limit <n>', 'at most this many', integerArgument('--limit', 1, 10_000), 50)
   .action(
-    run(async (output, options) => {
+    run(async (output, options: ListOptions) => {
       const { listCommand } = await import('./promise-commands.js');
-      return listCommand(options as never, output);
+      return listCommand(options, output);
     }),
   );
 program
@@ -154,9 +161,9 @@ program
   .option('--clear', 'remove every dead-letter record')
   .option('--limit <n>', 'at most this many', integerArgument('--limit', 1, 10_000), 50)
   .action(
-    run(async (output, options) => {
+    run(async (output, options: DeadLettersOptions) => {
       const { deadLettersCommand } = await import('./maintenance-commands.js');
-      return deadLettersCommand(options as never, output);
+      return deadLettersCommand(options, output);
     }),
   );
 program
@@ -164,7 +171,7 @@ program
   .description('remove finished promises whose results expired, or (--older-than) finished longer ago')
   .option('--older-than <duration>', 'also remove promises finished longer ago than this (7d, 12h…)', durationArgument('--older-than'))
   .action(
-    run(async (output, options) => {
+    run(async (output, options: CleanupOptions) => {
       const { cleanupCommand } = await import('./maintenance-commands.js');
       return cleanupCommand(options, output);
     }),
