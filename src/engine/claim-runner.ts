@@ -8,7 +8,7 @@ import type { EngineEmitter } from './events.js';
 import type { Clock } from './options.js';
 import { runHandler } from './run-handler.js';
 import type { TaskContext, TaskDefinition } from './task-context.js';
-import type { AppliedTransition, ClaimRef, ErrorRecord, PromiseTransitions } from './transitions.js';
+import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type PromiseTransitions } from './transitions.js';
 
 interface RunningClaim {
   claim: ClaimRef;
@@ -73,7 +73,7 @@ export class ClaimRunner {
 
   #entryOf(row: ClaimedRow): RunningClaim {
     const entry: RunningClaim = {
-      claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts },
+      claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts, step: stepOf(row) },
       task: this.#host.taskOf(row.type),
       controller: new AbortController(),
       fencedOff: false,

@@ -25,6 +25,8 @@ import type {
   PeriodicContext,
   InboxOptions,
 } from './public-types.js';
+import type { AnyStateMachine, EventObject } from 'xstate';
+import { WorkflowRuntime, type WorkflowOptions, type WorkflowRecord } from '../workflows/workflow-runtime.js';
 import { ClaimRunner } from './claim-runner.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 import { ResultWaiters } from './result-waiters.js';
@@ -40,7 +42,7 @@ import { orderGraph, type GraphNode } from './graph.js';
 import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type ResolvedEngineOptions, type TaskOptions } from './options.js';
 import { parseId, toRecord, type PromiseRecord } from './records.js';
 import type { TaskContext, TaskDefinition, TaskHandler } from './task-context.js';
-import { PromiseTransitions, type AppliedTransition, type ClaimRef, type NewPromiseSpec, type TypePolicy } from './transitions.js';
+import { PromiseTransitions, stepOf, type AppliedTransition, type ClaimRef, type NewPromiseSpec, type TypePolicy } from './transitions.js';
 
 const RECOVERY_BATCH = 500;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -56,6 +58,7 @@ export class Engine {
   readonly #log: Logger;
   readonly #transitions: PromiseTransitions;
   readonly #periodics: PeriodicSchedules;
+  readonly #workflows: WorkflowRuntime;
   readonly #inboxes = new Map<string, Inbox>();
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #tasks = new Map<string, TaskDefinition>();
@@ -81,7 +84,19 @@ export class Engine {
     this.#transitions = new PromiseTransitions(promiseLaw, {
       policyOf: (type) => this.#policyOf(type),
       followUp: (type, payload, now) => ({ ...this.#specOf({ type, payload }, 'payload'), runAt: now }),
+      stepFinished: (tx, step, outcome, now) => this.#workflows.stepFinished(tx, step, outcome, now),
     });
+    this.#workflows = new WorkflowRuntime(
+      withLiveStarted(
+        {
+          ...this.#host(),
+          store,
+          registerTask: (type, handler, taskOptions) => void this.task(type, handler, taskOptions),
+          background: (work, message) => void work().catch((error: unknown) => this.#backgroundError(error, message)),
+        },
+        () => this.#phase === 'started',
+      ),
+    );
     this.#periodics = new PeriodicSchedules(this.#host());
     this.#runner = new ClaimRunner({
       store,
@@ -336,6 +351,7 @@ export class Engine {
     const summary = await this.#rehydrate();
     for (const inbox of this.#inboxes.values()) summary.skippedMessages += await inbox.skipStale();
     this.#phase = 'started';
+    summary.workflows = await this.#workflows.resume();
     await this.#periodics.start();
     this.#watchExternalChanges();
     if (this.#options.cleanupIntervalMs > 0) {
@@ -356,6 +372,7 @@ export class Engine {
     this.#unsubscribeChanges ??= this.#store.onExternalChange(() => {
       this.#wake();
       this.#waiters.settleAll();
+      this.#workflows.changed();
     });
   }
 
@@ -390,12 +407,12 @@ export class Engine {
     });
     recovered += await this.#recoverExpiredLeases();
     for (const { id } of damaged) this.#log.warn({ promiseId: id }, 'snapshot did not match its status; rewritten from the row');
-    return { resumed, recovered, repairedSnapshots: damaged.length, skippedMessages: 0 };
+    return { resumed, recovered, repairedSnapshots: damaged.length, skippedMessages: 0, workflows: { running: 0, versionMismatches: 0 } };
   }
 
   async #loseLease(tx: StoreTransaction, lease: ExpiredLease, now: number) {
     const task = this.#tasks.get(lease.type);
-    const claim: ClaimRef = { id: lease.id, type: lease.type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
+    const claim: ClaimRef = { step: stepOf(lease), id: lease.id, type: lease.type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
     const retryAt = now + (task ? retryDelayMs(task.options, lease.attempts) : 0);
     return this.#transitions.fail(tx, claim, 'LEASE_LOST', { code: 'LEASE_EXPIRED', message: 'the process running this attempt stopped renewing its lease' }, retryAt, now);
   }
@@ -622,6 +639,44 @@ export class Engine {
     return history;
   }
 
+  // ---- workflows ----
+
+  /**
+   * Registers a workflow: an XState v5 machine whose invoked actors (named in `setup({ actors })`)
+   * run as durable steps. Each entry of `steps` is the handler `(input, ctx) => output` of the
+   * actor of that name, or `{ workflow: name }` to run another workflow as a child.
+   *
+   * @example
+   * ```ts
+   * engine.workflow('ci', machine, { steps: { setupEnv: async (input) => ({ ok: true }), runTests: async () => 'green' } });
+   * ```
+   */
+  workflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): this {
+    this.#workflows.define(name, machine, options);
+    return this;
+  }
+
+  /** Starts a workflow; returns its id once its first state and first steps are on disk. */
+  startWorkflow(name: string, input?: unknown): Promise<string> {
+    return this.#workflows.start(name, input ?? {});
+  }
+
+  /** Sends an external event to a running workflow; it is stored, then applied, in one transaction. */
+  send(id: string, event: EventObject): Promise<void> {
+    return this.#workflows.send(id, event);
+  }
+
+  /** The workflow with this id (state value, context, steps), or `undefined`. */
+  getWorkflow(id: string): Promise<WorkflowRecord | undefined> {
+    return this.#workflows.get(id);
+  }
+
+  /** Waits for the workflow's output (its machine's final state); rejects with `PromiseFailedError` if it failed. */
+  async workflowResult<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
+    const timeout = options.timeout === undefined ? undefined : integerIn('timeout', options.timeout, 0, MAX_TIMER_MS);
+    return (await this.#workflows.result(id, timeout)) as R;
+  }
+
   // ---- control ----
 
   /**
@@ -667,6 +722,7 @@ export class Engine {
     if (this.#dueTimer) clearTimeout(this.#dueTimer);
     if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
     this.#periodics.stop();
+    this.#workflows.stop();
     this.#unsubscribeChanges?.();
     if (wasStarted) await this.#runner.drain(this.#options.stopTimeoutMs);
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
@@ -683,6 +739,7 @@ export class Engine {
     if (transitions.length === 0) return;
     const at = new Date(now);
     const wantsTransitions = this.#emitter.listenerCount('transition') > 0;
+    if (transitions.some((t) => t.type.startsWith('workflow:'))) this.#workflows.changed();
     const wantsRecords = this.#emitter.listenerCount('completed') + this.#emitter.listenerCount('failed') + this.#emitter.listenerCount('retrying') > 0;
     for (const t of transitions) {
       if (wantsTransitions) {
@@ -710,6 +767,11 @@ export class Engine {
     this.#log.error({ err: error }, message);
     this.#emitter.emit('error', error);
   }
+}
+
+/** A copy of `host` whose `started` stays live (spreading an object copies a getter's value once). */
+function withLiveStarted<T extends { started: boolean }>(host: T, started: () => boolean): T {
+  return Object.defineProperty({ ...host }, 'started', { get: started, enumerable: true });
 }
 
 /** True when `owner` names a process on this host that no longer exists. */

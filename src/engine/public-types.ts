@@ -98,4 +98,6 @@ export interface StartSummary {
   repairedSnapshots: number;
   /** Inbox messages stored while the engine was down and now older than their window: recorded as `SKIPPED`. */
   skippedMessages: number;
+  /** Workflows resumed, and those whose stored snapshot no longer fits their machine (failed with `WORKFLOW_VERSION_MISMATCH`). */
+  workflows: { running: number; versionMismatches: number };
 }

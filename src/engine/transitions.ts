@@ -19,6 +19,23 @@ export interface ClaimRef {
   leaseToken: number;
   attempts: number;
   maxAttempts: number;
+  /** Set when the promise is a workflow step. */
+  step?: StepRef | undefined;
+}
+
+/** A promise that runs one invocation of a workflow. */
+export interface StepRef {
+  promiseId: number;
+  workflowId: number;
+  invokeId: string;
+}
+
+/** How a step ended, as its workflow hears it. */
+export type StepOutcome = { kind: 'done'; output: unknown } | { kind: 'error'; error: ErrorRecord };
+
+/** The step of a row, if the row is one. */
+export function stepOf(row: { id: number; workflow_id: number | null; invoke_id: string | null }): StepRef | undefined {
+  return row.workflow_id === null || row.invoke_id === null ? undefined : { promiseId: row.id, workflowId: row.workflow_id, invokeId: row.invoke_id };
 }
 
 export interface NewPromiseSpec {
@@ -54,6 +71,8 @@ export interface TransitionPolicies {
   policyOf(type: string): TypePolicy;
   /** The spec of a follow-up promise of `type` carrying `payload` (priority, attempts from its task). */
   followUp(type: string, payload: unknown, now: number): NewPromiseSpec;
+  /** A workflow step finished for good: its workflow hears of it in the same transaction. */
+  stepFinished(tx: StoreTransaction, step: StepRef, outcome: StepOutcome, now: number): Promise<AppliedTransition[]>;
 }
 
 /**
@@ -146,6 +165,7 @@ export class PromiseTransitions {
     const applied = await tx.updateState(this.#claimUpdate(claim, to, now, { result, completedAt: now, expiresAt: this.#expiry(claim.type, now) }));
     if (!applied) return null;
     const transitions: AppliedTransition[] = [{ id: claim.id, type: claim.type, event: 'SUCCEED', from: 'in_progress', to }];
+    if (claim.step) transitions.push(...(await this.#policies.stepFinished(tx, claim.step, { kind: 'done', output: result === null ? null : JSON.parse(result) }, now)));
     const { onComplete } = this.#policyOf(claim.type);
     if (onComplete) {
       const payload = { promise: { id: String(claim.id), type: claim.type, status: to, result: result === null ? null : JSON.parse(result) } };
@@ -185,7 +205,7 @@ export class PromiseTransitions {
       await this.#history(tx, claim.id, event, 'in_progress', to, claim.attempts, error, now);
       return [own];
     }
-    return [own, ...(await this.#failedForGood(tx, { id: claim.id, type: claim.type, attempts: claim.attempts }, event, 'in_progress', error, now))];
+    return [own, ...(await this.#failedForGood(tx, { id: claim.id, type: claim.type, attempts: claim.attempts, step: claim.step }, event, 'in_progress', error, now))];
   }
 
   /** `RELEASE`: a graceful stop hands a claim back without counting its attempt. */
@@ -220,7 +240,7 @@ export class PromiseTransitions {
       }),
     );
     const own: AppliedTransition = { id, type: row.type, event, from: row.status, to };
-    return [own, ...(await this.#failedForGood(tx, { id, type: row.type, attempts: row.attempts }, event, row.status, error, now))];
+    return [own, ...(await this.#failedForGood(tx, { id, type: row.type, attempts: row.attempts, step: row.step }, event, row.status, error, now))];
   }
 
   /** `RETRY`: a failed promise back to `pending` now, attempts reset, its dead letter removed. */
@@ -261,7 +281,7 @@ export class PromiseTransitions {
    */
   async #failedForGood(
     tx: StoreTransaction,
-    row: { id: number; type: string; attempts: number },
+    row: { id: number; type: string; attempts: number; step?: StepRef | undefined },
     event: PromiseEventType,
     from: PromiseStatus,
     error: ErrorRecord,
@@ -270,6 +290,7 @@ export class PromiseTransitions {
     await tx.insertDeadLetter(row.id, error.code, error.message, now);
     await this.#history(tx, row.id, event, from, 'failed', row.attempts, error, now);
     const transitions: AppliedTransition[] = [];
+    if (row.step) transitions.push(...(await this.#policies.stepFinished(tx, row.step, { kind: 'error', error }, now)));
     const { onFail } = this.#policyOf(row.type);
     if (onFail) {
       const payload = { promise: { id: String(row.id), type: row.type, status: 'failed', error } };
@@ -303,10 +324,10 @@ export class PromiseTransitions {
     await tx.insertHistory({ promiseId, event, from, to, attempt, errorCode: error?.code ?? null, errorMessage: error?.message ?? null, at });
   }
 
-  async #rowOrThrow(tx: StoreTransaction, id: number): Promise<{ status: PromiseStatus; type: string; attempts: number }> {
+  async #rowOrThrow(tx: StoreTransaction, id: number): Promise<{ status: PromiseStatus; type: string; attempts: number; step: StepRef | undefined }> {
     const row = await tx.stateOf(id);
     if (row === undefined) throw new NotFoundError(String(id));
-    return { status: row.status as PromiseStatus, type: row.type, attempts: row.attempts };
+    return { status: row.status as PromiseStatus, type: row.type, attempts: row.attempts, step: stepOf({ id, ...row }) };
   }
 
   #claimUpdate(claim: ClaimRef, to: PromiseStatus, now: number, fields: Partial<StateUpdate>): StateUpdate {

@@ -51,7 +51,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
 
   const runAtOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select('run_at').where('id', '=', p('id')));
 
-  const stateOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select(['status', 'type', 'attempts']).where('id', '=', p('id')));
+  const stateOf = prepareQuery<{ id: number }>((p) => db.selectFrom('promises').select(['status', 'type', 'attempts', 'workflow_id', 'invoke_id']).where('id', '=', p('id')));
 
   const claimDue = prepareQuery<ClaimRequest>((p) => {
     let due = db
@@ -185,7 +185,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
   const expiredLeases = prepareQuery<{ now: number; limit: number }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
       .where('status', '=', 'in_progress')
       .where('lease_expires_at', '<', p('now'))
       .orderBy('lease_expires_at')
@@ -195,7 +195,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
   const leasesOwnedBy = prepareQuery<{ owner: string }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
       .where('status', '=', 'in_progress')
       .where('lease_owner', '=', p('owner')),
   );

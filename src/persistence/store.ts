@@ -132,6 +132,8 @@ export interface ClaimRequest {
 export interface ExpiredLease {
   id: number;
   type: string;
+  workflow_id: number | null;
+  invoke_id: string | null;
   attempts: number;
   max_attempts: number;
   lease_token: number;
@@ -152,7 +154,7 @@ export interface StoreTransaction {
   insertDependency(parentId: number, childId: number): Awaitable<void>;
   idByKey(key: string): Awaitable<number | undefined>;
   statusOf(id: number): Awaitable<string | undefined>;
-  stateOf(id: number): Awaitable<{ status: string; type: string; attempts: number } | undefined>;
+  stateOf(id: number): Awaitable<{ status: string; type: string; attempts: number; workflow_id: number | null; invoke_id: string | null } | undefined>;
   getPromiseRunAt(id: number): Awaitable<number | undefined>;
   /** Moves up to `limit` due `pending` rows to `in_progress` under a new lease; returns them best first (priority, then run-at, then id). */
   claimDue(request: ClaimRequest): Awaitable<ClaimedRow[]>;
@@ -197,7 +199,9 @@ export interface StoreTransaction {
   markWorkflowEventApplied(id: number, now: number): Awaitable<void>;
   unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>>;
   upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void>;
-  deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<void>;
+  /** False when the timer was already gone (fired by another process, or cancelled). */
+  deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<boolean>;
+  workflowOfParentStep(stepId: number): Awaitable<number | undefined>;
   deleteWorkflowTimers(workflowId: number): Awaitable<void>;
   dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
   /** Step promises of a workflow, oldest first. */

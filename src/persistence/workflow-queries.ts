@@ -77,6 +77,8 @@ export function buildWorkflowQueries(db: Kysely<Database>) {
 
   const stepsOf = prepareQuery<{ workflowId: number }>((p) => db.selectFrom('promises').selectAll().where('workflow_id', '=', p('workflowId')).orderBy('id'));
 
+  const workflowOfParentStep = prepareQuery<{ stepId: number }>((p) => db.selectFrom('workflows').select('id').where('parent_step_id', '=', p('stepId')));
+
   const runningWorkflows = prepareQuery<Record<string, never>>(() => db.selectFrom('workflows').select(['id', 'name', 'version']).where('status', '=', 'running'));
 
   return {
@@ -93,6 +95,7 @@ export function buildWorkflowQueries(db: Kysely<Database>) {
     nextTimerAt,
     stepsOf,
     runningWorkflows,
+    workflowOfParentStep,
   };
 }
 

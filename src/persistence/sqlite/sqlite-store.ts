@@ -127,9 +127,8 @@ export class SqliteStore implements Store {
       upsertWorkflowTimer: (timer) => {
         this.#run(wf.upsertTimer, timer);
       },
-      deleteWorkflowTimer: (workflowId, timerId) => {
-        this.#run(wf.deleteTimer, { workflowId, timerId });
-      },
+      deleteWorkflowTimer: (workflowId, timerId) => this.#run(wf.deleteTimer, { workflowId, timerId }) === 1,
+      workflowOfParentStep: (stepId) => this.#get<object, { id: number }>(wf.workflowOfParentStep, { stepId })?.id,
       deleteWorkflowTimers: (workflowId) => {
         this.#run(wf.deleteTimersOf, { workflowId });
       },

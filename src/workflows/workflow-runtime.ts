@@ -1,0 +1,413 @@
+import type { AnyStateMachine, EventObject } from 'xstate';
+import { InvalidOptionError, InvalidPayloadError, NotFoundError, PromisedError, PromiseFailedError } from '../errors.js';
+import { fromJsonText, toJsonText } from '../json.js';
+import {
+  applyWorkflowEvent,
+  initialWorkflowStep,
+  invokedSources,
+  machineVersion,
+  snapshotMismatch,
+  type MachineStep,
+  type PersistedWorkflowSnapshot,
+} from '../machines/workflow-machine.js';
+import type { WorkflowRow } from '../persistence/schema.js';
+import type { Store, StoreTransaction } from '../persistence/store.js';
+import type { EngineHost } from '../engine/engine-host.js';
+import { toRecord, parseId, type PromiseRecord } from '../engine/records.js';
+import { ResultWaiters } from '../engine/result-waiters.js';
+import type { TaskOptions } from '../engine/options.js';
+import type { TaskContext, TaskHandler } from '../engine/task-context.js';
+import type { AppliedTransition, StepOutcome, StepRef } from '../engine/transitions.js';
+import { WorkflowError } from './workflow-errors.js';
+
+/** A step: a handler `(input, ctx) => output`, or `{ workflow: name }` to run another workflow as a child. */
+export type WorkflowStep = TaskHandler | { workflow: string };
+
+/** Options for {@link Engine.workflow}. */
+export interface WorkflowOptions {
+  /** One entry per actor the machine invokes, by its name in `setup({ actors })`. */
+  steps: Record<string, WorkflowStep>;
+  /** Task options (retries, timeout…) for every step, or per step name. */
+  stepOptions?: TaskOptions | Record<string, TaskOptions>;
+}
+
+/** A workflow as `getWorkflow` shows it. */
+export interface WorkflowRecord {
+  id: string;
+  name: string;
+  status: 'running' | 'completed' | 'failed';
+  /** The machine's state value. */
+  value: unknown;
+  context: unknown;
+  output: unknown;
+  error: { code: string; message: string } | null;
+  steps: PromiseRecord[];
+  createdAt: Date;
+  completedAt: Date | null;
+}
+
+interface Definition {
+  name: string;
+  machine: AnyStateMachine;
+  version: string;
+}
+
+const TIMER_BATCH = 100;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What the runtime needs beyond {@link EngineHost}. */
+export interface WorkflowHost extends EngineHost {
+  store: Store;
+  registerTask(type: string, handler: TaskHandler, options?: TaskOptions): void;
+  /** Runs a background task, reporting its failure on the engine's error channel. */
+  background(work: () => Promise<unknown>, message: string): void;
+}
+
+/**
+ * Durable workflows: a user's XState machine whose invoked actors are promises. Every
+ * transition (start, a step's result, an external event, a due timer) is applied with the pure
+ * `transition()` and committed in one transaction together with everything it asked for: the
+ * snapshot, new step promises, cancelled steps, stored timers.
+ */
+export class WorkflowRuntime {
+  readonly #host: WorkflowHost;
+  readonly #definitions = new Map<string, Definition>();
+  readonly #waiters: ResultWaiters;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(host: WorkflowHost) {
+    this.#host = host;
+    this.#waiters = new ResultWaiters((id) => this.#settledOutput(id), () => undefined);
+  }
+
+  /** Registers a workflow; its steps become task types `workflow:<name>:<step>`. */
+  define(name: string, machine: AnyStateMachine, options: WorkflowOptions): void {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty workflow name');
+    if (this.#definitions.has(name)) throw new WorkflowError('DUPLICATE_WORKFLOW', `workflow "${name}" is already registered`);
+    if (!machine || typeof (machine as { transition?: unknown }).transition !== 'function' || !(machine as { root?: unknown }).root) {
+      throw new InvalidOptionError('machine', machine, 'an XState v5 machine (createMachine or setup(...).createMachine)');
+    }
+    const steps = options?.steps ?? {};
+    const invoked = invokedSources(machine);
+    const inline = invoked.find((invoke) => invoke.src === null);
+    if (inline) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `state ${inline.state} invokes an inline actor; register it by name in setup({ actors }) and give it a step`);
+    const sources = new Set(invoked.map((invoke) => invoke.src!));
+    for (const src of sources) {
+      if (!Object.hasOwn(steps, src)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `workflow "${name}" invokes "${src}" but steps has no "${src}"`);
+    }
+    for (const step of Object.keys(steps)) {
+      if (!sources.has(step)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `steps.${step} is never invoked by workflow "${name}" (it invokes: ${[...sources].join(', ') || 'nothing'})`);
+    }
+    for (const [step, implementation] of Object.entries(steps)) {
+      const stepOptions = pickStepOptions(options.stepOptions, step);
+      this.#host.registerTask(stepType(name, step), this.#stepHandler(implementation), stepOptions);
+    }
+    this.#definitions.set(name, { name, machine, version: machineVersion(machine) });
+  }
+
+  #stepHandler(step: WorkflowStep): TaskHandler {
+    if (typeof step === 'function') return (payload: { input: unknown }, ctx: TaskContext) => step(payload.input, ctx);
+    if (step && typeof step === 'object' && typeof step.workflow === 'string') {
+      const child = step.workflow;
+      // The child is found again by its parent step on a re-run, so a crash never starts two.
+      return async (payload: { input: unknown }, ctx: TaskContext) => {
+        const id = await this.start(child, payload.input, Number(ctx.id));
+        return this.result(id, undefined);
+      };
+    }
+    throw new InvalidOptionError('step', step, 'a function (input, ctx) => output, or { workflow: name }');
+  }
+
+  get names(): string[] {
+    return [...this.#definitions.keys()];
+  }
+
+  #definition(name: string): Definition {
+    const definition = this.#definitions.get(name);
+    if (!definition) throw new WorkflowError('UNKNOWN_WORKFLOW', `unknown workflow "${name}"; register it with engine.workflow("${name}", machine, { steps })`);
+    return definition;
+  }
+
+  /** Starts a workflow; returns its id once its first state and first steps are on disk. */
+  async start(name: string, input: unknown, parentStepId: number | null = null): Promise<string> {
+    const definition = this.#definition(name);
+    const inputText = toJsonText(input, 'input');
+    const id = await this.#host.write(async (tx, now) => {
+      if (parentStepId !== null) {
+        const existing = await tx.workflowOfParentStep(parentStepId);
+        if (existing !== undefined) return { value: existing, transitions: [] };
+      }
+      const step = initialWorkflowStep(definition.machine, JSON.parse(inputText));
+      const snapshot = serialiseSnapshot(step);
+      const workflowId = await tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, now });
+      const transitions = await this.#commitStep(tx, definition, workflowId, step, snapshot, now);
+      return { value: workflowId, transitions };
+    });
+    this.#afterCommit();
+    return String(id);
+  }
+
+  /** Stores an external event, then applies it, in one transaction. */
+  async send(id: string, event: EventObject): Promise<void> {
+    const workflowId = parseId(id);
+    if (workflowId === undefined) throw new NotFoundError(String(id), 'workflow');
+    if (!event || typeof event !== 'object' || typeof event.type !== 'string' || event.type.length === 0) {
+      throw new InvalidOptionError('event', event, 'an object with a string type, for example { type: "APPROVE" }');
+    }
+    if (event.type.startsWith('xstate.')) throw new InvalidOptionError('event.type', event.type, 'an event of your own (xstate.* events are sent by the engine)');
+    const eventText = toJsonText(event, 'event');
+    await this.#host.write(async (tx, now) => {
+      const row = await tx.getWorkflow(workflowId);
+      if (!row) throw new NotFoundError(String(id), 'workflow');
+      if (row.status !== 'running') throw new WorkflowError('WORKFLOW_FINISHED', `workflow ${id} is ${row.status}; it accepts no more events`);
+      const eventId = await tx.insertWorkflowEvent(workflowId, eventText, now);
+      const transitions = await this.#apply(tx, row, JSON.parse(eventText) as EventObject, now, { refuseBadContext: true });
+      await tx.markWorkflowEventApplied(eventId, now);
+      return { value: undefined, transitions };
+    });
+    this.#afterCommit();
+  }
+
+  /** A step promise finished for good: its workflow receives `xstate.done.actor.*` or `xstate.error.actor.*`. */
+  async stepFinished(tx: StoreTransaction, step: StepRef, outcome: StepOutcome, now: number): Promise<AppliedTransition[]> {
+    const row = await tx.getWorkflow(step.workflowId);
+    if (!row || row.status !== 'running') return [];
+    const persisted = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+    // Only the current invocation's promise speaks for it: the state may have been left (and
+    // the step cancelled) or re-entered (and a newer promise started) meanwhile.
+    if (!persisted.children?.[step.invokeId]) return [];
+    const latest = (await tx.stepsOf(step.workflowId)).filter((p) => p.invoke_id === step.invokeId).at(-1);
+    if (latest?.id !== step.promiseId) return [];
+    const event =
+      outcome.kind === 'done'
+        ? { type: `xstate.done.actor.${step.invokeId}`, output: outcome.output }
+        : { type: `xstate.error.actor.${step.invokeId}`, error: outcome.error };
+    return this.#apply(tx, row, event, now, { refuseBadContext: false });
+  }
+
+  async #apply(tx: StoreTransaction, row: WorkflowRow, event: EventObject, now: number, options: { refuseBadContext: boolean }): Promise<AppliedTransition[]> {
+    const definition = this.#definitions.get(row.name);
+    if (!definition) throw new WorkflowError('UNKNOWN_WORKFLOW', `workflow ${row.id} runs "${row.name}", which this process has not registered`);
+    const persisted = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+    const mismatch = row.version === definition.version ? null : snapshotMismatch(definition.machine, persisted);
+    if (mismatch) return this.#failVersion(tx, row, mismatch, now);
+    let step: MachineStep;
+    try {
+      step = applyWorkflowEvent(definition.machine, persisted, event);
+    } catch (error) {
+      return this.#failVersion(tx, row, (error as Error).message, now);
+    }
+    let snapshot: string;
+    try {
+      snapshot = serialiseSnapshot(step);
+    } catch (error) {
+      if (options.refuseBadContext) throw error;
+      return this.#finish(tx, row.id, row.snapshot, 'failed', null, { code: 'INVALID_CONTEXT', message: (error as Error).message }, now);
+    }
+    return this.#commitStep(tx, definition, row.id, step, snapshot, now);
+  }
+
+  /** Writes the new snapshot first, then what the transition asked for (so re-entrant step events see it). */
+  async #commitStep(tx: StoreTransaction, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, now: number): Promise<AppliedTransition[]> {
+    if (step.status === 'done') return this.#finish(tx, workflowId, snapshot, 'completed', step.output ?? null, null, now);
+    if (step.status === 'error' || step.status === 'stopped') {
+      const message = step.error instanceof Error ? step.error.message : JSON.stringify(step.error ?? 'stopped');
+      return this.#finish(tx, workflowId, snapshot, 'failed', null, { code: 'WORKFLOW_ERROR', message }, now);
+    }
+    await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
+    const transitions: AppliedTransition[] = [];
+    for (const invokeId of step.stopped) transitions.push(...(await this.#cancelSteps(tx, workflowId, invokeId, now)));
+    for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
+    for (const timer of step.scheduled) {
+      await tx.upsertWorkflowTimer({ workflowId, timerId: timer.id, event: JSON.stringify(timer.event), fireAt: now + timer.delay });
+    }
+    for (const started of step.started) {
+      const spec = this.#host.specOf({ type: stepType(definition.name, started.src), payload: { input: started.input ?? null } }, `steps.${started.src}.input`);
+      const created = await this.#host.transitions.create(tx, { ...spec, runAt: now, workflowId, invokeId: started.invokeId }, now);
+      transitions.push(...created.transitions);
+    }
+    return transitions;
+  }
+
+  async #finish(
+    tx: StoreTransaction,
+    workflowId: number,
+    snapshot: string,
+    status: 'completed' | 'failed',
+    output: unknown,
+    error: { code: string; message: string } | null,
+    now: number,
+  ): Promise<AppliedTransition[]> {
+    await tx.saveWorkflow({
+      id: workflowId,
+      status,
+      snapshot,
+      output: output === null || output === undefined ? null : toJsonText(output, 'output'),
+      errorCode: error?.code ?? null,
+      errorMessage: error?.message ?? null,
+      completedAt: now,
+      now,
+    });
+    await tx.deleteWorkflowTimers(workflowId);
+    return this.#cancelSteps(tx, workflowId, null, now);
+  }
+
+  async #failVersion(tx: StoreTransaction, row: WorkflowRow, reason: string, now: number): Promise<AppliedTransition[]> {
+    this.#host.log.error({ workflowId: row.id, workflow: row.name, reason }, 'stored snapshot does not fit the machine');
+    // The snapshot is kept exactly as stored, for inspection and migration.
+    return this.#finish(tx, row.id, row.snapshot, 'failed', null, { code: 'WORKFLOW_VERSION_MISMATCH', message: `the stored snapshot does not fit workflow "${row.name}" any more: ${reason}` }, now);
+  }
+
+  /** Cancels the unfinished step promises of one invocation (or of all, when `invokeId` is null). */
+  async #cancelSteps(tx: StoreTransaction, workflowId: number, invokeId: string | null, now: number): Promise<AppliedTransition[]> {
+    const transitions: AppliedTransition[] = [];
+    for (const step of await tx.stepsOf(workflowId)) {
+      if (invokeId !== null && step.invoke_id !== invokeId) continue;
+      if (step.status === 'completed' || step.status === 'failed') continue;
+      transitions.push(...(await this.#host.transitions.cancel(tx, step.id, now)));
+    }
+    return transitions;
+  }
+
+  // ---- timers: one timer for the earliest stored delayed event ----
+
+  /** Resumes: fails workflows whose snapshot no longer fits, applies events stored but not applied, arms timers. */
+  async resume(): Promise<{ running: number; versionMismatches: number }> {
+    const running = await this.#host.store.runningWorkflows();
+    let versionMismatches = 0;
+    for (const { id } of running) {
+      const failed = await this.#host.write(async (tx, now) => {
+        const row = await tx.getWorkflow(id);
+        if (!row || row.status !== 'running') return { value: false, transitions: [] };
+        const definition = this.#definitions.get(row.name);
+        if (!definition) {
+          this.#host.log.warn({ workflowId: id, workflow: row.name }, 'a running workflow of a name this process has not registered; left as it is');
+          return { value: false, transitions: [] };
+        }
+        if (row.version !== definition.version) {
+          const mismatch = snapshotMismatch(definition.machine, JSON.parse(row.snapshot));
+          if (mismatch) return { value: true, transitions: await this.#failVersion(tx, row, mismatch, now) };
+        }
+        const transitions: AppliedTransition[] = [];
+        for (const stored of await tx.unappliedWorkflowEvents(id)) {
+          const current = (await tx.getWorkflow(id))!;
+          if (current.status !== 'running') break;
+          transitions.push(...(await this.#apply(tx, current, JSON.parse(stored.event), now, { refuseBadContext: false })));
+          await tx.markWorkflowEventApplied(stored.id, now);
+        }
+        return { value: false, transitions };
+      });
+      if (failed) versionMismatches++;
+    }
+    this.#afterCommit();
+    return { running: running.length, versionMismatches };
+  }
+
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#waiters.rejectAll((id) => new PromisedError('ENGINE_STOPPED', `engine stopped while waiting for workflow ${id}`));
+  }
+
+  /** After any commit that may have changed workflows: wake waiters and re-arm the timer. */
+  #afterCommit(): void {
+    this.#waiters.settleAll();
+    if (this.#host.started) this.#host.background(() => this.#armTimer(), 'could not arm the workflow timer');
+  }
+
+  /** Called by the engine after commits it made that touched workflow steps, and on external changes. */
+  changed(): void {
+    this.#afterCommit();
+  }
+
+  async #armTimer(): Promise<void> {
+    const at = await this.#host.store.nextWorkflowTimerAt();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (at === null || !this.#host.started) return;
+    this.#timer = setTimeout(() => this.#host.background(() => this.#fireDueTimers(), 'could not fire workflow timers'), Math.min(Math.max(0, at - this.#host.clock.now()), MAX_TIMER_MS));
+    this.#timer.unref();
+  }
+
+  async #fireDueTimers(): Promise<void> {
+    for (;;) {
+      const fired = await this.#host.write(async (tx, now) => {
+        const due = await tx.dueWorkflowTimers(now, TIMER_BATCH);
+        const transitions: AppliedTransition[] = [];
+        for (const timer of due) {
+          // Deleting first is the claim: of two processes, only one applies the event.
+          if (!(await tx.deleteWorkflowTimer(timer.workflow_id, timer.timer_id))) continue;
+          const row = await tx.getWorkflow(timer.workflow_id);
+          if (row?.status === 'running' && this.#definitions.has(row.name)) {
+            transitions.push(...(await this.#apply(tx, row, JSON.parse(timer.event), now, { refuseBadContext: false })));
+          }
+        }
+        return { value: due.length, transitions };
+      });
+      if (fired < TIMER_BATCH) break;
+    }
+    this.#afterCommit();
+  }
+
+  // ---- reading ----
+
+  async get(id: string): Promise<WorkflowRecord | undefined> {
+    const workflowId = parseId(id);
+    if (workflowId === undefined) return undefined;
+    const row = await this.#host.store.getWorkflow(workflowId);
+    if (!row) return undefined;
+    const snapshot = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+    const steps = await this.#host.store.stepsOf(workflowId);
+    return {
+      id: String(row.id),
+      name: row.name,
+      status: row.status as WorkflowRecord['status'],
+      value: snapshot.value,
+      context: snapshot.context,
+      output: fromJsonText(row.output),
+      error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+      steps: await Promise.all(steps.map(async (step) => toRecord(step, await this.#host.store.dependenciesOf(step.id)))),
+      createdAt: new Date(row.created_at),
+      completedAt: row.completed_at === null ? null : new Date(row.completed_at),
+    };
+  }
+
+  /** The machine's output once it reaches a final state; rejects if the workflow failed. */
+  async result(id: string, timeout: number | undefined): Promise<unknown> {
+    const workflowId = parseId(id);
+    if (workflowId === undefined) throw new NotFoundError(String(id), 'workflow');
+    return this.#waiters.wait(workflowId, timeout);
+  }
+
+  async #settledOutput(id: number): Promise<{ value: unknown } | undefined> {
+    const row = await this.#host.store.getWorkflow(id);
+    if (!row) throw new NotFoundError(String(id), 'workflow');
+    if (row.status === 'completed') return { value: fromJsonText(row.output) };
+    if (row.status === 'failed') throw new PromiseFailedError(String(id), { code: row.error_code ?? 'WORKFLOW_ERROR', message: row.error_message ?? '' });
+    return undefined;
+  }
+}
+
+/** The task type of a workflow's step. */
+export function stepType(workflow: string, step: string): string {
+  return `workflow:${workflow}:${step}`;
+}
+
+function pickStepOptions(options: WorkflowOptions['stepOptions'], step: string): TaskOptions | undefined {
+  if (!options) return undefined;
+  const perStep = (options as Record<string, TaskOptions>)[step];
+  if (perStep && typeof perStep === 'object') return perStep;
+  const keys = Object.keys(options);
+  const looksPerStep = keys.length > 0 && keys.every((key) => typeof (options as Record<string, unknown>)[key] === 'object');
+  return looksPerStep ? undefined : (options as TaskOptions);
+}
+
+// Context must survive JSON: a BigInt, Map or Date in it would be lost or throw on resume.
+function serialiseSnapshot(step: MachineStep): string {
+  try {
+    return toJsonText(step.persisted, 'snapshot');
+  } catch (error) {
+    if (error instanceof InvalidPayloadError) throw new InvalidPayloadError(error.path.replace(/^snapshot/, 'context'), error.message.replace(/^.*?: /, ''));
+    throw error;
+  }
+}
