@@ -25,8 +25,8 @@ import type {
   PeriodicContext,
   InboxOptions,
 } from './public-types.js';
-import type { AnyStateMachine, EventObject } from 'xstate';
-import { WorkflowRuntime, type WorkflowOptions, type WorkflowRecord } from '../workflows/workflow-runtime.js';
+import type { AnyStateMachine } from 'xstate';
+import { WorkflowRuntime, type WorkflowEvent, type WorkflowOptions, type WorkflowRecord } from '../workflows/workflow-runtime.js';
 import { ClaimRunner } from './claim-runner.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 import { ResultWaiters } from './result-waiters.js';
@@ -662,7 +662,7 @@ export class Engine {
   }
 
   /** Sends an external event to a running workflow; it is stored, then applied, in one transaction. */
-  send(id: string, event: EventObject): Promise<void> {
+  send(id: string, event: WorkflowEvent): Promise<void> {
     return this.#workflows.send(id, event);
   }
 

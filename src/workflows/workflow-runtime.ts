@@ -31,6 +31,9 @@ export interface WorkflowOptions {
   stepOptions?: TaskOptions | Record<string, TaskOptions>;
 }
 
+/** An external event: a `type`, and any JSON fields. */
+export type WorkflowEvent = { type: string } & Record<string, unknown>;
+
 /** A workflow as `getWorkflow` shows it. */
 export interface WorkflowRecord {
   id: string;
@@ -148,7 +151,7 @@ export class WorkflowRuntime {
   }
 
   /** Stores an external event, then applies it, in one transaction. */
-  async send(id: string, event: EventObject): Promise<void> {
+  async send(id: string, event: WorkflowEvent): Promise<void> {
     const workflowId = parseId(id);
     if (workflowId === undefined) throw new NotFoundError(String(id), 'workflow');
     if (!event || typeof event !== 'object' || typeof event.type !== 'string' || event.type.length === 0) {

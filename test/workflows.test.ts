@@ -1,0 +1,253 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { assign, createActor, fromPromise, setup, type AnyStateMachine } from 'xstate';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEngine, PromisedError, type Engine, type EngineOptions } from '../src/index.js';
+import { dumpDb } from './helpers/db-dump.js';
+import { tempDbPath } from './helpers/temp-db.js';
+import { deferred, until } from './helpers/wait.js';
+import { expectedOutput, naive, pipelineMachine, pipelineSteps } from './fixtures/pipeline-workflow.js';
+
+const engines: Engine[] = [];
+afterEach(async () => {
+  for (const engine of engines.splice(0)) await engine.stop();
+});
+
+async function open(file: string, options: EngineOptions = {}) {
+  const engine = await createEngine({ database: file, changeCheckIntervalMs: 10, cleanupIntervalMs: 0, ...options });
+  engines.push(engine);
+  return engine;
+}
+
+async function stop(engine: Engine) {
+  engines.splice(engines.indexOf(engine), 1);
+  await engine.stop();
+}
+
+async function expectCode(code: string, call: () => unknown) {
+  const error = await Promise.resolve()
+    .then(call)
+    .then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+  expect(error, `expected ${code}`).toBeInstanceOf(PromisedError);
+  expect((error as PromisedError).code).toBe(code);
+}
+
+describe('workflows', () => {
+  it('runs steps, a parallel state, a durable delay and an external event to its output', async () => {
+    const engine = await open(tempDbPath());
+    const calls: string[] = [];
+    engine.workflow('pipeline', pipelineMachine(100), { steps: pipelineSteps((step) => void calls.push(step)) });
+    await engine.start();
+    const id = await engine.startWorkflow('pipeline', { repo: 'auth' });
+    const first = await engine.getWorkflow(id);
+    expect(first).toMatchObject({ status: 'running', value: { build: { code: 'setup', review: 'reviewing' } } });
+    expect(first!.steps.map((s) => s.type).sort()).toEqual(['workflow:pipeline:review', 'workflow:pipeline:setupEnv']);
+    await until(async () => (await engine.getWorkflow(id))!.value === 'approval', 5_000, 'approval');
+    await engine.send(id, { type: 'APPROVE', by: 'ada' });
+    expect(await engine.workflowResult(id, { timeout: 5_000 })).toEqual(expectedOutput('auth', 'ada'));
+    expect(calls.sort()).toEqual(['review', 'runTests', 'setupEnv', 'ship', 'writeTests']);
+    const done = await engine.getWorkflow(id);
+    expect(done).toMatchObject({ status: 'completed', value: 'shipped', output: expectedOutput('auth', 'ada') });
+    expect(done!.steps.every((s) => s.status === 'completed')).toBe(true);
+  });
+
+  it('persists a move of one parallel region while the other is still running (the root does not have to move)', async () => {
+    const file = tempDbPath();
+    const engine = await open(file);
+    const review = deferred<void>();
+    engine.workflow('pipeline', pipelineMachine(100), {
+      steps: pipelineSteps(async (step) => {
+        if (step === 'review') await review.promise;
+      }),
+    });
+    await engine.start();
+    const id = await engine.startWorkflow('pipeline', { repo: 'r' });
+    await until(async () => JSON.stringify((await engine.getWorkflow(id))!.value) === JSON.stringify({ build: { code: 'done', review: 'reviewing' } }), 5_000, 'code region done');
+    const raw = new BetterSqlite3(file, { readonly: true });
+    const stored = JSON.parse((raw.prepare('select snapshot from workflows where id = ?').get(Number(id)) as { snapshot: string }).snapshot);
+    raw.close();
+    expect(stored.value).toEqual({ build: { code: 'done', review: 'reviewing' } });
+    review.resolve();
+  });
+
+  it('never runs the machine’s own actor implementations, before or after a restart', async () => {
+    const file = tempDbPath();
+    naive.runs = 0;
+    const first = await open(file);
+    first.workflow('pipeline', pipelineMachine(50), { steps: pipelineSteps() });
+    const id = await first.startWorkflow('pipeline', { repo: 'x' });
+    await stop(first);
+    // The naive restore: an actor from the stored snapshot runs the in-flight steps in memory.
+    const stored = JSON.parse((dumpDb(file) as { workflows: Array<{ snapshot: string }> }).workflows[0]!.snapshot);
+    const actor = createActor(pipelineMachine(50) as AnyStateMachine, { snapshot: stored });
+    actor.start();
+    await until(() => naive.runs > 0, 2_000, 'the naive restore to run a step');
+    actor.stop();
+    naive.runs = 0;
+
+    const counts: Record<string, number> = {};
+    const second = await open(file);
+    second.workflow('pipeline', pipelineMachine(50), { steps: pipelineSteps((step) => void (counts[step] = (counts[step] ?? 0) + 1)) });
+    await second.start();
+    await until(async () => (await second.getWorkflow(id))!.value === 'approval', 5_000, 'approval');
+    await second.send(id, { type: 'APPROVE', by: 'bo' });
+    expect(await second.workflowResult(id, { timeout: 5_000 })).toEqual(expectedOutput('x', 'bo'));
+    expect(naive.runs).toBe(0);
+    expect(counts).toEqual({ setupEnv: 1, writeTests: 1, runTests: 1, review: 1, ship: 1 });
+  });
+
+  it('keeps an after-delay across a restart and fires it at its time, not before', async () => {
+    const file = tempDbPath();
+    const first = await open(file);
+    first.workflow('pipeline', pipelineMachine(600), { steps: pipelineSteps() });
+    await first.start();
+    const id = await first.startWorkflow('pipeline', { repo: 'd' });
+    await until(async () => (await first.getWorkflow(id))!.value === 'cooldown', 5_000, 'cooldown');
+    await stop(first);
+    const atCooldown = dumpDb(file) as { workflows: Array<{ updated_at: number }>; workflow_timers: Array<{ fire_at: number }> };
+    const enteredAt = atCooldown.workflows[0]!.updated_at;
+    expect(atCooldown.workflow_timers.map((t) => t.fire_at - enteredAt)).toEqual([600]);
+
+    const second = await open(file);
+    second.workflow('pipeline', pipelineMachine(600), { steps: pipelineSteps() });
+    await second.start();
+    expect((await second.getWorkflow(id))!.value).toBe('cooldown');
+    await until(async () => (await second.getWorkflow(id))!.value === 'approval', 5_000, 'the delay to fire after the restart');
+    const firedAt = (dumpDb(file) as { workflows: Array<{ updated_at: number }> }).workflows[0]!.updated_at;
+    expect(firedAt - enteredAt).toBeGreaterThanOrEqual(600);
+    expect((dumpDb(file) as { workflow_timers: unknown[] }).workflow_timers).toEqual([]);
+  });
+
+  it('a failing step reaches the machine as an error event; without onError the workflow fails', async () => {
+    const machine = setup({ actors: { flaky: fromPromise(async () => 1), broken: fromPromise(async () => 1) } }).createMachine({
+      id: 'errors',
+      initial: 'first',
+      context: { caught: null as unknown },
+      states: {
+        first: { invoke: { src: 'flaky', onDone: 'second', onError: { target: 'second', actions: assign({ caught: ({ event }) => event.error }) } } },
+        second: { invoke: { src: 'broken', onDone: 'done' } },
+        done: { type: 'final' },
+      },
+    });
+    const engine = await open(tempDbPath());
+    engine.workflow('errors', machine, {
+      steps: {
+        flaky: async () => {
+          throw new PromisedError('FLAKY', 'first step failed');
+        },
+        broken: async () => {
+          throw new Error('second step failed');
+        },
+      },
+      stepOptions: { retries: 1, retryDelay: 1 },
+    });
+    await engine.start();
+    const id = await engine.startWorkflow('errors', {});
+    await expect(engine.workflowResult(id, { timeout: 5_000 })).rejects.toMatchObject({ code: 'PROMISE_FAILED', error: { code: 'WORKFLOW_ERROR' } });
+    const record = await engine.getWorkflow(id);
+    expect(record).toMatchObject({ status: 'failed', context: { caught: { code: 'FLAKY', message: 'first step failed' } } });
+    expect(record!.steps.map((s) => s.attempts)).toEqual([2, 2]);
+  });
+
+  it('runs a child workflow as a step', async () => {
+    const child = setup({ actors: { double: fromPromise(async () => 0) } }).createMachine({
+      id: 'child',
+      initial: 'work',
+      context: ({ input }: { input: { n: number } }) => ({ n: input.n }),
+      states: { work: { invoke: { src: 'double', input: ({ context }) => context, onDone: { target: 'done', actions: assign({ n: ({ event }) => event.output as number }) } } }, done: { type: 'final' } },
+      output: ({ context }) => context.n,
+    });
+    const parent = setup({ actors: { runChild: fromPromise(async () => 0) } }).createMachine({
+      id: 'parent',
+      initial: 'delegating',
+      context: { result: 0 },
+      states: { delegating: { invoke: { src: 'runChild', input: { n: 21 }, onDone: { target: 'done', actions: assign({ result: ({ event }) => event.output as number }) } } }, done: { type: 'final' } },
+      output: ({ context }) => context.result,
+    });
+    const engine = await open(tempDbPath());
+    engine.workflow('child', child, { steps: { double: async (input: { n: number }) => input.n * 2 } });
+    engine.workflow('parent', parent, { steps: { runChild: { workflow: 'child' } } });
+    await engine.start();
+    const id = await engine.startWorkflow('parent', {});
+    expect(await engine.workflowResult(id, { timeout: 5_000 })).toBe(42);
+  });
+
+  it('a stored snapshot whose state was removed fails with WORKFLOW_VERSION_MISMATCH and is kept intact', async () => {
+    const file = tempDbPath();
+    const first = await open(file);
+    first.workflow('pipeline', pipelineMachine(10_000), { steps: pipelineSteps() });
+    await first.start();
+    const id = await first.startWorkflow('pipeline', { repo: 'v' });
+    await until(async () => (await first.getWorkflow(id))!.value === 'cooldown', 5_000, 'cooldown');
+    await stop(first);
+    const before = (dumpDb(file) as { workflows: Array<{ snapshot: string }> }).workflows[0]!.snapshot;
+
+    // Version 2 of the machine has no "cooldown" state any more.
+    const v2 = setup({ actors: { ship: fromPromise(async () => 1) } }).createMachine({
+      id: 'pipeline',
+      initial: 'approval',
+      states: { approval: { on: { APPROVE: 'shipping' } }, shipping: { invoke: { src: 'ship', onDone: 'shipped' } }, shipped: { type: 'final' } },
+    });
+    const second = await open(file);
+    second.workflow('pipeline', v2, { steps: { ship: async () => 'shipped' } });
+    const summary = await second.start();
+    expect(summary.workflows).toEqual({ running: 1, versionMismatches: 1 });
+    const record = await second.getWorkflow(id);
+    expect(record).toMatchObject({ status: 'failed', error: { code: 'WORKFLOW_VERSION_MISMATCH' } });
+    expect(record!.error!.message).toContain('cooldown');
+    expect((dumpDb(file) as { workflows: Array<{ snapshot: string }> }).workflows[0]!.snapshot).toBe(before);
+  });
+});
+
+describe('workflow bad input is refused before anything is written', () => {
+  const machine = () => pipelineMachine(10);
+
+  it('unknown workflow, unknown or finished target of send', async () => {
+    const file = tempDbPath();
+    const engine = await open(file, { immediate: true });
+    engine.workflow('pipeline', machine(), { steps: pipelineSteps() });
+    const before = dumpDb(file);
+    await expectCode('UNKNOWN_WORKFLOW', () => engine.startWorkflow('nope', {}));
+    await expectCode('NOT_FOUND', () => engine.send('999', { type: 'APPROVE' }));
+    await expectCode('NOT_FOUND', () => engine.workflowResult('12345'));
+    expect(dumpDb(file)).toEqual(before);
+  });
+
+  it('steps that do not match the machine, and inline actors', async () => {
+    const engine = await open(tempDbPath());
+    const { ship: _ship, ...missing } = pipelineSteps();
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('a', machine(), { steps: missing }));
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('b', machine(), { steps: { ...pipelineSteps(), extra: async () => 1 } }));
+    const inline = setup({}).createMachine({ id: 'inline', initial: 'x', states: { x: { invoke: { src: fromPromise(async () => 1) as any } } } });
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('c', inline, { steps: {} }));
+    expect(engine.taskTypes).toEqual([]);
+  });
+
+  it('a non-serialisable input, event or context; a send to a finished workflow', async () => {
+    const file = tempDbPath();
+    const m = setup({ types: { context: {} as { bag: unknown } } }).createMachine({
+      id: 'bag',
+      initial: 'open',
+      context: { bag: null },
+      states: {
+        open: { on: { STUFF: { actions: assign({ bag: () => new Map([[1, 2]]) }) }, CLOSE: 'closed' } },
+        closed: { type: 'final' },
+      },
+    });
+    const engine = await open(file);
+    engine.workflow('bag', m, { steps: {} });
+    await expectCode('INVALID_PAYLOAD', () => engine.startWorkflow('bag', { n: 1n }));
+    const id = await engine.startWorkflow('bag', {});
+    const before = dumpDb(file);
+    await expectCode('INVALID_PAYLOAD', () => engine.send(id, { type: 'STUFF', when: () => 1 } as never));
+    await expectCode('INVALID_PAYLOAD', () => engine.send(id, { type: 'STUFF' }));
+    await expectCode('INVALID_OPTION', () => engine.send(id, { nope: true } as never));
+    expect(dumpDb(file)).toEqual(before);
+    await engine.send(id, { type: 'CLOSE' });
+    const closed = dumpDb(file);
+    await expectCode('WORKFLOW_FINISHED', () => engine.send(id, { type: 'CLOSE' }));
+    expect(dumpDb(file)).toEqual(closed);
+  });
+});
