@@ -1,5 +1,5 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { assign, createActor, fromPromise, setup, type AnyStateMachine } from 'xstate';
+import { assign, createActor, createMachine, fromPromise, setup, type AnyStateMachine } from 'xstate';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, PromisedError, type Engine, type EngineOptions } from '../src/index.js';
 import { dumpDb } from './helpers/db-dump.js';
@@ -220,7 +220,7 @@ describe('workflow bad input is refused before anything is written', () => {
     const { ship: _ship, ...missing } = pipelineSteps();
     await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('a', machine(), { steps: missing }));
     await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('b', machine(), { steps: { ...pipelineSteps(), extra: async () => 1 } }));
-    const inline = setup({}).createMachine({ id: 'inline', initial: 'x', states: { x: { invoke: { src: fromPromise(async () => 1) as any } } } });
+    const inline = createMachine({ id: 'inline', initial: 'x', states: { x: { invoke: { src: fromPromise(async () => 1) } } } });
     await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('c', inline, { steps: {} }));
     expect(engine.taskTypes).toEqual([]);
   });
