@@ -79,6 +79,23 @@ describe('stale PID files', () => {
     expect(sleeper.signalCode).toBeNull();
   });
 
+  it('written on another host: trusted, and its pid (which means nothing here) is never signalled', async () => {
+    const { db, pidFile, cli } = workspace();
+    const sleeper = spawn('sleep', ['60']);
+    cleanups.push(() => sleeper.kill('SIGKILL'));
+    await new Promise((resolve) => sleeper.once('spawn', resolve));
+    writeForeignPidFile(pidFile, sleeper.pid!, db);
+    fs.writeFileSync(pidFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(pidFile, 'utf8')), host: 'another-host' }));
+
+    const stopped = await cli('worker', 'stop');
+    expect(stopped.code).toBe(1);
+    expect(stopped.errLines).toEqual([`promised: worker ${sleeper.pid} of ${pidFile} runs on host another-host; stop it there`]);
+    expect(fs.existsSync(pidFile)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(sleeper.exitCode).toBeNull();
+    expect(sleeper.signalCode).toBeNull();
+  });
+
   it('that does not hold a worker record: removed', async () => {
     const { pidFile, cli } = workspace();
     fs.writeFileSync(pidFile, 'not json\n');

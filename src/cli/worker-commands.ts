@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { EngineStats } from '../index.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -8,7 +9,7 @@ import { openEngine, type GlobalOptions } from './open-engine.js';
 import { formatCounts, formatDuration, type Output } from './output.js';
 import { defaultLogFile, defaultPidFile, inspectPidFile, isWorkerAlive, liveWorkers, pidFilesOf, removeStale, workerRunningError, type WorkerInfo } from './pid-file.js';
 import { onShutdownSignal } from './signals.js';
-import { runWorker, type WorkerReport } from './worker-process.js';
+import { REPORT_TO_PARENT_ENV, runWorker, type WorkerReport } from './worker-process.js';
 
 export interface WorkerStartOptions extends GlobalOptions {
   concurrency: number;
@@ -73,7 +74,7 @@ export async function workerStart(tasksModule: string, options: WorkerStartOptio
     '--log-file',
     logFile,
   ];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: process.env });
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: { ...process.env, [REPORT_TO_PARENT_ENV]: '1' } });
   fs.closeSync(log);
   const outcome = await new Promise<WorkerReport | { type: 'exit'; code: number | null } | { type: 'timeout' }>((resolve) => {
     const timer = setTimeout(() => resolve({ type: 'timeout' }), READY_TIMEOUT_MS);
@@ -106,10 +107,14 @@ export interface WorkerStopOptions extends GlobalOptions {
  * has exited (its running handlers finished or were handed back), cleaning stale PID files.
  */
 export async function workerStop(options: WorkerStopOptions, output: Output): Promise<number> {
-  const workers = liveWorkers(pidFilesOf(options.db, options.pidFile), output.note);
+  const found = liveWorkers(pidFilesOf(options.db, options.pidFile), output.note);
+  // A pid recorded on another host (a shared folder) names some unrelated process here.
+  const remote = found.filter(({ info }) => info.host !== os.hostname());
+  for (const { file, info } of remote) output.note(`worker ${info.pid} of ${file} runs on host ${info.host}; stop it there`);
+  const workers = found.filter(({ info }) => info.host === os.hostname());
   if (workers.length === 0) {
-    output.result({ stopped: [] }, () => `no worker is running for ${options.db}`);
-    return EXIT.ok;
+    output.result({ stopped: [] }, () => `no worker is running for ${options.db}${remote.length > 0 ? ' on this host' : ''}`);
+    return remote.length > 0 ? EXIT.failure : EXIT.ok;
   }
   const started = Date.now();
   for (const { info } of workers) signal(info.pid, 'SIGTERM');

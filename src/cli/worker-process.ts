@@ -91,10 +91,16 @@ async function createWorkerLogger(logFile: string | undefined): Promise<Logger> 
   return pino({ name: 'promised-worker', level: process.env.PROMISED_LOG_LEVEL ?? 'info' }, destination);
 }
 
-/** Tells the parent `worker start` (if any) how the start went, and lets the IPC channel go. */
+/** The variable `worker start` sets on the detached worker it waits for. */
+export const REPORT_TO_PARENT_ENV = 'PROMISED_WORKER_REPORT';
+
+/**
+ * Tells the parent `worker start` how the start went, and lets the IPC channel go. Only that
+ * parent: a supervisor that happens to open an IPC channel (pm2, a test runner) is left alone.
+ */
 function report(message: WorkerReport): Promise<void> {
   const send = process.send?.bind(process);
-  if (!send || !process.connected) return Promise.resolve();
+  if (!send || !process.connected || process.env[REPORT_TO_PARENT_ENV] !== '1') return Promise.resolve();
   return new Promise((resolve) => {
     send(message, undefined, {}, () => {
       process.disconnect();
