@@ -89,7 +89,7 @@ export async function workerStart(tasksModule: string, options: WorkerStartOptio
   });
   if (child.connected) child.disconnect();
   child.unref();
-  if (outcome.type === 'error') throw new CliError(outcome.code, outcome.message.replace(/^promised: [A-Z_]+: /, ''), outcome.exitCode);
+  if (outcome.type === 'error') throw new CliError(outcome.code, outcome.message, outcome.exitCode);
   if (outcome.type === 'exit') throw new CliError('WORKER_FAILED', `the worker exited (code ${outcome.code}) before it was ready; see ${logFile}`, EXIT.failure);
   if (outcome.type === 'timeout') throw new CliError('WORKER_FAILED', `the worker (pid ${child.pid}) did not report ready within ${READY_TIMEOUT_MS / 1000}s; see ${logFile}`, EXIT.failure);
   output.result({ pid: outcome.pid, database: path.resolve(options.db), pidFile, logFile }, () => `worker started (pid ${outcome.pid}); log ${logFile}, PID file ${pidFile}`);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Engine } from '../index.js';
-import { describeError, exitCodeOf } from './exit-codes.js';
+import { exitCodeOf, oneLine } from './exit-codes.js';
 import { loadTasks, registerTasks } from './load-tasks.js';
 import { openEngine } from './open-engine.js';
 import { acquirePidFile, defaultPidFile, describeThisWorker, releasePidFile } from './pid-file.js';
@@ -49,7 +49,8 @@ export async function runWorker(settings: WorkerSettings): Promise<number> {
     await engine?.stop().catch(() => undefined);
     if (info) releasePidFile(pidFile, info);
     logger.error({ err: error }, 'worker failed to start');
-    await report({ type: 'error', code: (error as { code?: string }).code ?? 'WORKER_FAILED', message: describeError(error), exitCode: exitCodeOf(error) });
+    const code = (error as { code?: unknown }).code;
+    await report({ type: 'error', code: typeof code === 'string' ? code : 'WORKER_FAILED', message: oneLine(String((error as Error)?.message ?? error)), exitCode: exitCodeOf(error) });
     throw error;
   }
   await report({ type: 'ready', pid: process.pid });
