@@ -671,6 +671,11 @@ export class Engine {
     return this.#workflows.get(id);
   }
 
+  /** Workflows (without their steps), newest first. */
+  listWorkflows(filter: { status?: WorkflowRecord['status']; name?: string; limit?: number } = {}): Promise<Array<Omit<WorkflowRecord, 'steps'>>> {
+    return this.#workflows.list(filter);
+  }
+
   /** Waits for the workflow's output (its machine's final state); rejects with `PromiseFailedError` if it failed. */
   async workflowResult<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
     const timeout = options.timeout === undefined ? undefined : integerIn('timeout', options.timeout, 0, MAX_TIMER_MS);

@@ -238,6 +238,8 @@ export interface Store {
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
   runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;
+  /** Workflows, newest first. */
+  listWorkflows(filter: { status?: string; name?: string; limit: number }): Awaitable<WorkflowRow[]>;
   nextWorkflowTimerAt(): Awaitable<number | null>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;

@@ -354,24 +354,26 @@ export class WorkflowRuntime {
 
   // ---- reading ----
 
+  /** Workflows without their steps, newest first. */
+  async list(filter: { status?: WorkflowRecord['status']; name?: string; limit?: number } = {}): Promise<Array<Omit<WorkflowRecord, 'steps'>>> {
+    if (filter.status !== undefined && !['running', 'completed', 'failed'].includes(filter.status)) {
+      throw new InvalidOptionError('status', filter.status, 'running | completed | failed');
+    }
+    const limit = filter.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionError('limit', limit, 'an integer from 1 to 10000');
+    const rows = await this.#host.store.listWorkflows({ status: filter.status, name: filter.name, limit });
+    return rows.map((row) => summaryOf(row));
+  }
+
   async get(id: string): Promise<WorkflowRecord | undefined> {
     const workflowId = parseId(id);
     if (workflowId === undefined) return undefined;
     const row = await this.#host.store.getWorkflow(workflowId);
     if (!row) return undefined;
-    const snapshot = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
     const steps = await this.#host.store.stepsOf(workflowId);
     return {
-      id: String(row.id),
-      name: row.name,
-      status: row.status as WorkflowRecord['status'],
-      value: snapshot.value,
-      context: snapshot.context,
-      output: fromJsonText(row.output),
-      error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+      ...summaryOf(row),
       steps: await Promise.all(steps.map(async (step) => toRecord(step, await this.#host.store.dependenciesOf(step.id)))),
-      createdAt: new Date(row.created_at),
-      completedAt: row.completed_at === null ? null : new Date(row.completed_at),
     };
   }
 
@@ -389,6 +391,21 @@ export class WorkflowRuntime {
     if (row.status === 'failed') throw new PromiseFailedError(String(id), { code: row.error_code ?? 'WORKFLOW_ERROR', message: row.error_message ?? '' });
     return undefined;
   }
+}
+
+function summaryOf(row: WorkflowRow): Omit<WorkflowRecord, 'steps'> {
+  const snapshot = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+  return {
+    id: String(row.id),
+    name: row.name,
+    status: row.status as WorkflowRecord['status'],
+    value: snapshot.value,
+    context: snapshot.context,
+    output: fromJsonText(row.output),
+    error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    createdAt: new Date(row.created_at),
+    completedAt: row.completed_at === null ? null : new Date(row.completed_at),
+  };
 }
 
 /** The task type of a workflow's step. */

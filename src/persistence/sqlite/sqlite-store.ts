@@ -187,6 +187,14 @@ export class SqliteStore implements Store {
     return this.#connection.prepare(compiled.sql).all(compiled.parameters as unknown[]) as PromiseRow[];
   }
 
+  listWorkflows(filter: { status?: string; name?: string; limit: number }): WorkflowRow[] {
+    let query = this.#builder.selectFrom('workflows').selectAll().orderBy('id', 'desc').limit(filter.limit);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.name !== undefined) query = query.where('name', '=', filter.name);
+    const compiled = query.compile();
+    return this.#connection.prepare(compiled.sql).all(compiled.parameters as unknown[]) as WorkflowRow[];
+  }
+
   countByStatus(): Record<string, number> {
     const counts: Record<string, number> = {};
     for (const row of this.#all<object, { status: string; count: number }>(this.#q.countByStatus, {})) counts[row.status] = row.count;
