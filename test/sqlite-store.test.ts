@@ -59,7 +59,7 @@ describe('SQLite store', () => {
     await store.close();
     stores.pop();
     const again = await open(file);
-    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }, { name: '0003_workflows' }]);
+    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }, { name: '0003_workflows' }, { name: '0004_drop_status_type_index' }]);
   });
 
   it('claims due rows by priority, then run-at, and only of the given types', async () => {

@@ -372,7 +372,7 @@ export class Engine {
     this.#unsubscribeChanges ??= this.#store.onExternalChange(() => {
       this.#wake();
       this.#waiters.settleAll();
-      this.#workflows.changed();
+      this.#workflows.changedElsewhere();
     });
   }
 

@@ -64,7 +64,7 @@ export function buildLifecycleQueries(db: Kysely<Database>, capabilities: QueryC
       .where(
         'id',
         'in',
-        db.selectFrom('promises').select('id').where('expires_at', '<=', p('now')).where('status', 'in', FINISHED).limit(p('limit')),
+        db.selectFrom('promises').select('id').where('expires_at', '<=', p('now')).where('status', 'in', FINISHED.map((status) => sql.lit(status))).limit(p('limit')),
       ),
   );
 
@@ -74,7 +74,7 @@ export function buildLifecycleQueries(db: Kysely<Database>, capabilities: QueryC
       .where(
         'id',
         'in',
-        db.selectFrom('promises').select('id').where('completed_at', '<=', p('cutoff')).where('status', 'in', FINISHED).limit(p('limit')),
+        db.selectFrom('promises').select('id').where('completed_at', '<=', p('cutoff')).where('status', 'in', FINISHED.map((status) => sql.lit(status))).limit(p('limit')),
       ),
   );
 
@@ -101,7 +101,7 @@ export function buildLifecycleQueries(db: Kysely<Database>, capabilities: QueryC
   );
 
   const oldestDueRunAt = prepareQuery<{ now: number }>((p) =>
-    db.selectFrom('promises').select((eb) => eb.fn.min('run_at').as('at')).where('status', '=', 'pending').where('run_at', '<=', p('now')),
+    db.selectFrom('promises').select((eb) => eb.fn.min('run_at').as('at')).where('status', '=', sql.lit('pending')).where('run_at', '<=', p('now')),
   );
 
   const countFinishedSince = prepareQuery<{ since: number }>((p) =>
@@ -116,7 +116,7 @@ export function buildLifecycleQueries(db: Kysely<Database>, capabilities: QueryC
     db
       .selectFrom('promises')
       .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
-      .where('status', '=', 'pending')
+      .where('status', '=', sql.lit('pending'))
       .where('attempts', '=', 0)
       .where('run_at', '<', p('cutoff'))
       .where(capabilities.inBoundList('type', p('types'))),

@@ -157,6 +157,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('promises_workflow').on('promises').columns(['workflow_id', 'id']).where(sql.ref('workflow_id'), 'is not', null).execute();
     },
   },
+  '0004_drop_status_type_index': {
+    async up(db: Kysely<any>) {
+      // With no statistics, SQLite preferred this index over the claim order index (sorting every
+      // pending row per claim) and over the dependency edges (reading every waiting row per
+      // completion). Counting by status scans the table instead, which only stats and list pay.
+      await db.schema.dropIndex('promises_status_type').execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

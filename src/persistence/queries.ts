@@ -5,6 +5,9 @@ import type { ClaimRequest, NewPromise, RelativesUpdate, StateUpdate } from './s
 
 const UNFINISHED = ['waiting', 'pending', 'in_progress'];
 
+// Status constants are written as SQL literals, not bound parameters: SQLite uses a partial
+// index (`… WHERE status = 'pending'`) only when the query's own condition matches it literally.
+
 /** What differs between dialects in the statements below. */
 export interface QueryCapabilities {
   /** PostgreSQL: claimers skip rows another transaction has locked instead of waiting on them. */
@@ -57,7 +60,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     let due = db
       .selectFrom('promises')
       .select('id')
-      .where('status', '=', 'pending')
+      .where('status', '=', sql.lit('pending'))
       .where('run_at', '<=', p('now'))
       .where(capabilities.inBoundList('type', p('types')))
       .orderBy('priority', 'desc')
@@ -105,23 +108,31 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .where((eb) => eb.or([eb(sql`${p('leaseToken')}`, 'is', null), eb('lease_token', '=', sql<number>`${p('leaseToken')}`)])),
   );
 
-  // A waiting child is ready when none of its parents is anything but completed.
+  // A waiting child is ready when none of its parents is anything but completed. The candidates
+  // are found from the parent's edges inside the subquery, so the statement reads this parent's
+  // children only, however many promises are waiting elsewhere.
   const releaseReadyChildren = prepareQuery<RelativesUpdate>((p) =>
     db
       .updateTable('promises')
       .set(relativeUpdate(p))
-      .where('status', '=', 'waiting')
-      .where('id', 'in', db.selectFrom('promise_dependencies').select('child_id').where('parent_id', '=', p('parentId')))
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('promise_dependencies as d')
-              .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
-              .select('d.parent_id')
-              .whereRef('d.child_id', '=', 'promises.id')
-              .where('parent.status', '!=', 'completed'),
+      .where('id', 'in', (qb) =>
+        qb
+          .selectFrom('promise_dependencies as edge')
+          .innerJoin('promises as child', 'child.id', 'edge.child_id')
+          .select('child.id')
+          .where('edge.parent_id', '=', p('parentId'))
+          .where('child.status', '=', sql.lit('waiting'))
+          .where(({ not, exists, selectFrom }) =>
+            not(
+              exists(
+                selectFrom('promise_dependencies as d')
+                  .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+                  .select('d.parent_id')
+                  .whereRef('d.child_id', '=', 'child.id')
+                  .where('parent.status', '!=', sql.lit('completed')),
+              ),
+            ),
           ),
-        ),
       )
       .returning(['id', 'type']),
   );
@@ -130,7 +141,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db
       .updateTable('promises')
       .set(relativeUpdate(p))
-      .where('status', '=', 'waiting')
+      .where('status', '=', sql.lit('waiting'))
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
@@ -138,7 +149,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
               .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
               .select('d.parent_id')
               .whereRef('d.child_id', '=', 'promises.id')
-              .where('parent.status', '!=', 'completed'),
+              .where('parent.status', '!=', sql.lit('completed')),
           ),
         ),
       )
@@ -149,14 +160,14 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db
       .selectFrom('promises as child')
       .select(['child.id', 'child.type'])
-      .where('child.status', '=', 'waiting')
+      .where('child.status', '=', sql.lit('waiting'))
       .where(({ exists, selectFrom }) =>
         exists(
           selectFrom('promise_dependencies as d')
             .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
             .select('d.parent_id')
             .whereRef('d.child_id', '=', 'child.id')
-            .where('parent.status', '=', 'failed'),
+            .where('parent.status', '=', sql.lit('failed')),
         ),
       ),
   );
@@ -177,7 +188,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       )
       .updateTable('promises')
       .set(relativeUpdate(p))
-      .where('status', '=', 'waiting')
+      .where('status', '=', sql.lit('waiting'))
       .where('id', 'in', (qb) => qb.selectFrom('descendants').select('descendants.id'))
       .returning(['id', 'type']),
   );
@@ -186,7 +197,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db
       .selectFrom('promises')
       .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
-      .where('status', '=', 'in_progress')
+      .where('status', '=', sql.lit('in_progress'))
       .where('lease_expires_at', '<', p('now'))
       .orderBy('lease_expires_at')
       .limit(p('limit')),
@@ -196,7 +207,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db
       .selectFrom('promises')
       .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
-      .where('status', '=', 'in_progress')
+      .where('status', '=', sql.lit('in_progress'))
       .where('lease_owner', '=', p('owner')),
   );
 
@@ -208,7 +219,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db
       .updateTable('promises')
       .set({ lease_expires_at: p('leaseExpiresAt'), updated_at: p('now') })
-      .where('status', '=', 'in_progress')
+      .where('status', '=', sql.lit('in_progress'))
       .where('lease_owner', '=', p('owner'))
       .returning(['id', 'lease_token']),
   );
@@ -218,7 +229,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .updateTable('promises')
       .set({ progress_current: p('current'), progress_total: p('total'), updated_at: p('now') })
       .where('id', '=', p('id'))
-      .where('status', '=', 'in_progress')
+      .where('status', '=', sql.lit('in_progress'))
       .where('lease_token', '=', p('leaseToken')),
   );
 
@@ -236,16 +247,16 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db
       .selectFrom('promises')
       .select((eb) => eb.fn.min('run_at').as('at'))
-      .where('status', '=', 'pending')
+      .where('status', '=', sql.lit('pending'))
       .where(capabilities.inBoundList('type', p('types'))),
   );
 
   const nextLeaseExpiry = prepareQuery<Record<string, never>>(() =>
-    db.selectFrom('promises').select((eb) => eb.fn.min('lease_expires_at').as('at')).where('status', '=', 'in_progress'),
+    db.selectFrom('promises').select((eb) => eb.fn.min('lease_expires_at').as('at')).where('status', '=', sql.lit('in_progress')),
   );
 
   const unfinished = prepareQuery<Record<string, never>>(() =>
-    db.selectFrom('promises').select(['id', 'status', 'snapshot', 'lease_owner']).where('status', 'in', UNFINISHED),
+    db.selectFrom('promises').select(['id', 'status', 'snapshot', 'lease_owner']).where('status', 'in', UNFINISHED.map((status) => sql.lit(status))),
   );
 
   return {

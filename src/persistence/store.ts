@@ -202,6 +202,8 @@ export interface StoreTransaction {
   /** False when the timer was already gone (fired by another process, or cancelled). */
   deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<boolean>;
   workflowOfParentStep(stepId: number): Awaitable<number | undefined>;
+  /** The newest step promise of one invocation of a workflow. */
+  latestStepOf(workflowId: number, invokeId: string): Awaitable<number | undefined>;
   deleteWorkflowTimers(workflowId: number): Awaitable<void>;
   dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
   /** Step promises of a workflow, oldest first. */

@@ -79,6 +79,16 @@ export function buildWorkflowQueries(db: Kysely<Database>) {
 
   const workflowOfParentStep = prepareQuery<{ stepId: number }>((p) => db.selectFrom('workflows').select('id').where('parent_step_id', '=', p('stepId')));
 
+  const latestStepOf = prepareQuery<{ workflowId: number; invokeId: string }>((p) =>
+    db
+      .selectFrom('promises')
+      .select('id')
+      .where('workflow_id', '=', p('workflowId'))
+      .where('invoke_id', '=', p('invokeId'))
+      .orderBy('id', 'desc')
+      .limit(1),
+  );
+
   const runningWorkflows = prepareQuery<Record<string, never>>(() => db.selectFrom('workflows').select(['id', 'name', 'version']).where('status', '=', 'running'));
 
   return {
@@ -96,6 +106,7 @@ export function buildWorkflowQueries(db: Kysely<Database>) {
     stepsOf,
     runningWorkflows,
     workflowOfParentStep,
+    latestStepOf,
   };
 }
 

@@ -76,6 +76,8 @@ export class WorkflowRuntime {
   readonly #host: WorkflowHost;
   readonly #definitions = new Map<string, Definition>();
   readonly #waiters: ResultWaiters;
+  /** Workflows written since their waiters were last told: only they are re-read after a commit. */
+  readonly #touched = new Set<number>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(host: WorkflowHost) {
@@ -179,8 +181,7 @@ export class WorkflowRuntime {
     // Only the current invocation's promise speaks for it: the state may have been left (and
     // the step cancelled) or re-entered (and a newer promise started) meanwhile.
     if (!persisted.children?.[step.invokeId]) return [];
-    const latest = (await tx.stepsOf(step.workflowId)).filter((p) => p.invoke_id === step.invokeId).at(-1);
-    if (latest?.id !== step.promiseId) return [];
+    if ((await tx.latestStepOf(step.workflowId, step.invokeId)) !== step.promiseId) return [];
     const event =
       outcome.kind === 'done'
         ? { type: `xstate.done.actor.${step.invokeId}`, output: outcome.output }
@@ -218,6 +219,7 @@ export class WorkflowRuntime {
       return this.#finish(tx, workflowId, snapshot, 'failed', null, { code: 'WORKFLOW_ERROR', message }, now);
     }
     await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
+    this.#touched.add(workflowId);
     const transitions: AppliedTransition[] = [];
     for (const invokeId of step.stopped) transitions.push(...(await this.#cancelSteps(tx, workflowId, invokeId, now)));
     for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
@@ -252,6 +254,7 @@ export class WorkflowRuntime {
       now,
     });
     await tx.deleteWorkflowTimers(workflowId);
+    this.#touched.add(workflowId);
     return this.#cancelSteps(tx, workflowId, null, now);
   }
 
@@ -312,14 +315,21 @@ export class WorkflowRuntime {
     this.#waiters.rejectAll((id) => new PromisedError('ENGINE_STOPPED', `engine stopped while waiting for workflow ${id}`));
   }
 
-  /** After any commit that may have changed workflows: wake waiters and re-arm the timer. */
+  /** After a commit that may have changed workflows: answer their waiters and re-arm the timer. */
   #afterCommit(): void {
-    this.#waiters.settleAll();
+    for (const id of this.#touched) void this.#waiters.settle(id);
+    this.#touched.clear();
     if (this.#host.started) this.#host.background(() => this.#armTimer(), 'could not arm the workflow timer');
   }
 
-  /** Called by the engine after commits it made that touched workflow steps, and on external changes. */
+  /** Called by the engine after commits it made that touched workflow steps. */
   changed(): void {
+    this.#afterCommit();
+  }
+
+  /** Another process changed the database: any awaited workflow may have finished there. */
+  changedElsewhere(): void {
+    this.#waiters.settleAll();
     this.#afterCommit();
   }
 

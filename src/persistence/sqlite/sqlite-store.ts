@@ -128,6 +128,7 @@ export class SqliteStore implements Store {
         this.#run(wf.upsertTimer, timer);
       },
       deleteWorkflowTimer: (workflowId, timerId) => this.#run(wf.deleteTimer, { workflowId, timerId }) === 1,
+      latestStepOf: (workflowId, invokeId) => this.#get<object, { id: number }>(wf.latestStepOf, { workflowId, invokeId })?.id,
       workflowOfParentStep: (stepId) => this.#get<object, { id: number }>(wf.workflowOfParentStep, { stepId })?.id,
       deleteWorkflowTimers: (workflowId) => {
         this.#run(wf.deleteTimersOf, { workflowId });
