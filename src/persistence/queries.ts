@@ -21,6 +21,15 @@ export interface QueryCapabilities {
  * One function per operation, named after what it does.
  */
 export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabilities) {
+  /** The parents of the row `childId` refers to that have not completed (none: it is ready). */
+  const unfinishedParentOf = (childId: 'child.id' | 'promises.id') =>
+    db
+      .selectFrom('promise_dependencies as d')
+      .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+      .select('d.parent_id')
+      .whereRef('d.child_id', '=', childId as never)
+      .where('parent.status', '!=', sql.lit('completed'));
+
   const insertPromise = prepareQuery<NewPromise>((p) =>
     db
       .insertInto('promises')
@@ -122,17 +131,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
           .select('child.id')
           .where('edge.parent_id', '=', p('parentId'))
           .where('child.status', '=', sql.lit('waiting'))
-          .where(({ not, exists, selectFrom }) =>
-            not(
-              exists(
-                selectFrom('promise_dependencies as d')
-                  .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
-                  .select('d.parent_id')
-                  .whereRef('d.child_id', '=', 'child.id')
-                  .where('parent.status', '!=', sql.lit('completed')),
-              ),
-            ),
-          ),
+          .where(({ not, exists }) => not(exists(unfinishedParentOf('child.id')))),
       )
       .returning(['id', 'type']),
   );
@@ -142,17 +141,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .updateTable('promises')
       .set(relativeUpdate(p))
       .where('status', '=', sql.lit('waiting'))
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('promise_dependencies as d')
-              .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
-              .select('d.parent_id')
-              .whereRef('d.child_id', '=', 'promises.id')
-              .where('parent.status', '!=', sql.lit('completed')),
-          ),
-        ),
-      )
+      .where(({ not, exists }) => not(exists(unfinishedParentOf('promises.id'))))
       .returning(['id', 'type']),
   );
 

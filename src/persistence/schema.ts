@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { Generated, Selectable } from 'kysely';
 
 /**
  * The tables, as Kysely sees them. Times are milliseconds since the epoch (integers), JSON is
@@ -49,21 +49,7 @@ export interface WorkflowTimersTable {
   fire_at: number;
 }
 
-export type WorkflowRow = {
-  id: number;
-  name: string;
-  status: string;
-  input: string;
-  snapshot: string;
-  version: string;
-  output: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  parent_step_id: number | null;
-  created_at: number;
-  updated_at: number;
-  completed_at: number | null;
-};
+export type WorkflowRow = Selectable<WorkflowsTable>;
 
 export type WorkflowTimerRow = WorkflowTimersTable;
 
@@ -140,30 +126,4 @@ export interface PromiseDependenciesTable {
 }
 
 /** A row of `promises` as read back. */
-export interface PromiseRow {
-  id: number;
-  type: string;
-  status: string;
-  priority: number;
-  payload: string;
-  result: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  attempts: number;
-  max_attempts: number;
-  run_at: number;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  lease_token: number;
-  progress_current: number | null;
-  progress_total: number | null;
-  snapshot: string;
-  idempotency_key: string | null;
-  created_at: number;
-  updated_at: number;
-  started_at: number | null;
-  completed_at: number | null;
-  expires_at: number | null;
-  workflow_id: number | null;
-  invoke_id: string | null;
-}
+export type PromiseRow = Selectable<PromisesTable>;
