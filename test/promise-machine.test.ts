@@ -4,7 +4,11 @@ import { PROMISE_EVENT_TYPES, PROMISE_STATUSES, promiseMachine, type PromiseEven
 import { compilePromiseLaw, machineSnapshotOf } from '../src/machines/transition-table.js';
 
 const event = (type: PromiseEventType, attemptsLeft: boolean): PromiseEvent =>
-  (type === 'FAIL' || type === 'LEASE_LOST' ? { type, attempts: attemptsLeft ? 1 : 3, maxAttempts: 3 } : { type }) as PromiseEvent;
+  (type === 'FAIL'
+    ? { type, attempts: attemptsLeft ? 1 : 3, maxAttempts: 3 }
+    : type === 'LEASE_LOST'
+      ? { type, losses: attemptsLeft ? 3 : 4, maxLosses: 3 }
+      : { type }) as PromiseEvent;
 
 // Every allowed transition, written out by hand: the specification the machine must meet.
 const allowed: Array<[PromiseStatus, PromiseEventType, boolean | 'any', PromiseStatus]> = [
@@ -37,7 +41,7 @@ describe('promise machine', () => {
     for (const type of PROMISE_EVENT_TYPES) {
       for (const attemptsLeft of [true, false]) {
         const target = expected(status, type, attemptsLeft);
-        const label = `${status} + ${type}${type === 'FAIL' || type === 'LEASE_LOST' ? (attemptsLeft ? ' (attempts left)' : ' (no attempts left)') : ''}`;
+        const label = `${status} + ${type}${type === 'FAIL' || type === 'LEASE_LOST' ? (attemptsLeft ? ' (budget left)' : ' (budget spent)') : ''}`;
         if (target) {
           it(`${label} -> ${target}`, () => {
             const [next] = transition(promiseMachine, machineSnapshotOf(status), event(type, attemptsLeft));
@@ -74,6 +78,9 @@ describe('promise machine', () => {
     expect(transition(promiseMachine, running, { type: 'FAIL', attempts: 2, maxAttempts: 3 })[0].value).toBe('pending');
     expect(transition(promiseMachine, running, { type: 'FAIL', attempts: 3, maxAttempts: 3 })[0].value).toBe('failed');
     expect(transition(promiseMachine, running, { type: 'FAIL', attempts: 4, maxAttempts: 3 })[0].value).toBe('failed');
+    // A lost lease spends the recovery budget, not the retries: a promise with no retries survives a crash.
+    expect(transition(promiseMachine, running, { type: 'LEASE_LOST', losses: 1, maxLosses: 10 })[0].value).toBe('pending');
+    expect(transition(promiseMachine, running, { type: 'LEASE_LOST', losses: 11, maxLosses: 10 })[0].value).toBe('failed');
   });
 
   it('completed is final; failed is not (it can be retried)', () => {

@@ -45,6 +45,7 @@ const complete = (id: number, leaseToken: number): StateUpdate => ({
   errorMessage: null,
   runAt: null,
   attemptsRefund: 0,
+  leaseLost: 0,
   resetAttempts: false,
   completedAt: 20,
   expiresAt: null,
@@ -59,7 +60,7 @@ describe('SQLite store', () => {
     await store.close();
     stores.pop();
     const again = await open(file);
-    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }, { name: '0003_workflows' }, { name: '0004_drop_status_type_index' }]);
+    expect(await again.execute('select name from promised_migration order by name')).toEqual([{ name: '0001_promises' }, { name: '0002_lifecycle' }, { name: '0003_workflows' }, { name: '0004_drop_status_type_index' }, { name: '0005_lease_losses' }]);
   });
 
   it('claims due rows by priority, then run-at, and only of the given types', async () => {

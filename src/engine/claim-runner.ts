@@ -186,7 +186,7 @@ export class ClaimRunner {
     const { transitions } = this.#host;
     if (outcome.kind === 'succeed') return transitions.succeed(tx, outcome.claim, outcome.result, now);
     const retryAt = now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
-    return transitions.fail(tx, outcome.claim, 'FAIL', outcome.error, retryAt, now);
+    return transitions.fail(tx, outcome.claim, outcome.error, retryAt, now);
   }
 
   #finish(entry: RunningClaim | undefined): void {

@@ -39,7 +39,7 @@ import type { ClaimedRow, ExpiredLease, Store, StoreTransaction } from '../persi
 import { retryDelayMs } from './backoff.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
-import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type ResolvedEngineOptions, type TaskOptions } from './options.js';
+import { DEFAULT_MAX_LEASE_LOSSES, integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type ResolvedEngineOptions, type TaskOptions } from './options.js';
 import { parseId, toRecord, type PromiseRecord } from './records.js';
 import type { TaskContext, TaskDefinition, TaskHandler } from './task-context.js';
 import { PromiseTransitions, stepOf, type AppliedTransition, type ClaimRef, type NewPromiseSpec, type TypePolicy } from './transitions.js';
@@ -414,7 +414,8 @@ export class Engine {
     const task = this.#tasks.get(lease.type);
     const claim: ClaimRef = { step: stepOf(lease), id: lease.id, type: lease.type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
     const retryAt = now + (task ? retryDelayMs(task.options, lease.attempts) : 0);
-    return this.#transitions.fail(tx, claim, 'LEASE_LOST', { code: 'LEASE_EXPIRED', message: 'the process running this attempt stopped renewing its lease' }, retryAt, now);
+    const maxLosses = task?.options.maxLeaseLosses ?? DEFAULT_MAX_LEASE_LOSSES;
+    return this.#transitions.loseLease(tx, claim, lease.lease_losses + 1, maxLosses, retryAt, now);
   }
 
   async #recoverExpiredLeases(): Promise<number> {

@@ -140,6 +140,14 @@ export interface TaskOptions {
   onComplete?: string;
   /** A task type enqueued in the same transaction as each final failure, with `{ promise: { id, type, status, error } }`. */
   onFail?: string;
+  /**
+   * How many times a promise may lose its lease (its worker died or froze mid-attempt) and still
+   * be retried. A lost lease counts as an attempt but does not spend `retries`, so a crash never
+   * fails a promise that has no retries; a handler that brings its worker down every time fails
+   * with `LEASE_EXPIRED` after this many.
+   * @defaultValue 10
+   */
+  maxLeaseLosses?: number;
 }
 
 export interface ResolvedTaskOptions {
@@ -154,9 +162,11 @@ export interface ResolvedTaskOptions {
   storeResult: boolean;
   onComplete: string | null;
   onFail: string | null;
+  maxLeaseLosses: number;
 }
 
 export const PRIORITY_RANGE = [-1000, 1000] as const;
+export const DEFAULT_MAX_LEASE_LOSSES = 10;
 /** The longest `delay`: one year. Longer waits belong to a cron schedule. */
 export const MAX_DELAY_MS = 366 * 24 * 3600_000;
 /** setTimeout's ceiling. */
@@ -176,6 +186,7 @@ export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptio
     storeResult: booleanOption('storeResult', options.storeResult ?? true),
     onComplete: taskTypeName('onComplete', options.onComplete),
     onFail: taskTypeName('onFail', options.onFail),
+    maxLeaseLosses: integerIn('maxLeaseLosses', options.maxLeaseLosses ?? DEFAULT_MAX_LEASE_LOSSES, 0, 1_000),
   };
 }
 

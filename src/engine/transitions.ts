@@ -176,19 +176,34 @@ export class PromiseTransitions {
   }
 
   /**
-   * `FAIL` (the handler threw or timed out) or `LEASE_LOST` (its process stopped renewing the
-   * lease) for a claim: back to `pending` at `retryAt` while attempts are left, else `failed`,
-   * taking every waiting descendant with it.
+   * `FAIL`: the handler threw or timed out. Back to `pending` at `retryAt` while attempts are
+   * left, else `failed`, taking every waiting descendant with it.
    */
-  async fail(
+  async fail(tx: StoreTransaction, claim: ClaimRef, error: ErrorRecord, retryAt: number, now: number): Promise<AppliedTransition[] | null> {
+    const to = this.#to('in_progress', 'FAIL', claim.attempts < claim.maxAttempts);
+    return this.#endAttempt(tx, claim, 'FAIL', to, error, retryAt, now);
+  }
+
+  /**
+   * `LEASE_LOST`: the process running the claim stopped renewing its lease (it died or froze).
+   * The attempt counts, but only the recovery budget decides: a crash does not fail a promise
+   * that has no retries; a handler that brings its worker down every time fails after `maxLosses`.
+   */
+  async loseLease(tx: StoreTransaction, claim: ClaimRef, losses: number, maxLosses: number, retryAt: number, now: number): Promise<AppliedTransition[] | null> {
+    const to = this.#to('in_progress', 'LEASE_LOST', losses <= maxLosses);
+    const error = { code: 'LEASE_EXPIRED', message: `the process running attempt ${claim.attempts} stopped renewing its lease (lease lost ${losses} time(s))` };
+    return this.#endAttempt(tx, claim, 'LEASE_LOST', to, error, retryAt, now);
+  }
+
+  async #endAttempt(
     tx: StoreTransaction,
     claim: ClaimRef,
     event: 'FAIL' | 'LEASE_LOST',
+    to: PromiseStatus,
     error: ErrorRecord,
     retryAt: number,
     now: number,
   ): Promise<AppliedTransition[] | null> {
-    const to = this.#to('in_progress', event, claim.attempts < claim.maxAttempts);
     const final = to === 'failed';
     const applied = await tx.updateState(
       this.#claimUpdate(claim, to, now, {
@@ -197,6 +212,7 @@ export class PromiseTransitions {
         runAt: final ? null : retryAt,
         completedAt: final ? now : null,
         expiresAt: final ? this.#expiry(claim.type, now) : null,
+        leaseLost: event === 'LEASE_LOST' ? 1 : 0,
       }),
     );
     if (!applied) return null;
@@ -367,6 +383,7 @@ function baseUpdate(id: number, from: PromiseStatus, to: PromiseStatus, snapshot
     errorMessage: null,
     runAt: null,
     attemptsRefund: 0,
+    leaseLost: 0,
     resetAttempts: false,
     completedAt: null,
     expiresAt: null,

@@ -15,6 +15,17 @@ export interface AttemptFacts {
   maxAttempts: number;
 }
 
+/**
+ * The counters the `LEASE_LOST` guard needs. A lost lease (the worker died or froze) counts as
+ * an attempt, but it is budgeted apart from the handler's own failures: a crash must not fail a
+ * promise that has no retries, yet a handler that kills its worker every time must end.
+ */
+export interface LeaseLossFacts {
+  /** Leases lost so far, including this one. */
+  losses: number;
+  maxLosses: number;
+}
+
 /** Every event a promise machine accepts. */
 export type PromiseEvent =
   | { type: 'DEPENDENCIES_RESOLVED' }
@@ -22,7 +33,7 @@ export type PromiseEvent =
   | { type: 'CLAIM' }
   | { type: 'SUCCEED' }
   | ({ type: 'FAIL' } & AttemptFacts)
-  | ({ type: 'LEASE_LOST' } & AttemptFacts)
+  | ({ type: 'LEASE_LOST' } & LeaseLossFacts)
   | { type: 'RELEASE' }
   | { type: 'CANCEL' }
   | { type: 'SKIP' }
@@ -43,7 +54,7 @@ export const PROMISE_EVENT_TYPES: readonly PromiseEventType[] = [
   'RETRY',
 ];
 
-/** Events whose outcome depends on {@link AttemptFacts}. */
+/** Events whose outcome depends on a budget ({@link AttemptFacts}, {@link LeaseLossFacts}). */
 export const GUARDED_EVENT_TYPES: ReadonlySet<PromiseEventType> = new Set(['FAIL', 'LEASE_LOST']);
 
 /**
@@ -64,6 +75,7 @@ export const promiseMachine = setup({
   },
   guards: {
     hasAttemptsLeft: ({ event }) => 'attempts' in event && event.attempts < event.maxAttempts,
+    hasRecoveriesLeft: ({ event }) => 'losses' in event && event.losses <= event.maxLosses,
   },
 }).createMachine({
   id: 'promise',
@@ -88,7 +100,7 @@ export const promiseMachine = setup({
       on: {
         SUCCEED: 'completed',
         FAIL: [{ guard: 'hasAttemptsLeft', target: 'pending' }, { target: 'failed' }],
-        LEASE_LOST: [{ guard: 'hasAttemptsLeft', target: 'pending' }, { target: 'failed' }],
+        LEASE_LOST: [{ guard: 'hasRecoveriesLeft', target: 'pending' }, { target: 'failed' }],
         RELEASE: 'pending',
         CANCEL: 'failed',
       },

@@ -22,7 +22,8 @@ export interface PromiseLaw {
   readonly initial: PromiseStatus;
   /**
    * The state after `event` in `status`, or `undefined` when the machine refuses it.
-   * `attemptsLeft` only matters for guarded events (`FAIL`, `LEASE_LOST`).
+   * `attemptsLeft` (the event's budget is not spent) only matters for guarded events
+   * (`FAIL`: retries; `LEASE_LOST`: recoveries).
    */
   next(status: PromiseStatus, event: PromiseEventType, attemptsLeft?: boolean): PromiseStatus | undefined;
   /** The persisted XState snapshot of a promise machine in `status`, as stored JSON text. */
@@ -32,6 +33,7 @@ export interface PromiseLaw {
 type Cell = readonly [whenNoAttemptsLeft: PromiseStatus | undefined, whenAttemptsLeft: PromiseStatus | undefined];
 
 function sampleEvent(type: PromiseEventType, attemptsLeft: boolean): PromiseEvent {
+  if (type === 'LEASE_LOST') return { type, losses: attemptsLeft ? 1 : 3, maxLosses: 2 };
   if (GUARDED_EVENT_TYPES.has(type)) {
     return { type, attempts: attemptsLeft ? 1 : 2, maxAttempts: 2 } as PromiseEvent;
   }

@@ -115,7 +115,7 @@ export function buildLifecycleQueries(db: Kysely<Database>, capabilities: QueryC
   const stalePending = prepareQuery<{ types: readonly string[]; cutoff: number }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'lease_losses', 'workflow_id', 'invoke_id'])
       .where('status', '=', sql.lit('pending'))
       .where('attempts', '=', 0)
       .where('run_at', '<', p('cutoff'))

@@ -165,6 +165,12 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('promises_status_type').execute();
     },
   },
+  '0005_lease_losses': {
+    async up(db: Kysely<any>) {
+      // How many times this promise's worker died (or froze) while running it.
+      await db.schema.alterTable('promises').addColumn('lease_losses', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

@@ -104,6 +104,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
         error_message: p('errorMessage'),
         run_at: eb.fn.coalesce(sql<number>`${p('runAt')}`, 'run_at'),
         attempts: sql<number>`case when ${p('resetAttempts')} = 1 then 0 else attempts - ${p('attemptsRefund')} end`,
+        lease_losses: sql<number>`case when ${p('resetAttempts')} = 1 then 0 else lease_losses + ${p('leaseLost')} end`,
         // Every state change invalidates any claim still running on the old state.
         lease_token: eb('lease_token', '+', 1),
         lease_owner: null,
@@ -185,7 +186,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
   const expiredLeases = prepareQuery<{ now: number; limit: number }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'lease_losses', 'workflow_id', 'invoke_id'])
       .where('status', '=', sql.lit('in_progress'))
       .where('lease_expires_at', '<', p('now'))
       .orderBy('lease_expires_at')
@@ -195,7 +196,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
   const leasesOwnedBy = prepareQuery<{ owner: string }>((p) =>
     db
       .selectFrom('promises')
-      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'workflow_id', 'invoke_id'])
+      .select(['id', 'type', 'attempts', 'max_attempts', 'lease_token', 'lease_owner', 'lease_losses', 'workflow_id', 'invoke_id'])
       .where('status', '=', sql.lit('in_progress'))
       .where('lease_owner', '=', p('owner')),
   );

@@ -117,6 +117,8 @@ export interface PromisesTable {
   /** Set when this promise is a step of a workflow: the workflow and the invocation it runs. */
   workflow_id: number | null;
   invoke_id: string | null;
+  /** Leases lost while running it (its worker died or froze). */
+  lease_losses: Generated<number>;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */

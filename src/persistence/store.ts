@@ -100,6 +100,8 @@ export interface StateUpdate {
   runAt: number | null;
   /** Subtracted from `attempts` (1 when a graceful release hands back an attempt that did not run). */
   attemptsRefund: number;
+  /** Added to `lease_losses` (1 for `LEASE_LOST`). */
+  leaseLost: number;
   resetAttempts: boolean;
   completedAt: number | null;
   /** When the finished row may be cleaned up; `null`: never (or not finished). */
@@ -132,6 +134,7 @@ export interface ClaimRequest {
 export interface ExpiredLease {
   id: number;
   type: string;
+  lease_losses: number;
   workflow_id: number | null;
   invoke_id: string | null;
   attempts: number;
