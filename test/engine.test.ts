@@ -210,6 +210,27 @@ describe('running promises', () => {
     expect((await engine.get(ids.long!))!.status).toBe('failed');
   });
 
+  it('a cancel from another process aborts the running handler with CANCELLED', async () => {
+    const file = tempDbPath();
+    const worker = await createEngine({ database: file, changeCheckIntervalMs: 10 });
+    engines.push(worker);
+    const started = deferred();
+    let reason: unknown;
+    worker.task('long', (_payload, ctx) => {
+      started.resolve();
+      return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason))));
+    });
+    await worker.start();
+    const id = await worker.enqueue('long', {});
+    await started.promise;
+    const other = await createEngine({ database: file, changeCheckIntervalMs: 0 });
+    engines.push(other);
+    await other.cancel(id);
+    await until(() => reason !== undefined, 5_000, 'the abort to reach the handler');
+    expect(reason).toMatchObject({ code: 'CANCELLED' });
+    expect(await other.get(id)).toMatchObject({ status: 'failed', error: { code: 'CANCELLED' } });
+  });
+
   it('cancels pending and waiting promises', async () => {
     const engine = await open();
     engine.task('t', async () => 1);
@@ -285,8 +306,13 @@ describe('immediate mode', () => {
   it('runs the promise before enqueue returns', async () => {
     const engine = await open({ immediate: true });
     engine.task('t', async (payload: { n: number }) => payload.n + 1);
+    const before = Date.now();
     const id = await engine.enqueue('t', { n: 1 });
-    expect(await engine.get(id)).toMatchObject({ status: 'completed', result: 2 });
+    const record = await engine.get(id);
+    expect(record).toMatchObject({ status: 'completed', result: 2 });
+    // Real times, even though delays are ignored.
+    expect(record!.startedAt!.getTime()).toBeGreaterThanOrEqual(before);
+    expect(record!.startedAt!.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it('runs a whole graph, retries included, ignoring delays', async () => {

@@ -32,7 +32,7 @@ const row = (overrides: Partial<NewPromise> = {}): NewPromise => ({
   ...overrides,
 });
 
-const claimRequest = { now: 10, limit: 10, types: ['t'], owner: 'w1', leaseExpiresAt: 100, toStatus: 'in_progress', snapshot: '"c"' };
+const claimRequest = { now: 10, dueBy: 10, limit: 10, types: ['t'], owner: 'w1', leaseExpiresAt: 100, toStatus: 'in_progress', snapshot: '"c"' };
 
 const complete = (id: number, leaseToken: number): StateUpdate => ({
   id,

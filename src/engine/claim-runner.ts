@@ -1,6 +1,6 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { errorRecordOf, InvalidOptionError, PromisedError } from '../errors.js';
+import { CancelledError, errorRecordOf, InvalidOptionError, PromisedError } from '../errors.js';
 import { toJsonText } from '../json.js';
 import type { ClaimedRow, Store, StoreTransaction } from '../persistence/store.js';
 import { retryDelayMs } from './backoff.js';
@@ -228,6 +228,24 @@ export class ClaimRunner {
       }
     } catch (error) {
       this.#host.backgroundError(error, 'heartbeat failed');
+    }
+  }
+
+  /**
+   * Another process changed the database: a claim running here may have been cancelled or
+   * taken over there. Reads each running claim's row (no write) and stops those no longer ours,
+   * so a cancel from another process reaches the handler within the change-check interval.
+   */
+  async checkClaims(): Promise<void> {
+    for (const entry of [...this.#running.values()]) {
+      if (entry.fencedOff) continue;
+      const row = await this.#host.store.getPromise(entry.claim.id);
+      if (row && row.status === 'in_progress' && row.lease_token === entry.claim.leaseToken) continue;
+      const reason =
+        row?.error_code === 'CANCELLED'
+          ? new CancelledError(String(entry.claim.id))
+          : new PromisedError('LEASE_LOST', `promise ${entry.claim.id}: its claim was taken over by another worker`);
+      this.fenceOff(entry.claim.id, reason);
     }
   }
 

@@ -371,6 +371,7 @@ export class Engine {
   #watchExternalChanges(): void {
     this.#unsubscribeChanges ??= this.#store.onExternalChange(() => {
       this.#wake();
+      if (this.#runner.size > 0) void this.#runner.checkClaims().catch((error: unknown) => this.#backgroundError(error, 'could not check running claims'));
       this.#waiters.settleAll();
       this.#workflows.changedElsewhere();
     });
@@ -463,7 +464,8 @@ export class Engine {
       while (this.#phase === 'started' && types.length > 0) {
         const free = this.#options.concurrency - this.#runner.size;
         if (free <= 0) return;
-        const claimed = await this.#claim(free, this.#options.clock.now(), types);
+        const now = this.#options.clock.now();
+        const claimed = await this.#claim(free, now, now, types);
         for (const row of claimed) this.#runner.start(row);
         if (claimed.length < free) {
           await this.#armDueTimer();
@@ -482,11 +484,11 @@ export class Engine {
     }
   }
 
-  async #claim(limit: number, now: number, types: string[]): Promise<ClaimedRow[]> {
+  async #claim(limit: number, now: number, dueBy: number, types: string[]): Promise<ClaimedRow[]> {
     const toStatus = promiseLaw.next('pending', 'CLAIM')!;
     const claimed = await this.#store.transaction((tx) =>
       Promise.resolve(
-        tx.claimDue({ now, limit, types, owner: this.#owner, leaseExpiresAt: now + this.#options.leaseMs, toStatus, snapshot: promiseLaw.snapshotText(toStatus) }),
+        tx.claimDue({ now, dueBy, limit, types, owner: this.#owner, leaseExpiresAt: now + this.#options.leaseMs, toStatus, snapshot: promiseLaw.snapshotText(toStatus) }),
       ),
     );
     if (this.#emitter.listenerCount('transition') > 0) {
@@ -534,9 +536,9 @@ export class Engine {
   #drainImmediately(): Promise<void> {
     const run = this.#immediateDrain.then(async () => {
       const types = this.taskTypes;
-      for (;;) {
+      while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
         // Delays are not waited for: "immediate" means run everything runnable now.
-        const [row] = await this.#claim(1, Number.MAX_SAFE_INTEGER, types);
+        const [row] = await this.#claim(1, this.#options.clock.now(), Number.MAX_SAFE_INTEGER, types);
         if (!row) return;
         await this.#runner.runInline(row);
       }

@@ -70,7 +70,7 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .selectFrom('promises')
       .select('id')
       .where('status', '=', sql.lit('pending'))
-      .where('run_at', '<=', p('now'))
+      .where('run_at', '<=', p('dueBy'))
       .where(capabilities.inBoundList('type', p('types')))
       .orderBy('priority', 'desc')
       .orderBy('run_at')

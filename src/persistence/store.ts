@@ -122,6 +122,8 @@ export interface RelativesUpdate {
 
 export interface ClaimRequest {
   now: number;
+  /** Claim rows due at or before this time (`now`, or later to ignore delays). */
+  dueBy: number;
   /** Only these task types (the ones this process can run). */
   types: readonly string[];
   limit: number;
