@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
-const dist = path.resolve(import.meta.dirname, '../../dist');
+const dist = path.resolve(import.meta.dirname, '../dist');
 const entry = path.join(dist, 'cli/main.js');
 const errors = path.join(dist, 'errors.js');
 
