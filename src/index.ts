@@ -19,7 +19,7 @@ export type {
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
 export type { CatchUp } from './engine/periodic-schedules.js';
-export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent } from './workflows/workflow-runtime.js';
+export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange } from './workflows/workflow-runtime.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { EngineOptions, TaskOptions, Backoff, Clock } from './engine/options.js';
 export type { TaskContext, TaskHandler } from './engine/task-context.js';

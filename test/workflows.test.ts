@@ -38,6 +38,8 @@ describe('workflows', () => {
   it('runs steps, a parallel state, a durable delay and an external event to its output', async () => {
     const engine = await open(tempDbPath());
     const calls: string[] = [];
+    const changes: string[] = [];
+    engine.on('workflow', (change) => changes.push(`${change.event} -> ${JSON.stringify(change.value)}`));
     engine.workflow('pipeline', pipelineMachine(100), { steps: pipelineSteps((step) => void calls.push(step)) });
     await engine.start();
     const id = await engine.startWorkflow('pipeline', { repo: 'auth' });
@@ -48,6 +50,11 @@ describe('workflows', () => {
     await engine.send(id, { type: 'APPROVE', by: 'ada' });
     expect(await engine.workflowResult(id, { timeout: 5_000 })).toEqual(expectedOutput('auth', 'ada'));
     expect(calls.sort()).toEqual(['review', 'runTests', 'setupEnv', 'ship', 'writeTests']);
+    await until(() => changes.length >= 8, 2_000, 'workflow events: ' + JSON.stringify(changes));
+    expect(changes[0]).toBe('xstate.init -> {"build":{"code":"setup","review":"reviewing"}}');
+    expect(changes).toContain('xstate.after.100.pipeline.cooldown -> "approval"');
+    expect(changes).toContain('APPROVE -> "shipping"');
+    expect(changes.at(-1)).toMatch(/^xstate.done.actor.* -> "shipped"$/);
     const done = await engine.getWorkflow(id);
     expect(done).toMatchObject({ status: 'completed', value: 'shipped', output: expectedOutput('auth', 'ada') });
     expect(done!.steps.every((s) => s.status === 'completed')).toBe(true);

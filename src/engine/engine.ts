@@ -93,6 +93,8 @@ export class Engine {
           store,
           registerTask: (type, handler, taskOptions) => void this.task(type, handler, taskOptions),
           background: (work, message) => void work().catch((error: unknown) => this.#backgroundError(error, message)),
+          wantsWorkflowEvents: () => this.#emitter.listenerCount('workflow') > 0,
+          emitWorkflow: (change) => this.#emitter.emit('workflow', change),
         },
         () => this.#phase === 'started',
       ),

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { PromiseStatus, PromiseEventType } from '../machines/promise-machine.js';
 import type { PromiseRecord } from './records.js';
+import type { WorkflowChange } from '../workflows/workflow-runtime.js';
 
 /** A state change of one promise, as applied to its machine. */
 export interface TransitionEvent {
@@ -25,6 +26,8 @@ export interface EngineEvents {
   progress: [progress: { id: string; type: string; current: number; total: number }];
   /** Any state change. */
   transition: [transition: TransitionEvent];
+  /** A workflow moved (after the commit): its new state value, status, and the event applied. */
+  workflow: [change: WorkflowChange];
   /** A background loop hit an error it could not hand to a caller. */
   error: [error: Error];
 }

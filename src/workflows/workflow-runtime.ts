@@ -64,7 +64,13 @@ export interface WorkflowHost extends EngineHost {
   registerTask(type: string, handler: TaskHandler, options?: TaskOptions): void;
   /** Runs a background task, reporting its failure on the engine's error channel. */
   background(work: () => Promise<unknown>, message: string): void;
+  /** True when someone listens to `workflow` events (reading the rows costs a query each). */
+  wantsWorkflowEvents(): boolean;
+  emitWorkflow(change: WorkflowChange): void;
 }
+
+/** A workflow moved: the event applied and the state it led to. */
+export type WorkflowChange = Pick<WorkflowRecord, 'id' | 'name' | 'status' | 'value' | 'context' | 'output' | 'error'> & { event: string; at: Date };
 
 /**
  * Durable workflows: a user's XState machine whose invoked actors are promises. Every
@@ -76,8 +82,13 @@ export class WorkflowRuntime {
   readonly #host: WorkflowHost;
   readonly #definitions = new Map<string, Definition>();
   readonly #waiters: ResultWaiters;
-  /** Workflows written since their waiters were last told: only they are re-read after a commit. */
-  readonly #touched = new Set<number>();
+  /**
+   * Changes written since the last commit was announced: their waiters are answered and their
+   * listeners told, from these, without reading the rows again. (A transaction that rolled back
+   * leaves entries behind; waiters re-read the row, and a listener may hear of a change that did
+   * not commit, which is why `workflow` events are for watching, never for deciding.)
+   */
+  #changes: WorkflowChange[] = [];
   #timer: NodeJS.Timeout | undefined;
 
   constructor(host: WorkflowHost) {
@@ -145,7 +156,7 @@ export class WorkflowRuntime {
       const step = initialWorkflowStep(definition.machine, JSON.parse(inputText));
       const snapshot = serialiseSnapshot(step);
       const workflowId = await tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, now });
-      const transitions = await this.#commitStep(tx, definition, workflowId, step, snapshot, now);
+      const transitions = await this.#commitStep(tx, definition, workflowId, step, snapshot, 'xstate.init', now);
       return { value: workflowId, transitions };
     });
     this.#afterCommit();
@@ -206,20 +217,29 @@ export class WorkflowRuntime {
       snapshot = serialiseSnapshot(step);
     } catch (error) {
       if (options.refuseBadContext) throw error;
-      return this.#finish(tx, row.id, row.snapshot, 'failed', null, { code: 'INVALID_CONTEXT', message: (error as Error).message }, now);
+      return this.#finish(tx, row, row.snapshot, 'failed', null, { code: 'INVALID_CONTEXT', message: (error as Error).message }, event.type, now);
     }
-    return this.#commitStep(tx, definition, row.id, step, snapshot, now);
+    return this.#commitStep(tx, definition, row.id, step, snapshot, event.type, now);
   }
 
   /** Writes the new snapshot first, then what the transition asked for (so re-entrant step events see it). */
-  async #commitStep(tx: StoreTransaction, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, now: number): Promise<AppliedTransition[]> {
-    if (step.status === 'done') return this.#finish(tx, workflowId, snapshot, 'completed', step.output ?? null, null, now);
+  async #commitStep(
+    tx: StoreTransaction,
+    definition: Definition,
+    workflowId: number,
+    step: MachineStep,
+    snapshot: string,
+    event: string,
+    now: number,
+  ): Promise<AppliedTransition[]> {
+    const workflow = { id: workflowId, name: definition.name };
+    if (step.status === 'done') return this.#finish(tx, workflow, snapshot, 'completed', step.output ?? null, null, event, now);
     if (step.status === 'error' || step.status === 'stopped') {
       const message = step.error instanceof Error ? step.error.message : JSON.stringify(step.error ?? 'stopped');
-      return this.#finish(tx, workflowId, snapshot, 'failed', null, { code: 'WORKFLOW_ERROR', message }, now);
+      return this.#finish(tx, workflow, snapshot, 'failed', null, { code: 'WORKFLOW_ERROR', message }, event, now);
     }
     await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
-    this.#touched.add(workflowId);
+    this.#noteChange(workflow, 'running', snapshot, null, null, event, now);
     const transitions: AppliedTransition[] = [];
     for (const invokeId of step.stopped) transitions.push(...(await this.#cancelSteps(tx, workflowId, invokeId, now)));
     for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
@@ -236,13 +256,15 @@ export class WorkflowRuntime {
 
   async #finish(
     tx: StoreTransaction,
-    workflowId: number,
+    workflow: { id: number; name: string },
     snapshot: string,
     status: 'completed' | 'failed',
     output: unknown,
     error: { code: string; message: string } | null,
+    event: string,
     now: number,
   ): Promise<AppliedTransition[]> {
+    const workflowId = workflow.id;
     await tx.saveWorkflow({
       id: workflowId,
       status,
@@ -254,14 +276,38 @@ export class WorkflowRuntime {
       now,
     });
     await tx.deleteWorkflowTimers(workflowId);
-    this.#touched.add(workflowId);
+    this.#noteChange(workflow, status, snapshot, output ?? null, error, event, now);
     return this.#cancelSteps(tx, workflowId, null, now);
+  }
+
+  #noteChange(
+    workflow: { id: number; name: string },
+    status: WorkflowRecord['status'],
+    snapshot: string,
+    output: unknown,
+    error: { code: string; message: string } | null,
+    event: string,
+    now: number,
+  ): void {
+    const { value, context } = JSON.parse(snapshot) as PersistedWorkflowSnapshot;
+    this.#changes.push({
+      id: String(workflow.id),
+      name: workflow.name,
+      status,
+      value,
+      context,
+      output,
+      error,
+      event,
+      at: new Date(now),
+    });
   }
 
   async #failVersion(tx: StoreTransaction, row: WorkflowRow, reason: string, now: number): Promise<AppliedTransition[]> {
     this.#host.log.error({ workflowId: row.id, workflow: row.name, reason }, 'stored snapshot does not fit the machine');
     // The snapshot is kept exactly as stored, for inspection and migration.
-    return this.#finish(tx, row.id, row.snapshot, 'failed', null, { code: 'WORKFLOW_VERSION_MISMATCH', message: `the stored snapshot does not fit workflow "${row.name}" any more: ${reason}` }, now);
+    const error = { code: 'WORKFLOW_VERSION_MISMATCH', message: `the stored snapshot does not fit workflow "${row.name}" any more: ${reason}` };
+    return this.#finish(tx, row, row.snapshot, 'failed', null, error, 'xstate.error', now);
   }
 
   /** Cancels the unfinished step promises of one invocation (or of all, when `invokeId` is null). */
@@ -317,8 +363,10 @@ export class WorkflowRuntime {
 
   /** After a commit that may have changed workflows: answer their waiters and re-arm the timer. */
   #afterCommit(): void {
-    for (const id of this.#touched) void this.#waiters.settle(id);
-    this.#touched.clear();
+    const changes = this.#changes;
+    this.#changes = [];
+    for (const id of new Set(changes.map((change) => Number(change.id)))) void this.#waiters.settle(id);
+    if (this.#host.wantsWorkflowEvents()) for (const change of changes) this.#host.emitWorkflow(change);
     if (this.#host.started) this.#host.background(() => this.#armTimer(), 'could not arm the workflow timer');
   }
 
