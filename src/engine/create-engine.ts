@@ -1,4 +1,4 @@
-import { openSqliteStore } from '../persistence/sqlite/open-sqlite-store.js';
+import { openStore } from '../persistence/open-store.js';
 import { Engine } from './engine.js';
 import { resolveEngineOptions, type EngineOptions } from './options.js';
 
@@ -15,10 +15,6 @@ import { resolveEngineOptions, type EngineOptions } from './options.js';
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const resolved = resolveEngineOptions(options);
-  const store = await openSqliteStore({
-    filename: resolved.database,
-    synchronous: resolved.synchronous,
-    changeCheckIntervalMs: resolved.changeCheckIntervalMs,
-  });
+  const store = await openStore(resolved);
   return new Engine(store, resolved);
 }
