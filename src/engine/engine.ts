@@ -28,6 +28,7 @@ import type {
 import type { AnyStateMachine } from 'xstate';
 import { WorkflowRuntime, type WorkflowEvent, type WorkflowOptions, type WorkflowRecord } from '../workflows/workflow-runtime.js';
 import { ClaimRunner } from './claim-runner.js';
+import { Scheduler } from './scheduler.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 import { ResultWaiters } from './result-waiters.js';
 
@@ -35,7 +36,7 @@ export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary
 import { toJsonText } from '../json.js';
 import { PROMISE_STATUSES, type PromiseStatus } from '../machines/promise-machine.js';
 import { promiseLaw } from '../machines/transition-table.js';
-import type { ClaimedRow, ExpiredLease, Store, StoreTransaction } from '../persistence/store.js';
+import type { ExpiredLease, Store, StoreTransaction } from '../persistence/store.js';
 import { retryDelayMs } from './backoff.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
@@ -46,7 +47,6 @@ import { PromiseTransitions, stepOf, type AppliedTransition, type ClaimRef, type
 
 const RECOVERY_BATCH = 500;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const BACKGROUND_RETRY_MS = 1_000;
 
 /**
  * The engine: registers task types, stores promises, and runs them.
@@ -65,12 +65,9 @@ export class Engine {
   readonly #emitter = new EngineEmitter();
   readonly #owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   readonly #runner: ClaimRunner;
+  readonly #scheduler: Scheduler;
   readonly #waiters = new ResultWaiters((id) => this.#settledResult(id), () => this.#watchExternalChanges());
   #phase: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
-  #passScheduled = false;
-  #claiming = false;
-  #wakeAgain = false;
-  #dueTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #unsubscribeChanges: (() => void) | undefined;
   #immediateDrain: Promise<void> = Promise.resolve();
@@ -111,7 +108,21 @@ export class Engine {
       concurrency: options.concurrency,
       taskOf: (type) => this.#tasks.get(type)!,
       write: (work) => this.#write(work),
-      onSettled: () => this.#wake(),
+      onSettled: () => this.#scheduler.wake(),
+      backgroundError: (error, message) => this.#backgroundError(error, message),
+    });
+    this.#scheduler = new Scheduler({
+      store,
+      clock: options.clock,
+      runner: this.#runner,
+      owner: this.#owner,
+      leaseMs: options.leaseMs,
+      concurrency: options.concurrency,
+      started: () => this.#phase === 'started',
+      taskTypes: () => this.taskTypes,
+      recoverExpiredLeases: () => this.#recoverExpiredLeases(),
+      announce: (transitions, now) => this.#announce(transitions, now),
+      wantsTransitions: () => this.#emitter.listenerCount('transition') > 0,
       backgroundError: (error, message) => this.#backgroundError(error, message),
     });
   }
@@ -326,7 +337,7 @@ export class Engine {
 
   async #afterEnqueue(): Promise<void> {
     if (this.#options.immediate) await this.#drainImmediately();
-    else this.#wake();
+    else this.#scheduler.wake();
   }
 
   /**
@@ -365,14 +376,14 @@ export class Engine {
     // Not unref'd: like a server, a started engine keeps its process alive until stop().
     this.#heartbeatTimer = setInterval(() => void this.#runner.heartbeat(), this.#options.heartbeatMs);
     this.#log.info({ ...summary.resumed, recovered: summary.recovered, owner: this.#owner }, 'engine started');
-    this.#wake();
+    this.#scheduler.wake();
     return summary;
   }
 
   /** Work and results committed by other processes reach this one through the store's change signal. */
   #watchExternalChanges(): void {
     this.#unsubscribeChanges ??= this.#store.onExternalChange(() => {
-      this.#wake();
+      this.#scheduler.wake();
       if (this.#runner.size > 0) void this.#runner.checkClaims().catch((error: unknown) => this.#backgroundError(error, 'could not check running claims'));
       this.#waiters.settleAll();
       this.#workflows.changedElsewhere();
@@ -443,96 +454,6 @@ export class Engine {
     }
   }
 
-  // ---- the scheduler: claims as many promises as there are free slots, never polls ----
-
-  /** Asks for a claim pass soon; coalesces many wake-ups into one pass. */
-  #wake(): void {
-    if (this.#phase !== 'started' || this.#passScheduled) return;
-    this.#passScheduled = true;
-    setImmediate(() => {
-      this.#passScheduled = false;
-      void this.#claimPass();
-    });
-  }
-
-  async #claimPass(): Promise<void> {
-    if (this.#claiming) {
-      this.#wakeAgain = true;
-      return;
-    }
-    this.#claiming = true;
-    try {
-      const types = this.taskTypes;
-      while (this.#phase === 'started' && types.length > 0) {
-        const free = this.#options.concurrency - this.#runner.size;
-        if (free <= 0) return;
-        const now = this.#options.clock.now();
-        const claimed = await this.#claim(free, now, now, types);
-        for (const row of claimed) this.#runner.start(row);
-        if (claimed.length < free) {
-          await this.#armDueTimer();
-          return;
-        }
-      }
-    } catch (error) {
-      this.#backgroundError(error, 'claim pass failed; retrying');
-      this.#armTimer(BACKGROUND_RETRY_MS);
-    } finally {
-      this.#claiming = false;
-      if (this.#wakeAgain) {
-        this.#wakeAgain = false;
-        this.#wake();
-      }
-    }
-  }
-
-  async #claim(limit: number, now: number, dueBy: number, types: string[]): Promise<ClaimedRow[]> {
-    const toStatus = promiseLaw.next('pending', 'CLAIM')!;
-    const claimed = await this.#store.transaction((tx) =>
-      Promise.resolve(
-        tx.claimDue({ now, dueBy, limit, types, owner: this.#owner, leaseExpiresAt: now + this.#options.leaseMs, toStatus, snapshot: promiseLaw.snapshotText(toStatus) }),
-      ),
-    );
-    if (this.#emitter.listenerCount('transition') > 0) {
-      this.#announce(
-        claimed.map((row) => ({ id: row.id, type: row.type, event: 'CLAIM' as const, from: 'pending' as const, to: toStatus })),
-        now,
-      );
-    }
-    return claimed;
-  }
-
-  /** One timer, for the earliest due run-at or lease expiry. */
-  async #armDueTimer(): Promise<void> {
-    const [runAt, leaseExpiry] = await Promise.all([this.#store.nextRunAt(this.taskTypes), this.#store.nextLeaseExpiry()]);
-    const candidates = [runAt, leaseExpiry === null ? null : leaseExpiry + 1].filter((at): at is number => at !== null);
-    if (candidates.length === 0) {
-      if (this.#dueTimer) clearTimeout(this.#dueTimer);
-      this.#dueTimer = undefined;
-      return;
-    }
-    this.#armTimer(Math.min(...candidates) - this.#options.clock.now());
-  }
-
-  #armTimer(delayMs: number): void {
-    if (this.#dueTimer) clearTimeout(this.#dueTimer);
-    this.#dueTimer = setTimeout(() => {
-      this.#dueTimer = undefined;
-      void this.#onDue();
-    }, Math.min(Math.max(0, delayMs), MAX_TIMER_MS));
-    this.#dueTimer.unref();
-  }
-
-  async #onDue(): Promise<void> {
-    if (this.#phase !== 'started') return;
-    try {
-      await this.#recoverExpiredLeases();
-    } catch (error) {
-      this.#backgroundError(error, 'lease recovery failed; retrying');
-    }
-    this.#wake();
-  }
-
   // ---- immediate mode ----
 
   #drainImmediately(): Promise<void> {
@@ -540,7 +461,7 @@ export class Engine {
       const types = this.taskTypes;
       while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
         // Delays are not waited for: "immediate" means run everything runnable now.
-        const [row] = await this.#claim(1, this.#options.clock.now(), Number.MAX_SAFE_INTEGER, types);
+        const [row] = await this.#scheduler.claim(1, this.#options.clock.now(), Number.MAX_SAFE_INTEGER, types);
         if (!row) return;
         await this.#runner.runInline(row);
       }
@@ -729,7 +650,7 @@ export class Engine {
     if (this.#phase === 'stopped' || this.#phase === 'stopping') return;
     const wasStarted = this.#phase === 'started';
     this.#phase = 'stopping';
-    if (this.#dueTimer) clearTimeout(this.#dueTimer);
+    this.#scheduler.stop();
     if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
     this.#periodics.stop();
     this.#workflows.stop();
@@ -760,7 +681,7 @@ export class Engine {
       if (finished) void this.#waiters.settle(t.id);
       if (wantsRecords && (finished || retrying)) void this.#emitRecord(t.id, t.to === 'completed' ? 'completed' : retrying ? 'retrying' : 'failed');
     }
-    this.#wake();
+    this.#scheduler.wake();
   }
 
   async #emitRecord(id: number, event: 'completed' | 'failed' | 'retrying'): Promise<void> {
