@@ -186,13 +186,22 @@ describe('dead letters', () => {
     expect(letters.find((l) => l.promiseId === ids.parent)).toMatchObject({ type: 'fragile', payload: { n: 1 }, attempts: 2 });
     expect((await engine.stats()).deadLetters).toBe(2);
 
+    // A dependent cannot be retried while its dependency is still failed.
+    await expect(engine.retry(ids.child!)).rejects.toMatchObject({ code: 'INVALID_TRANSITION' });
     healthy = true;
     await engine.retry(ids.parent!);
     expect(await engine.get(ids.parent!)).toMatchObject({ status: 'completed', attempts: 1, result: 'fine' });
-    expect((await engine.deadLetters.list()).map((l) => l.promiseId)).toEqual([ids.child]);
+    // Retrying the parent brought back the child that failed only because of it.
+    expect(await engine.get(ids.child!)).toMatchObject({ status: 'completed', result: 'child', error: null });
+    expect(await engine.deadLetters.list()).toEqual([]);
     const history = await engine.history(ids.parent!);
     expect(history.map((h) => h.event)).toEqual(['ENQUEUED', 'CLAIM', 'FAIL', 'FAIL', 'RETRY', 'SUCCEED']);
     expect(history[2]).toMatchObject({ from: 'in_progress', to: 'pending', attempt: 1, error: { code: 'UPSTREAM_DOWN' } });
+    expect((await engine.history(ids.child!)).map((h) => h.event)).toEqual(['ENQUEUED', 'DEPENDENCY_FAILED', 'RETRY', 'CLAIM', 'SUCCEED']);
+
+    healthy = false;
+    const lonely = await engine.enqueue('fragile', {});
+    expect((await engine.deadLetters.list()).map((l) => l.promiseId)).toEqual([lonely]);
     expect(await engine.deadLetters.clear()).toEqual({ removed: 1 });
     expect(await engine.deadLetters.list()).toEqual([]);
   });

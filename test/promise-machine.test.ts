@@ -8,7 +8,9 @@ const event = (type: PromiseEventType, attemptsLeft: boolean): PromiseEvent =>
     ? { type, attempts: attemptsLeft ? 1 : 3, maxAttempts: 3 }
     : type === 'LEASE_LOST'
       ? { type, losses: attemptsLeft ? 3 : 4, maxLosses: 3 }
-      : { type }) as PromiseEvent;
+      : type === 'RETRY'
+        ? { type, dependenciesMet: attemptsLeft }
+        : { type }) as PromiseEvent;
 
 // Every allowed transition, written out by hand: the specification the machine must meet.
 const allowed: Array<[PromiseStatus, PromiseEventType, boolean | 'any', PromiseStatus]> = [
@@ -25,7 +27,8 @@ const allowed: Array<[PromiseStatus, PromiseEventType, boolean | 'any', PromiseS
   ['in_progress', 'LEASE_LOST', false, 'failed'],
   ['in_progress', 'RELEASE', 'any', 'pending'],
   ['in_progress', 'CANCEL', 'any', 'failed'],
-  ['failed', 'RETRY', 'any', 'pending'],
+  ['failed', 'RETRY', true, 'pending'],
+  ['failed', 'RETRY', false, 'waiting'],
 ];
 
 function expected(status: PromiseStatus, type: PromiseEventType, attemptsLeft: boolean): PromiseStatus | undefined {
@@ -41,7 +44,7 @@ describe('promise machine', () => {
     for (const type of PROMISE_EVENT_TYPES) {
       for (const attemptsLeft of [true, false]) {
         const target = expected(status, type, attemptsLeft);
-        const label = `${status} + ${type}${type === 'FAIL' || type === 'LEASE_LOST' ? (attemptsLeft ? ' (budget left)' : ' (budget spent)') : ''}`;
+        const label = `${status} + ${type}${type === 'FAIL' || type === 'LEASE_LOST' || type === 'RETRY' ? (attemptsLeft ? ' (budget left)' : ' (budget spent)') : ''}`;
         if (target) {
           it(`${label} -> ${target}`, () => {
             const [next] = transition(promiseMachine, machineSnapshotOf(status), event(type, attemptsLeft));

@@ -259,15 +259,44 @@ export class PromiseTransitions {
     return [own, ...(await this.#failedForGood(tx, { id, type: row.type, attempts: row.attempts, step: row.step }, event, row.status, error, now))];
   }
 
-  /** `RETRY`: a failed promise back to `pending` now, attempts reset, its dead letter removed. */
+  /**
+   * `RETRY`: a failed promise back to `pending` now (or `waiting`, if some parent has not
+   * completed), attempts reset, its dead letter removed. Its descendants that failed only with
+   * `DEPENDENCY_FAILED` come back to `waiting`, so retrying the root of a failed chain runs the
+   * chain again. Refused while a parent itself is failed: retry that one first.
+   */
   async retry(tx: StoreTransaction, id: number, now: number): Promise<AppliedTransition[]> {
     const row = await this.#rowOrThrow(tx, id);
-    const to = this.#law.next(row.status, 'RETRY');
+    const parents = await tx.parentStatesOf(id);
+    const failedParent = parents.find((parent) => parent.status === 'failed');
+    if (row.status === 'failed' && failedParent) {
+      throw new InvalidTransitionError(String(id), row.status, `RETRY while its dependency ${failedParent.id} is failed (retry ${failedParent.id} first)`);
+    }
+    const dependenciesMet = parents.every((parent) => parent.status === 'completed');
+    const to = this.#law.next(row.status, 'RETRY', dependenciesMet);
     if (to === undefined) throw new InvalidTransitionError(String(id), row.status, 'RETRY');
     await tx.updateState(baseUpdate(id, row.status, to, this.#law.snapshotText(to), now, { runAt: now, resetAttempts: true }));
     await tx.deleteDeadLettersOf(id);
     await this.#history(tx, id, 'RETRY', row.status, to, 0, null, now);
-    return [{ id, type: row.type, event: 'RETRY', from: row.status, to }];
+    const transitions: AppliedTransition[] = [{ id, type: row.type, event: 'RETRY', from: row.status, to }];
+    const revivedTo = this.#to('failed', 'RETRY', false);
+    const revived = await tx.reviveFailedDescendants({
+      parentId: id,
+      toStatus: revivedTo,
+      snapshot: this.#law.snapshotText(revivedTo),
+      errorCode: null,
+      errorMessage: null,
+      expiresAt: null,
+      now,
+    });
+    for (const descendant of revived) {
+      await tx.deleteDeadLettersOf(descendant.id);
+      await this.#history(tx, descendant.id, 'RETRY', 'failed', revivedTo, 0, null, now);
+      transitions.push({ id: descendant.id, type: descendant.type, event: 'RETRY', from: 'failed', to: revivedTo });
+    }
+    // A revived descendant that also waits on another failed parent fails again at once.
+    if (revived.length > 0) transitions.push(...(await this.settleWaiting(tx, now)));
+    return transitions;
   }
 
   /**

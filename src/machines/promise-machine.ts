@@ -37,7 +37,8 @@ export type PromiseEvent =
   | { type: 'RELEASE' }
   | { type: 'CANCEL' }
   | { type: 'SKIP' }
-  | { type: 'RETRY' };
+  /** `dependenciesMet`: every parent has completed (a retried promise waits for the others). */
+  | { type: 'RETRY'; dependenciesMet: boolean };
 
 export type PromiseEventType = PromiseEvent['type'];
 
@@ -55,7 +56,7 @@ export const PROMISE_EVENT_TYPES: readonly PromiseEventType[] = [
 ];
 
 /** Events whose outcome depends on a budget ({@link AttemptFacts}, {@link LeaseLossFacts}). */
-export const GUARDED_EVENT_TYPES: ReadonlySet<PromiseEventType> = new Set(['FAIL', 'LEASE_LOST']);
+export const GUARDED_EVENT_TYPES: ReadonlySet<PromiseEventType> = new Set(['FAIL', 'LEASE_LOST', 'RETRY']);
 
 /**
  * The law of a promise. `waiting` holds until every parent completed; `pending` is runnable
@@ -76,6 +77,7 @@ export const promiseMachine = setup({
   guards: {
     hasAttemptsLeft: ({ event }) => 'attempts' in event && event.attempts < event.maxAttempts,
     hasRecoveriesLeft: ({ event }) => 'losses' in event && event.losses <= event.maxLosses,
+    dependenciesMet: ({ event }) => 'dependenciesMet' in event && event.dependenciesMet,
   },
 }).createMachine({
   id: 'promise',
@@ -108,7 +110,7 @@ export const promiseMachine = setup({
     completed: { type: 'final' },
     failed: {
       on: {
-        RETRY: 'pending',
+        RETRY: [{ guard: 'dependenciesMet', target: 'pending' }, { target: 'waiting' }],
       },
     },
   },

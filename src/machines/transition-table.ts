@@ -22,8 +22,8 @@ export interface PromiseLaw {
   readonly initial: PromiseStatus;
   /**
    * The state after `event` in `status`, or `undefined` when the machine refuses it.
-   * `attemptsLeft` (the event's budget is not spent) only matters for guarded events
-   * (`FAIL`: retries; `LEASE_LOST`: recoveries).
+   * `attemptsLeft` (the event's condition holds) only matters for guarded events
+   * (`FAIL`: retries left; `LEASE_LOST`: recoveries left; `RETRY`: dependencies met).
    */
   next(status: PromiseStatus, event: PromiseEventType, attemptsLeft?: boolean): PromiseStatus | undefined;
   /** The persisted XState snapshot of a promise machine in `status`, as stored JSON text. */
@@ -34,6 +34,7 @@ type Cell = readonly [whenNoAttemptsLeft: PromiseStatus | undefined, whenAttempt
 
 function sampleEvent(type: PromiseEventType, attemptsLeft: boolean): PromiseEvent {
   if (type === 'LEASE_LOST') return { type, losses: attemptsLeft ? 1 : 3, maxLosses: 2 };
+  if (type === 'RETRY') return { type, dependenciesMet: attemptsLeft };
   if (GUARDED_EVENT_TYPES.has(type)) {
     return { type, attempts: attemptsLeft ? 1 : 2, maxAttempts: 2 } as PromiseEvent;
   }

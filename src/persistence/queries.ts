@@ -183,6 +183,32 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
       .returning(['id', 'type']),
   );
 
+  // Retrying a parent brings back the descendants that failed only because of it.
+  const reviveFailedDescendants = prepareQuery<RelativesUpdate>((p) =>
+    db
+      .withRecursive('descendants(id)', (qb) =>
+        qb
+          .selectFrom('promise_dependencies')
+          .select('child_id as id')
+          .where('parent_id', '=', p('parentId'))
+          .union(qb.selectFrom('promise_dependencies as d').innerJoin('descendants', 'descendants.id', 'd.parent_id').select('d.child_id as id')),
+      )
+      .updateTable('promises')
+      .set({ ...relativeUpdate(p), attempts: 0, lease_losses: 0, completed_at: null })
+      .where('status', '=', sql.lit('failed'))
+      .where('error_code', '=', sql.lit('DEPENDENCY_FAILED'))
+      .where('id', 'in', (qb) => qb.selectFrom('descendants').select('descendants.id'))
+      .returning(['id', 'type']),
+  );
+
+  const parentStatesOf = prepareQuery<{ id: number }>((p) =>
+    db
+      .selectFrom('promise_dependencies as d')
+      .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+      .select(['parent.id', 'parent.status'])
+      .where('d.child_id', '=', p('id')),
+  );
+
   const expiredLeases = prepareQuery<{ now: number; limit: number }>((p) =>
     db
       .selectFrom('promises')
@@ -262,6 +288,8 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     releaseAllReadyWaiting,
     waitingWithFailedParent,
     failWaitingDescendants,
+    reviveFailedDescendants,
+    parentStatesOf,
     expiredLeases,
     leasesOwnedBy,
     repairSnapshot,

@@ -169,6 +169,9 @@ export interface StoreTransaction {
   releaseReadyChildren(update: RelativesUpdate): Awaitable<RowRef[]>;
   /** Moves every `waiting` descendant of `parentId`, transitively. */
   failWaitingDescendants(update: RelativesUpdate): Awaitable<RowRef[]>;
+  /** Moves every descendant of `parentId` that failed with `DEPENDENCY_FAILED` (attempts reset). */
+  reviveFailedDescendants(update: RelativesUpdate): Awaitable<RowRef[]>;
+  parentStatesOf(id: number): Awaitable<Array<{ id: number; status: string }>>;
   /** Moves every `waiting` row whose parents have all completed (used when resuming). */
   releaseAllReadyWaiting(update: Omit<RelativesUpdate, 'parentId'>): Awaitable<RowRef[]>;
   /** `waiting` rows with at least one `failed` parent (used when resuming). */

@@ -87,6 +87,8 @@ export class SqliteStore implements Store {
       updateState: (update) => this.#run(q.updateState, update) === 1,
       releaseReadyChildren: (update) => this.#all(q.releaseReadyChildren, update),
       failWaitingDescendants: (update) => this.#all(q.failWaitingDescendants, update),
+      reviveFailedDescendants: (update) => this.#all(q.reviveFailedDescendants, update),
+      parentStatesOf: (id) => this.#all(q.parentStatesOf, { id }),
       releaseAllReadyWaiting: (update) => this.#all(q.releaseAllReadyWaiting, update),
       waitingWithFailedParent: () => this.#all(q.waitingWithFailedParent, {}),
       expiredLeases: (now, limit) => this.#all<{ now: number; limit: number }, ExpiredLease>(q.expiredLeases, { now, limit }),
