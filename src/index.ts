@@ -45,3 +45,11 @@ export {
   InvalidScheduleError,
   InvalidMessageError,
 } from './errors.js';
+export { createInspectionHub, InspectionHub } from './inspect/inspection-hub.js';
+export { InspectionFeed } from './inspect/inspection-feed.js';
+export type { InspectionFeedOptions } from './inspect/inspection-feed.js';
+export { attachInspector } from './inspect/attach-inspector.js';
+export type { StatelyInspectorLike } from './inspect/attach-inspector.js';
+export type { InspectionFrame, ActorFrame, EventFrame, SnapshotFrame, InspectedSnapshot } from './inspect/frames.js';
+export { databaseFingerprint, promiseSessionId, workflowSessionId } from './inspect/session-ids.js';
+export { machineDefinition } from './inspect/machine-definition.js';

@@ -16,5 +16,7 @@ import { resolveEngineOptions, type EngineOptions } from './options.js';
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const resolved = resolveEngineOptions(options);
   const store = await openStore(resolved);
-  return new Engine(store, resolved);
+  const engine = new Engine(store, resolved);
+  if (options.inspect) (await import('../inspect/attach-inspector.js')).attachInspector(engine, options.inspect, { database: resolved.database });
+  return engine;
 }

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
+import type { StatelyInspectorLike } from '../inspect/attach-inspector.js';
 
 /** A source of the current time, injectable so tests control it. */
 export interface Clock {
@@ -62,6 +63,8 @@ export interface EngineOptions {
    * @defaultValue 3_600_000
    */
   cleanupIntervalMs?: number;
+  /** An `@statelyai/inspect` inspector that receives every promise and workflow actor (see docs/inspector.md). */
+  inspect?: StatelyInspectorLike;
 }
 
 export interface ResolvedEngineOptions {
