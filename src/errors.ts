@@ -110,7 +110,18 @@ export class CancelledError extends PromisedError {
 
 /** The database could not be opened or written (missing folder, read-only file, not ours). */
 export class DatabaseError extends PromisedError {
-  constructor(code: 'DATABASE_DIRECTORY_MISSING' | 'DATABASE_READ_ONLY' | 'DATABASE_NOT_PROMISED' | 'DATABASE_SCHEMA_TOO_NEW' | 'DATABASE_UNAVAILABLE', message: string, options?: { cause?: unknown }) {
+  constructor(
+    code:
+      | 'DATABASE_DIRECTORY_MISSING'
+      | 'DATABASE_READ_ONLY'
+      | 'DATABASE_NOT_PROMISED'
+      | 'DATABASE_SCHEMA_TOO_NEW'
+      | 'DATABASE_UNAVAILABLE'
+      | 'DATABASE_FULL'
+      | 'DATABASE_BUSY',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }

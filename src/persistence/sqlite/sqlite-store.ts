@@ -6,6 +6,7 @@ import { buildQueries, type Queries } from '../queries.js';
 import { buildWorkflowQueries, type WorkflowQueries } from '../workflow-queries.js';
 import type { Database, PromiseRow, WorkflowRow } from '../schema.js';
 import type { ClaimedRow, DeadLetterRow, ExpiredLease, HistoryRow, PromiseFilter, ScheduleRow, Store, StoreTransaction } from '../store.js';
+import { DatabaseError } from '../../errors.js';
 import { ImmediateSqliteDialect } from './sqlite-dialect.js';
 
 /** How often, and how long, a transaction retries when another process holds the write lock past busy_timeout. */
@@ -147,14 +148,14 @@ export class SqliteStore implements Store {
   }
 
   async #runTransaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    await this.#begin();
+    await this.#begin().catch((error: unknown) => Promise.reject(classifySqliteError(error)));
     try {
       const result = await work(this.#tx);
       this.#connection.exec('COMMIT');
       return result;
     } catch (error) {
       if (this.#connection.inTransaction) this.#connection.exec('ROLLBACK');
-      throw error;
+      throw classifySqliteError(error);
     }
   }
 
@@ -308,6 +309,23 @@ export class SqliteStore implements Store {
     this.#changeListeners.clear();
     this.#connection.close();
   }
+}
+
+/**
+ * SQLite's failures that a caller can act on become typed errors; the transaction was rolled
+ * back, so nothing of it was written. Anything else (a bug, a refused input) passes unchanged.
+ */
+function classifySqliteError(error: unknown): unknown {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return error;
+  const message = (error as Error).message;
+  if (code === 'SQLITE_FULL') return new DatabaseError('DATABASE_FULL', `the database or its disk is full: ${message}; nothing of this transaction was written`, { cause: error });
+  if (code.startsWith('SQLITE_BUSY')) return new DatabaseError('DATABASE_BUSY', `another process held the write lock too long: ${message}; nothing was written, try again`, { cause: error });
+  if (code.startsWith('SQLITE_READONLY')) return new DatabaseError('DATABASE_READ_ONLY', `the database became read-only: ${message}`, { cause: error });
+  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CORRUPT' || code === 'SQLITE_CANTOPEN') {
+    return new DatabaseError('DATABASE_UNAVAILABLE', `the database cannot be written: ${message}`, { cause: error });
+  }
+  return error;
 }
 
 function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
