@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
+    globalSetup: ['test/global-setup.ts', 'test/helpers/postgres.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Crash tests start child processes; two cores means two files at a time is plenty.
