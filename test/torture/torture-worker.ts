@@ -18,7 +18,7 @@ const done = (id: string, attempt: number) => fs.writeSync(fd, `done ${id} ${att
 
 const engine = await createEngine({ database: file, concurrency: 8, leaseMs: 1_500, changeCheckIntervalMs: 20, cleanupIntervalMs: 0 });
 engine.task('work', async (_payload: { n: number }, ctx) => {
-  await new Promise((resolve) => setTimeout(resolve, Math.random() * 4));
+  await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * 12));
   done(ctx.id, ctx.attempt);
 });
 engine.workflow('pipeline', pipelineMachine(150), {
