@@ -53,3 +53,7 @@ export type { StatelyInspectorLike } from './inspect/attach-inspector.js';
 export type { InspectionFrame, ActorFrame, EventFrame, SnapshotFrame, InspectedSnapshot } from './inspect/frames.js';
 export { databaseFingerprint, promiseSessionId, workflowSessionId } from './inspect/session-ids.js';
 export { machineDefinition } from './inspect/machine-definition.js';
+export { createDashboardHandler } from './dashboard/dashboard-handler.js';
+export type { DashboardHandler, DashboardOptions } from './dashboard/dashboard-handler.js';
+export { startDashboard } from './dashboard/start-dashboard.js';
+export type { RunningDashboard } from './dashboard/start-dashboard.js';

@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { durationArgument, integerArgument } from './arguments.js';
 import { describeError, EXIT, exitCodeOf, oneLine } from './exit-codes.js';
 import type { EnqueueCommandOptions } from './enqueue-command.js';
+import type { DashboardCommandOptions } from './dashboard-command.js';
 import type { CleanupOptions, DeadLettersOptions } from './maintenance-commands.js';
 import type { GlobalOptions } from './open-engine.js';
 import { createOutput, type Output } from './output.js';
@@ -174,6 +175,21 @@ program
     run(async (output, options: CleanupOptions) => {
       const { cleanupCommand } = await import('./maintenance-commands.js');
       return cleanupCommand(options, output);
+    }),
+  );
+
+program
+  .command('dashboard')
+  .description('the web dashboard and the inspector hub (Stately wire format) over the database, until Ctrl-C')
+  .option('--port <n>', 'port to listen on', integerArgument('--port', 0, 65_535), 4242)
+  .option('--host <host>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
+  .option('--token <token>', 'required on every request (or PROMISED_DASHBOARD_TOKEN); at least 16 characters', process.env.PROMISED_DASHBOARD_TOKEN)
+  .option('--tasks <module>', "tasks module whose workflows' state charts to draw (nothing is run)")
+  .option('--poll <ms>', 'how often to read changes made by other processes', integerArgument('--poll', 100, 60_000), 1_000)
+  .action(
+    run(async (output, options: DashboardCommandOptions) => {
+      const { dashboardCommand } = await import('./dashboard-command.js');
+      return dashboardCommand(options, output);
     }),
   );
 

@@ -1,0 +1,128 @@
+import type { Engine } from '../engine/engine.js';
+import { PromisedError } from '../errors.js';
+import type { PromiseStatus } from '../machines/promise-machine.js';
+import type { InspectionFeed } from '../inspect/inspection-feed.js';
+
+/** A JSON answer: status and body. */
+export interface ApiAnswer {
+  status: number;
+  body: unknown;
+}
+
+const STATUSES = new Set(['waiting', 'pending', 'in_progress', 'completed', 'failed']);
+const GRAPH_LIMIT = 200;
+
+/**
+ * The dashboard's JSON API: reads and actions, each one call of the engine's public API.
+ * `path` is relative to the dashboard's base path, starting with `/api/`.
+ */
+export async function answerApi(engine: Engine, feed: InspectionFeed, method: string, path: string, query: URLSearchParams): Promise<ApiAnswer> {
+  const parts = path.split('/').filter(Boolean).slice(1).map(decodeURIComponent);
+  try {
+    if (method === 'GET') return await read(engine, feed, parts, query);
+    if (method === 'POST') return await act(engine, parts);
+    return { status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed here` } } };
+  } catch (error) {
+    if (error instanceof PromisedError) return { status: error.code === 'NOT_FOUND' ? 404 : 409, body: { error: { code: error.code, message: error.message } } };
+    throw error;
+  }
+}
+
+async function read(engine: Engine, feed: InspectionFeed, parts: string[], query: URLSearchParams): Promise<ApiAnswer> {
+  const [resource, id, detail] = parts;
+  if (resource === 'stats' && !id) return ok({ ...(await engine.stats()), at: Date.now() });
+  if (resource === 'promises' && !id) {
+    const status = query.get('status') ?? '';
+    const limit = Math.min(Math.max(Number(query.get('limit') ?? 200) || 200, 1), 2_000);
+    const type = query.get('type') || undefined;
+    const search = (query.get('q') ?? '').trim().toLowerCase();
+    const records = await engine.list({ status: STATUSES.has(status) ? (status as PromiseStatus) : undefined, type, limit: search ? Math.max(limit, 1_000) : limit });
+    const found = search ? records.filter((record) => JSON.stringify(record).toLowerCase().includes(search)).slice(0, limit) : records;
+    return ok(found);
+  }
+  if (resource === 'promises' && id && !detail) {
+    const record = await engine.get(id);
+    if (!record) return notFound(`promise ${id}`);
+    return ok({ record, history: await engine.history(id), sessionId: feed.sessionIdOf('promise', id) });
+  }
+  if (resource === 'promises' && id && detail === 'graph') return ok(await dependencyGraph(engine, id));
+  if (resource === 'workflows' && !id) {
+    const status = query.get('status');
+    const filter = status === 'running' || status === 'completed' || status === 'failed' ? { status, limit: 50 } : { limit: 50 };
+    const workflows = await engine.listWorkflows(filter as Parameters<Engine['listWorkflows']>[0]);
+    return ok(workflows.map((workflow) => ({ ...workflow, sessionId: feed.sessionIdOf('workflow', workflow.id) })));
+  }
+  if (resource === 'workflows' && id) {
+    const workflow = await engine.getWorkflow(id);
+    if (!workflow) return notFound(`workflow ${id}`);
+    return ok({ ...workflow, sessionId: feed.sessionIdOf('workflow', id), definition: feed.definitionOf(workflow.name) ?? null });
+  }
+  if (resource === 'dead-letters' && !id) return ok(await engine.deadLetters.list({ limit: 200 }));
+  return notFound(`/api/${parts.join('/')}`);
+}
+
+async function act(engine: Engine, parts: string[]): Promise<ApiAnswer> {
+  const [resource, id, action] = parts;
+  if (resource === 'promises' && id && action === 'cancel') {
+    await engine.cancel(id);
+    return ok({ cancelled: id });
+  }
+  if (resource === 'promises' && id && action === 'retry') {
+    await engine.retry(id);
+    return ok({ retried: id });
+  }
+  if (resource === 'dead-letters' && id === 'retry-all') {
+    const retried: string[] = [];
+    const skipped: Array<{ id: string; code: string }> = [];
+    for (const letter of await engine.deadLetters.list({ limit: 10_000 })) {
+      try {
+        await engine.retry(letter.promiseId);
+        retried.push(letter.promiseId);
+      } catch (error) {
+        // Already retried, or its parent is still failed: reported, not fatal.
+        skipped.push({ id: letter.promiseId, code: error instanceof PromisedError ? error.code : 'ERROR' });
+      }
+    }
+    return ok({ retried, skipped });
+  }
+  return notFound(`POST /api/${parts.join('/')}`);
+}
+
+/** The promise, its ancestors (through `dependsOn`) and its descendants among recent promises. */
+async function dependencyGraph(engine: Engine, id: string) {
+  const root = await engine.get(id);
+  if (!root) return { nodes: [], edges: [] };
+  const nodes = new Map([[root.id, root]]);
+  const edges: Array<[string, string]> = [];
+  const queue = [root];
+  while (queue.length > 0 && nodes.size < GRAPH_LIMIT) {
+    const record = queue.shift()!;
+    for (const parent of record.dependsOn) {
+      edges.push([parent, record.id]);
+      if (nodes.has(parent)) continue;
+      const found = await engine.get(parent);
+      if (found) {
+        nodes.set(found.id, found);
+        queue.push(found);
+      }
+    }
+  }
+  // Children are not indexed by the public API: look among recent promises.
+  const recent = await engine.list({ limit: 2_000 });
+  const descendants = new Set([root.id]);
+  for (let changed = true; changed && nodes.size < GRAPH_LIMIT; ) {
+    changed = false;
+    for (const record of recent) {
+      if (descendants.has(record.id) || !record.dependsOn.some((parent) => descendants.has(parent))) continue;
+      descendants.add(record.id);
+      nodes.set(record.id, record);
+      for (const parent of record.dependsOn) if (descendants.has(parent)) edges.push([parent, record.id]);
+      changed = true;
+    }
+  }
+  const unique = [...new Map(edges.map((edge) => [edge.join('>'), edge])).values()].filter(([from, to]) => nodes.has(from) && nodes.has(to));
+  return { nodes: [...nodes.values()].map(({ id: nodeId, type, status }) => ({ id: nodeId, type, status })), edges: unique };
+}
+
+const ok = (body: unknown): ApiAnswer => ({ status: 200, body });
+const notFound = (what: string): ApiAnswer => ({ status: 404, body: { error: { code: 'NOT_FOUND', message: `${what} not found` } } });

@@ -1,0 +1,143 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AnyStateMachine } from 'xstate';
+import type { Engine } from '../engine/engine.js';
+import { checkAction, checkRequest, presentedToken, resolveAccess, TOKEN_COOKIE, type Access } from '../inspect/access-control.js';
+import { createInspectionHub, refuseUpgrade, type InspectionHub } from '../inspect/inspection-hub.js';
+import { answerApi } from './dashboard-api.js';
+import { loadStaticFiles, STATIC_FILES } from './static-files.js';
+
+/** Options of {@link createDashboardHandler}. */
+export interface DashboardOptions {
+  /** Where the dashboard is mounted, e.g. `'/promised'`. @defaultValue `''` */
+  basePath?: string;
+  /**
+   * Required on every request and WebSocket when set (header `X-Promised-Token`, `Authorization:
+   * Bearer`, or the cookie a browser gets by opening `?token=…` once). Without one, only requests
+   * whose `Host` is a loopback name are answered. @defaultValue `PROMISED_DASHBOARD_TOKEN`
+   */
+  token?: string;
+  /** The engine's database path or URL: inspector session ids carry its fingerprint. */
+  database?: string;
+  /** Workflow machines by name, for workflows registered before the dashboard was created. */
+  machines?: Record<string, AnyStateMachine>;
+  /** Re-read the database this often (ms) to show what other processes do. @defaultValue 1_000 */
+  pollIntervalMs?: number;
+}
+
+/** A request handler for a Node HTTP server, with the WebSocket upgrade handler beside it. */
+export interface DashboardHandler {
+  /** Answers requests under the base path; calls `next` (or answers 404) for others. */
+  (request: http.IncomingMessage, response: http.ServerResponse, next?: () => void): void;
+  /** For `server.on('upgrade', …)`: takes `<basePath>/inspect`, leaves other upgrades alone (returns false). */
+  upgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** The inspection hub the page and any Stately viewer listen to. */
+  hub: InspectionHub;
+  /** Closes the hub and its viewers; the engine and the server are left to you. */
+  close(): Promise<void>;
+}
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+};
+// The Stately bridge page embeds the hosted inspector (online only).
+const STATELY_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; frame-src https://stately.ai; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const MAX_BODY_BYTES = 16 * 1024;
+
+/**
+ * The web dashboard as a handler to mount in an HTTP server you already run.
+ *
+ * @example
+ * ```ts
+ * const dashboard = await createDashboardHandler(engine, { basePath: '/promised', database: './promised.db' });
+ * const server = http.createServer((request, response) => dashboard(request, response, () => myApp(request, response)));
+ * server.on('upgrade', (request, socket, head) => dashboard.upgrade(request, socket, head) || socket.destroy());
+ * ```
+ */
+export async function createDashboardHandler(engine: Engine, options: DashboardOptions = {}): Promise<DashboardHandler> {
+  const basePath = (options.basePath ?? '').replace(/\/+$/, '');
+  const token = options.token ?? process.env.PROMISED_DASHBOARD_TOKEN;
+  // A token, when given, is required; without one only loopback Host names are answered.
+  const access: Access = { host: '127.0.0.1', token: token === '' ? undefined : token };
+  if (access.token !== undefined) resolveAccess('0.0.0.0', access.token);
+  const files = loadStaticFiles();
+  const hub = await createInspectionHub(engine, { database: options.database, machines: options.machines, pollIntervalMs: options.pollIntervalMs ?? 1_000 });
+
+  const handler = ((request: http.IncomingMessage, response: http.ServerResponse, next?: () => void) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (!(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))) {
+      if (next) return next();
+      return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
+    }
+    const refusal = checkRequest(request, access);
+    if (refusal) return send(response, refusal.status, 'text/plain; charset=utf-8', `${refusal.reason}\n`);
+    const path = url.pathname.slice(basePath.length) || '/';
+    if (access.token !== undefined && url.searchParams.has('token') && request.method === 'GET' && !path.startsWith('/api/')) {
+      // The token arrived in the address (opened from a terminal): keep it in a cookie only this
+      // site sends, and take it out of the address bar and history.
+      const cookie = `${TOKEN_COOKIE}=${encodeURIComponent(presentedToken(request)!)}; HttpOnly; SameSite=Strict; Path=${basePath || '/'}`;
+      url.searchParams.delete('token');
+      response.writeHead(303, { ...SECURITY_HEADERS, 'set-cookie': cookie, location: `${url.pathname}${url.search}` });
+      return void response.end();
+    }
+    void route(request, response, path, url.searchParams).catch((error: unknown) => {
+      if (!response.headersSent) send(response, 500, 'application/json', JSON.stringify({ error: { code: 'INTERNAL', message: (error as Error).message } }));
+      else response.destroy();
+    });
+  }) as DashboardHandler;
+
+  async function route(request: http.IncomingMessage, response: http.ServerResponse, path: string, query: URLSearchParams): Promise<void> {
+    if (path.startsWith('/api/')) {
+      if (request.method === 'POST') {
+        const refused = checkAction(request);
+        if (refused) return send(response, refused.status, 'application/json', JSON.stringify({ error: { code: 'REFUSED', message: refused.reason } }));
+        await readJsonBody(request);
+      }
+      const answer = await answerApi(engine, hub.feed, request.method ?? 'GET', path, query);
+      return send(response, answer.status, 'application/json; charset=utf-8', JSON.stringify(answer.body));
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    const name = path === '/' ? 'index.html' : path === '/stately' ? 'stately.html' : path.slice(1);
+    const body = Object.hasOwn(STATIC_FILES, name) ? files.get(name) : undefined;
+    if (!body) return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
+    const headers: Record<string, string> = name === 'stately.html' ? { 'content-security-policy': STATELY_CSP } : {};
+    send(response, 200, STATIC_FILES[name]!, body, headers);
+  }
+
+  handler.upgrade = (request, socket, head) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== `${basePath}/inspect`) return false;
+    const refusal = checkRequest(request, access);
+    if (refusal) refuseUpgrade(socket, refusal.status, refusal.reason);
+    else hub.handleUpgrade(request, socket, head);
+    return true;
+  };
+  handler.hub = hub;
+  handler.close = async () => {
+    await hub.close();
+    hub.feed.close();
+  };
+  return handler;
+}
+
+function send(response: http.ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { ...SECURITY_HEADERS, ...headers, 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+/** Actions carry no parameters beyond the path, but the body must be (small) JSON. */
+async function readJsonBody(request: http.IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new Error('request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  return text ? JSON.parse(text) : {};
+}

@@ -1,0 +1,117 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, startDashboard, type Engine, type RunningDashboard } from '../src/index.js';
+import { tempDbPath } from './helpers/temp-db.js';
+import { until } from './helpers/wait.js';
+import { publishMachine, publishSteps } from './fixtures/dashboard-workflow.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const OUTPUT = path.resolve(import.meta.dirname, '../test-output');
+const available = fs.existsSync(CHROMIUM);
+if (!available) console.log(`dashboard browser tests skipped: ${CHROMIUM} is absent (apt-get install -y chromium; .ci/run installs it)`);
+
+describe.skipIf(!available)('the dashboard in a browser', () => {
+  let browser: BrowserContext;
+  let profile: string;
+  let engine: Engine;
+  let dashboard: RunningDashboard;
+  let page: Page;
+  let flakyCalls = 0;
+
+  beforeAll(async () => {
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'promised-chromium-'));
+    // A fresh profile (playwright passes it as --user-data-dir).
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      viewport: { width: 1280, height: 900 },
+    });
+    const database = tempDbPath();
+    engine = await createEngine({ database, changeCheckIntervalMs: 10, cleanupIntervalMs: 0, stopTimeoutMs: 1_000 });
+    dashboard = await startDashboard(engine, { port: 0, database });
+    engine.task('slow', (_payload, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(null))));
+    engine.task('flaky', async () => {
+      flakyCalls += 1;
+      if (flakyCalls === 1) throw new Error('first attempt fails');
+      return 'second time lucky';
+    });
+    engine.task('note', async (payload: unknown) => payload);
+    engine.workflow('publish', publishMachine, { steps: publishSteps });
+    await engine.start();
+    fs.mkdirSync(OUTPUT, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await dashboard?.close();
+    await engine?.stop();
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  afterEach(async (context) => {
+    if (page && context.task.result?.state === 'fail') await page.screenshot({ path: path.join(OUTPUT, `dashboard-failed-${context.task.name.replace(/\W+/g, '-')}.png`), fullPage: true });
+  });
+
+  async function openPage(): Promise<Page> {
+    page = await browser.newPage();
+    await page.goto(dashboard.url);
+    await page.locator('#live.on').waitFor({ timeout: 5_000 });
+    return page;
+  }
+
+  it('shows a running workflow change state without reloading', async () => {
+    const page = await openPage();
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    const id = await engine.startWorkflow('publish', { title: 'Hello' });
+    const card = page.locator(`[data-workflow-id="${id}"]`);
+    await expect.poll(() => card.locator('.current-state').textContent(), { timeout: 5_000 }).toBe('awaitingApproval');
+    await card.locator('.state.active[data-state="awaitingApproval"]').waitFor({ timeout: 2_000 });
+    await engine.send(id, { type: 'APPROVE' });
+    await expect.poll(() => card.locator('.current-state').textContent(), { timeout: 5_000 }).toBe('{"checking":{"spelling":"open","legal":"open"}}');
+    await card.locator('.state.active[data-state="checking.spelling.open"]').waitFor({ timeout: 2_000 });
+    expect(await card.locator('.state.active[data-state="awaitingApproval"]').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  });
+
+  it('cancels a promise, which fails with CANCELLED', async () => {
+    const page = await openPage();
+    const id = await engine.enqueue('slow', { wait: 'forever' });
+    const row = page.locator(`#promise-table tr[data-id="${id}"]`);
+    await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('in_progress');
+    await row.locator('button.cancel').click();
+    await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('failed');
+    expect(await row.locator('td.error').textContent()).toBe('CANCELLED');
+    expect((await engine.get(id))!.error?.code).toBe('CANCELLED');
+  });
+
+  it('retries the dead letters', async () => {
+    const page = await openPage();
+    const id = await engine.enqueue('flaky', {});
+    const row = page.locator(`#promise-table tr[data-id="${id}"]`);
+    await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('failed');
+    expect(await row.locator('td.error').textContent()).toBe('HANDLER_ERROR');
+    await page.locator('#retry-dead-letters').click();
+    await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('completed');
+    expect(await engine.result(id, { timeout: 1_000 })).toBe('second time lucky');
+  });
+
+  it('shows a <script> payload as text and never runs it', async () => {
+    const page = await openPage();
+    const evil = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">';
+    const id = await engine.enqueue('note', { text: evil }, { dependsOn: [] });
+    await engine.result(id, { timeout: 5_000 });
+    const row = page.locator(`#promise-table tr[data-id="${id}"]`);
+    await row.waitFor({ timeout: 5_000 });
+    await row.click();
+    await until(async () => ((await page.locator('.field-payload pre').textContent()) ?? '').includes('<script>'), 5_000, 'the payload shown');
+    expect(await page.locator('.field-payload pre').textContent()).toContain(evil.replace(/"/g, '\\"'));
+    expect(await page.locator('.field-payload script, .field-payload img, .field-result img').count()).toBe(0);
+    await page.waitForTimeout(100);
+    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    await page.screenshot({ path: path.join(OUTPUT, 'dashboard.png'), fullPage: true });
+  });
+});
