@@ -60,6 +60,25 @@ describe('workflows', () => {
     expect(done!.steps.every((s) => s.status === 'completed')).toBe(true);
   });
 
+  it('an event sent just before the workflow starts waiting for it is not missed', async () => {
+    const file = tempDbPath();
+    const engine = await open(file);
+    engine.workflow('pipeline', pipelineMachine(100), { steps: pipelineSteps() });
+    const id = await engine.startWorkflow('pipeline', { repo: 'early' });
+    // Still building (the engine is not even started): no state handles APPROVE yet.
+    await engine.send(id, { type: 'APPROVE', by: 'early-bird' });
+    await engine.send(id, { type: 'UNKNOWN_EVENT' });
+    expect((await engine.getWorkflow(id))!.value).toEqual({ build: { code: 'setup', review: 'reviewing' } });
+    await engine.start();
+    expect(await engine.workflowResult(id, { timeout: 5_000 })).toEqual(expectedOutput('early', 'early-bird'));
+    // The event nobody handles is kept, visibly, not applied.
+    const events = (dumpDb(file) as { workflow_events: Array<{ event: string; applied_at: number | null }> }).workflow_events;
+    expect(events.map((e) => [JSON.parse(e.event).type, e.applied_at !== null])).toEqual([
+      ['APPROVE', true],
+      ['UNKNOWN_EVENT', false],
+    ]);
+  });
+
   it('persists a move of one parallel region while the other is still running (the root does not have to move)', async () => {
     const file = tempDbPath();
     const engine = await open(file);

@@ -63,6 +63,11 @@ export function applyWorkflowEvent(machine: AnyStateMachine, persisted: Persiste
   return describeStep(machine, snapshot, actions, previous.children as Record<string, unknown>);
 }
 
+/** Whether the machine, in this stored state, has a transition for `event` (else XState would drop it). */
+export function acceptsWorkflowEvent(machine: AnyStateMachine, persisted: PersistedWorkflowSnapshot, event: EventObject): boolean {
+  return hydrate(machine, persisted).can(event);
+}
+
 /**
  * Why a stored snapshot cannot be resumed by this machine (a state or a step that no longer
  * exists), or `null` when it fits.

@@ -2,6 +2,7 @@ import type { AnyStateMachine, EventObject } from 'xstate';
 import { InvalidOptionError, InvalidPayloadError, NotFoundError, PromisedError, PromiseFailedError } from '../errors.js';
 import { fromJsonText, toJsonText } from '../json.js';
 import {
+  acceptsWorkflowEvent,
   applyWorkflowEvent,
   initialWorkflowStep,
   invokedSources,
@@ -163,7 +164,12 @@ export class WorkflowRuntime {
     return String(id);
   }
 
-  /** Stores an external event, then applies it, in one transaction. */
+  /**
+   * Stores an external event, then applies it, in one transaction. An event the workflow's
+   * current state does not handle is kept, not dropped, and offered again after each later
+   * transition, in the order sent: an approval sent a moment before the workflow starts waiting
+   * for it is not missed.
+   */
   async send(id: string, event: WorkflowEvent): Promise<void> {
     const workflowId = parseId(id);
     if (workflowId === undefined) throw new NotFoundError(String(id), 'workflow');
@@ -177,8 +183,10 @@ export class WorkflowRuntime {
       if (!row) throw new NotFoundError(String(id), 'workflow');
       if (row.status !== 'running') throw new WorkflowError('WORKFLOW_FINISHED', `workflow ${id} is ${row.status}; it accepts no more events`);
       const eventId = await tx.insertWorkflowEvent(workflowId, eventText, now);
-      const transitions = await this.#apply(tx, row, JSON.parse(eventText) as EventObject, now, { refuseBadContext: true });
+      const parsed = JSON.parse(eventText) as EventObject;
+      if (!this.#accepts(row, parsed)) return { value: undefined, transitions: [] };
       await tx.markWorkflowEventApplied(eventId, now);
+      const transitions = await this.#apply(tx, row, parsed, now, { refuseBadContext: true });
       return { value: undefined, transitions };
     });
     this.#afterCommit();
@@ -198,6 +206,32 @@ export class WorkflowRuntime {
         ? { type: `xstate.done.actor.${step.invokeId}`, output: outcome.output }
         : { type: `xstate.error.actor.${step.invokeId}`, error: outcome.error };
     return this.#apply(tx, row, event, now, { refuseBadContext: false });
+  }
+
+  /** True when the stored state handles `event` (a snapshot that no longer fits counts as handling: applying it fails the workflow). */
+  #accepts(row: WorkflowRow, event: EventObject): boolean {
+    const definition = this.#definitions.get(row.name);
+    if (!definition) return true;
+    try {
+      return acceptsWorkflowEvent(definition.machine, JSON.parse(row.snapshot) as PersistedWorkflowSnapshot, event);
+    } catch {
+      return true;
+    }
+  }
+
+  /** Offers the events kept for later, oldest first; applies the first the new state handles (which offers the rest again). */
+  async #offerKeptEvents(tx: StoreTransaction, workflowId: number, now: number): Promise<AppliedTransition[]> {
+    const kept = await tx.unappliedWorkflowEvents(workflowId);
+    if (kept.length === 0) return [];
+    const row = await tx.getWorkflow(workflowId);
+    if (!row || row.status !== 'running') return [];
+    for (const stored of kept) {
+      const event = JSON.parse(stored.event) as EventObject;
+      if (!this.#accepts(row, event)) continue;
+      await tx.markWorkflowEventApplied(stored.id, now);
+      return this.#apply(tx, row, event, now, { refuseBadContext: false });
+    }
+    return [];
   }
 
   async #apply(tx: StoreTransaction, row: WorkflowRow, event: EventObject, now: number, options: { refuseBadContext: boolean }): Promise<AppliedTransition[]> {
@@ -251,6 +285,7 @@ export class WorkflowRuntime {
       const created = await this.#host.transitions.create(tx, { ...spec, runAt: now, workflowId, invokeId: started.invokeId }, now);
       transitions.push(...created.transitions);
     }
+    transitions.push(...(await this.#offerKeptEvents(tx, workflowId, now)));
     return transitions;
   }
 
@@ -340,14 +375,7 @@ export class WorkflowRuntime {
           const mismatch = snapshotMismatch(definition.machine, JSON.parse(row.snapshot));
           if (mismatch) return { value: true, transitions: await this.#failVersion(tx, row, mismatch, now) };
         }
-        const transitions: AppliedTransition[] = [];
-        for (const stored of await tx.unappliedWorkflowEvents(id)) {
-          const current = (await tx.getWorkflow(id))!;
-          if (current.status !== 'running') break;
-          transitions.push(...(await this.#apply(tx, current, JSON.parse(stored.event), now, { refuseBadContext: false })));
-          await tx.markWorkflowEventApplied(stored.id, now);
-        }
-        return { value: false, transitions };
+        return { value: false, transitions: await this.#offerKeptEvents(tx, id, now) };
       });
       if (failed) versionMismatches++;
     }
