@@ -20,7 +20,8 @@ export function isPostgresUrl(database: string): boolean {
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   if (isPostgresUrl(options.database)) {
     const { openPostgresStore } = await import('./postgres/open-postgres-store.js');
-    return openPostgresStore({ connectionString: options.database });
+    // The same option that sets SQLite's change check paces PostgreSQL's change reports.
+    return openPostgresStore({ connectionString: options.database, changeIntervalMs: options.changeCheckIntervalMs });
   }
   return openSqliteStore({ filename: options.database, synchronous: options.synchronous, changeCheckIntervalMs: options.changeCheckIntervalMs });
 }

@@ -12,23 +12,30 @@ const RECONNECT_MAX_MS = 5_000;
  * server restarts, and reports a change after every (re)connect: notifications sent while nobody
  * listened are lost, so a listener that has just connected must assume it missed some.
  *
- * Notifications from this process (payload = `selfId`) are ignored, and a burst of them is
- * delivered as one call per event-loop turn.
+ * Notifications from this process (payload = `selfId`) are ignored. The first notification after
+ * a quiet spell is delivered at once; a burst that follows is delivered at most once per
+ * `minIntervalMs` (and always once after the burst's last). Why: every delivery makes the engine
+ * re-read its running claims and run a claim pass; with several busy workers, each commit of each
+ * worker would otherwise cost every other worker that, and they spent more CPU hearing about each
+ * other's work than doing their own (measured: bench/postgres.js).
  */
 export class ChangeListener {
   readonly #config: pg.ClientConfig;
   readonly #selfId: string;
   readonly #onChange: () => void;
+  readonly #minIntervalMs: number;
+  #lastDelivery = 0;
   #client: pg.Client | undefined;
   #stopped = false;
-  #delivery: NodeJS.Immediate | undefined;
+  #delivery: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #failures = 0;
 
-  constructor(config: pg.ClientConfig, selfId: string, onChange: () => void) {
+  constructor(config: pg.ClientConfig, selfId: string, onChange: () => void, minIntervalMs = 0) {
     this.#config = config;
     this.#selfId = selfId;
     this.#onChange = onChange;
+    this.#minIntervalMs = minIntervalMs;
   }
 
   start(): void {
@@ -80,16 +87,22 @@ export class ChangeListener {
 
   #deliver(): void {
     if (this.#delivery || this.#stopped) return;
-    this.#delivery = setImmediate(() => {
+    const deliver = () => {
       this.#delivery = undefined;
+      this.#lastDelivery = performance.now();
       if (!this.#stopped) this.#onChange();
-    });
+    };
+    const wait = this.#lastDelivery + this.#minIntervalMs - performance.now();
+    this.#delivery = wait > 0 ? setTimeout(deliver, wait) : setImmediate(deliver);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
-    if (this.#delivery) clearImmediate(this.#delivery);
+    if (this.#delivery) {
+      clearTimeout(this.#delivery as NodeJS.Timeout);
+      clearImmediate(this.#delivery as NodeJS.Immediate);
+    }
     const client = this.#client;
     this.#client = undefined;
     if (client) {

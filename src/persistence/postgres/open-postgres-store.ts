@@ -21,6 +21,12 @@ export interface PostgresStoreOptions {
    * @defaultValue 30000
    */
   reconnectTimeoutMs?: number;
+  /**
+   * After a change by another process is reported (at once, through LISTEN/NOTIFY), further
+   * reports during a burst come at most this often, ms; 0 reports every one.
+   * @defaultValue 50
+   */
+  changeIntervalMs?: number;
 }
 
 const INT8 = 20;
@@ -57,7 +63,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await pool.end().catch(() => {});
     throw toOpenError(cause, where);
   }
-  return new PostgresStore(pool, { reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000, listenerConfig: clientConfig });
+  return new PostgresStore(pool, { reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000, listenerConfig: clientConfig, changeIntervalMs: options.changeIntervalMs ?? 50 });
 }
 
 /** host:port/database, without the password. */

@@ -23,6 +23,8 @@ export interface PostgresStoreSettings {
   reconnectTimeoutMs: number;
   /** The client config of the listening connection (the pool's, without pool settings). */
   listenerConfig: pg.ClientConfig;
+  /** Change reports after the first of a burst come at most this often, ms (0: every event-loop turn). */
+  changeIntervalMs: number;
 }
 
 /**
@@ -333,7 +335,7 @@ export class PostgresStore implements Store {
     if (!this.#listener && !this.#closed) {
       this.#listener = new ChangeListener(this.#settings.listenerConfig, this.#selfId, () => {
         for (const callback of [...this.#changeListeners]) callback();
-      });
+      }, this.#settings.changeIntervalMs);
       this.#listener.start();
     }
     return () => {
