@@ -65,7 +65,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
 
   it('shows a running workflow change state without reloading', async () => {
     const page = await openPage();
-    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    await page.evaluate(() => ((globalThis as unknown as { notReloaded: boolean }).notReloaded = true));
     const id = await engine.startWorkflow('publish', { title: 'Hello' });
     const card = page.locator(`[data-workflow-id="${id}"]`);
     await expect.poll(() => card.locator('.current-state').textContent(), { timeout: 5_000 }).toBe('awaitingApproval');
@@ -74,7 +74,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await expect.poll(() => card.locator('.current-state').textContent(), { timeout: 5_000 }).toBe('{"checking":{"spelling":"open","legal":"open"}}');
     await card.locator('.state.active[data-state="checking.spelling.open"]').waitFor({ timeout: 2_000 });
     expect(await card.locator('.state.active[data-state="awaitingApproval"]').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
   });
 
   it('cancels a promise, which fails with CANCELLED', async () => {
@@ -111,7 +111,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     expect(await page.locator('.field-payload pre').textContent()).toContain(evil.replace(/"/g, '\\"'));
     expect(await page.locator('.field-payload script, .field-payload img, .field-result img').count()).toBe(0);
     await page.waitForTimeout(100);
-    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned)).toBeUndefined();
     await page.screenshot({ path: path.join(OUTPUT, 'dashboard.png'), fullPage: true });
   });
 });
