@@ -582,6 +582,16 @@ export class Engine {
     return this;
   }
 
+  /** The names of the registered workflows. */
+  get workflowNames(): string[] {
+    return this.#workflows.names;
+  }
+
+  /** The machine registered as workflow `name` (for tools that draw or inspect it), or `undefined`. */
+  workflowMachine(name: string): AnyStateMachine | undefined {
+    return this.#workflows.machineOf(name);
+  }
+
   /** Starts a workflow; returns its id once its first state and first steps are on disk. */
   startWorkflow(name: string, input?: unknown): Promise<string> {
     return this.#workflows.start(name, input ?? {});

@@ -139,6 +139,10 @@ export class WorkflowRuntime {
     return [...this.#definitions.keys()];
   }
 
+  machineOf(name: string): AnyStateMachine | undefined {
+    return this.#definitions.get(name)?.machine;
+  }
+
   #definition(name: string): Definition {
     const definition = this.#definitions.get(name);
     if (!definition) throw new WorkflowError('UNKNOWN_WORKFLOW', `unknown workflow "${name}"; register it with engine.workflow("${name}", machine, { steps })`);
