@@ -25,6 +25,8 @@ type Outcome = { claim: ClaimRef; task: TaskDefinition } & ({ kind: 'succeed'; r
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const COMMIT_RETRY_MS = 1_000;
+/** How often claims are checked against changes made elsewhere (a cancel from another process lands within this). */
+const CLAIM_CHECK_INTERVAL_MS = 250;
 
 /** What the runner needs from its engine. */
 export interface ClaimRunnerHost {
@@ -56,6 +58,8 @@ export class ClaimRunner {
   readonly #running = new Map<number, RunningClaim>();
   #outcomes: Outcome[] = [];
   #flush: Promise<void> | undefined;
+  #lastClaimCheck = 0;
+  #claimCheckQueued = false;
 
   constructor(host: ClaimRunnerHost) {
     this.#host = host;
@@ -237,6 +241,20 @@ export class ClaimRunner {
    * so a cancel from another process reaches the handler within the change-check interval.
    */
   async checkClaims(): Promise<void> {
+    // At most once per interval: with many processes every commit elsewhere is a change, and
+    // each check reads every running claim.
+    const now = Date.now();
+    if (now - this.#lastClaimCheck < CLAIM_CHECK_INTERVAL_MS) {
+      if (!this.#claimCheckQueued) {
+        this.#claimCheckQueued = true;
+        setTimeout(() => {
+          this.#claimCheckQueued = false;
+          void this.checkClaims().catch((error: unknown) => this.#host.backgroundError(error, 'could not check running claims'));
+        }, CLAIM_CHECK_INTERVAL_MS).unref();
+      }
+      return;
+    }
+    this.#lastClaimCheck = now;
     for (const entry of [...this.#running.values()]) {
       if (entry.fencedOff) continue;
       const row = await this.#host.store.getPromise(entry.claim.id);

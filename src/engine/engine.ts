@@ -403,21 +403,21 @@ export class Engine {
       if (row.lease_owner) owners.add(row.lease_owner);
     }
     const deadOwners = [...owners].filter((owner) => isDeadLocalOwner(owner));
-    let recovered = 0;
-    await this.#write(async (tx, now) => {
+    // The count is returned, not accumulated in the closure: a store may run the work again
+    // (PostgreSQL retries a transaction that lost a deadlock).
+    let recovered = await this.#write(async (tx, now) => {
       for (const { id, status } of damaged) await tx.repairSnapshot(id, status, promiseLaw.snapshotText(status as PromiseStatus));
       const transitions = await this.#transitions.settleWaiting(tx, now);
+      let count = 0;
       for (const owner of deadOwners) {
-        const claims = await tx.leasesOwnedBy(owner);
-        for (const lease of claims) {
+        for (const lease of await tx.leasesOwnedBy(owner)) {
           const applied = await this.#loseLease(tx, lease, now);
-          if (applied) {
-            recovered++;
-            transitions.push(...applied);
-          }
+          if (!applied) continue;
+          count++;
+          transitions.push(...applied);
         }
       }
-      return { value: undefined, transitions };
+      return { value: count, transitions };
     });
     recovered += await this.#recoverExpiredLeases();
     for (const { id } of damaged) this.#log.warn({ promiseId: id }, 'snapshot did not match its status; rewritten from the row');
