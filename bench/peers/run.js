@@ -164,11 +164,14 @@ const adapters = {
 
   async bullmq(env) {
     const { Queue, Worker } = await import('bullmq');
-    const connection = { host: '127.0.0.1', port: env.redisPort, maxRetriesPerRequest: null };
-    const queue = new Queue('bench', { connection });
+    const { Redis } = await import('ioredis');
+    // BullMQ under native ESM wants constructed ioredis clients, not connection options.
+    const options = { host: '127.0.0.1', port: env.redisPort, maxRetriesPerRequest: null };
+    const admin = new Redis(options);
+    await admin.flushall(); // a fresh keyspace for every measurement
+    await admin.quit();
+    const queue = new Queue('bench', { connection: new Redis(options) });
     await queue.waitUntilReady();
-    const client = await queue.client;
-    await client.flushall();
     const workers = [];
     return {
       async enqueue(i) {
@@ -178,7 +181,7 @@ const adapters = {
         return queue.addBulk(is.map((i) => ({ name: 'noop', data: { i } })));
       },
       async worker(concurrency, handle, onDone) {
-        const worker = new Worker('bench', async (job) => handle(job.data.i), { connection, concurrency });
+        const worker = new Worker('bench', async (job) => handle(job.data.i), { connection: new Redis(options), concurrency });
         if (onDone) worker.on('completed', () => onDone());
         worker.on('error', () => {});
         await worker.waitUntilReady();
