@@ -276,8 +276,10 @@ const adapters = {
           logger,
           taskList: { noop: async (payload) => handle(payload.i) },
         });
-        runners.push(runner);
-        return { stop: () => runner.stop() };
+        let stopped = null;
+        const stop = () => (stopped ??= runner.stop());
+        runners.push(stop);
+        return { stop };
       },
       // Completed jobs are deleted (completeJob is fired without waiting, so poll the table).
       async doneCount(total) {
@@ -285,7 +287,7 @@ const adapters = {
         return total - rows.rows[0].n;
       },
       async close() {
-        for (const r of runners) await r.stop();
+        for (const stop of runners) await stop();
         await utils.release();
       },
       selfCompletes: false,
