@@ -1,7 +1,7 @@
 // promised raced against its peers, in one run, on this machine (issue 9).
 //
 //   npm run build                          # at the repository root: this bench imports ../../dist
-//   cd bench/peers && npm ci && node run.js
+//   cd bench/peers && npm install && node run.js   # npm install, not npm ci: see docs/peers.md
 //
 //   node run.js --systems promised,bullmq  # a subset (default: all that can run here)
 //   node run.js --only c10,latency         # a subset of measurements
