@@ -1,4 +1,5 @@
-import type { PromiseRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
+import type { Selectable } from 'kysely';
+import type { DeadLettersTable, PromiseHistoryTable, PromiseRow, SchedulesTable, WorkflowRow, WorkflowTimerRow } from './schema.js';
 
 /** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
 export type Awaitable<T> = T | Promise<T>;
@@ -15,37 +16,11 @@ export interface HistoryEntry {
   at: number;
 }
 
-export interface DeadLetterRow {
-  id: number;
-  promise_id: number;
-  type: string;
-  payload: string;
-  error_code: string;
-  error_message: string;
-  attempts: number;
-  created_at: number;
-  failed_at: number;
-}
+export type DeadLetterRow = Selectable<DeadLettersTable>;
 
-export interface ScheduleRow {
-  name: string;
-  cron: string;
-  timezone: string | null;
-  last_due_at: number | null;
-  updated_at: number;
-}
+export type ScheduleRow = Selectable<SchedulesTable>;
 
-export interface HistoryRow {
-  id: number;
-  promise_id: number;
-  event: string;
-  from_status: string;
-  to_status: string;
-  attempt: number;
-  error_code: string | null;
-  error_message: string | null;
-  at: number;
-}
+export type HistoryRow = Selectable<PromiseHistoryTable>;
 
 /** A row named by id, with its type (for events about it). */
 export interface RowRef {
