@@ -361,6 +361,7 @@ export class Engine {
     if (this.#phase === 'started') throw new EngineStateError('ENGINE_STOPPED', 'the engine is already started');
     if (this.#phase !== 'created') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
     for (const task of this.#tasks.values()) this.#assertFollowUpsKnown(task);
+    await this.#store.startMaintenance();
     const summary = await this.#rehydrate();
     for (const inbox of this.#inboxes.values()) summary.skippedMessages += await inbox.skipStale();
     this.#phase = 'started';

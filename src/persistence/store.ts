@@ -233,6 +233,11 @@ export interface Store {
   oldestDueRunAt(now: number): Awaitable<number | null>;
   /** Rows finished after `since`, by status. */
   countFinishedSince(since: number): Awaitable<Record<string, number>>;
+  /**
+   * Starts what a long-running engine needs beside its transactions (SQLite: WAL checkpoints on
+   * a background thread, off the commit path). Short-lived users (a CLI enqueue) skip it.
+   */
+  startMaintenance(): Promise<void>;
   /** Calls `listener` when another process changed the database. Returns an unsubscribe function. */
   onExternalChange(listener: () => void): () => void;
   close(): Promise<void>;

@@ -352,6 +352,9 @@ export class PostgresStore implements Store {
     return (await this.#pool.query(statement)).rows;
   }
 
+  /** PostgreSQL checkpoints and vacuums on its own. */
+  async startMaintenance(): Promise<void> {}
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -7,7 +7,11 @@ import { buildWorkflowQueries, type WorkflowQueries } from '../workflow-queries.
 import type { Database, PromiseRow, WorkflowRow } from '../schema.js';
 import type { ClaimedRow, DeadLetterRow, ExpiredLease, HistoryRow, PromiseFilter, ScheduleRow, Store, StoreTransaction } from '../store.js';
 import { DatabaseError } from '../../errors.js';
+import { startBackgroundCheckpoints, type BackgroundCheckpoints } from './background-checkpoints.js';
 import { ImmediateSqliteDialect } from './sqlite-dialect.js';
+
+/** How often the background thread checkpoints the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 200;
 
 /** How often, and how long, a transaction retries when another process holds the write lock past busy_timeout. */
 const BUSY_RETRIES = 20;
@@ -32,6 +36,7 @@ export class SqliteStore implements Store {
   #changeTimer: NodeJS.Timeout | undefined;
   #dataVersion = 0;
   #queue: Promise<unknown> = Promise.resolve();
+  #checkpoints: BackgroundCheckpoints | undefined;
   #closed = false;
 
   constructor(connection: BetterSqlite3.Database, options: { changeCheckIntervalMs: number }) {
@@ -266,6 +271,17 @@ export class SqliteStore implements Store {
     return counts;
   }
 
+  async startMaintenance(): Promise<void> {
+    if (this.#checkpoints || this.#connection.memory || this.#closed) return;
+    try {
+      this.#checkpoints = await startBackgroundCheckpoints(this.#connection.name, CHECKPOINT_INTERVAL_MS);
+      this.#connection.pragma('wal_autocheckpoint = 0');
+    } catch {
+      // No worker thread: SQLite's own automatic checkpoint stays on, which is correct, only slower at p99.
+      this.#checkpoints = undefined;
+    }
+  }
+
   onExternalChange(listener: () => void): () => void {
     this.#changeListeners.add(listener);
     if (!this.#changeTimer && this.#changeCheckIntervalMs > 0) {
@@ -305,6 +321,7 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     await this.#queue;
     this.#closed = true;
+    await this.#checkpoints?.stop();
     if (this.#changeTimer) clearInterval(this.#changeTimer);
     this.#changeListeners.clear();
     this.#connection.close();
