@@ -207,6 +207,24 @@ describe('dead letters', () => {
   });
 });
 
+describe('history', () => {
+  it('keeps causal order when every transition lands in the same millisecond', async () => {
+    // A frozen clock: all timestamps are equal, so only the order of writing can tell the story.
+    const engine = await open(tempDbPath(), { immediate: true, clock: manualClock('2026-02-01T00:00:00Z') });
+    let healthy = false;
+    engine.task('flaky', async () => {
+      if (!healthy) throw new PromisedError('UPSTREAM_DOWN', 'upstream is down');
+      return 'fine';
+    });
+    engine.task('after', async () => 'after');
+    const ids = await engine.enqueueGraph({ parent: { type: 'flaky' }, child: { type: 'after', dependsOn: ['parent'] } });
+    healthy = true;
+    await engine.retry(ids.parent!);
+    expect((await engine.history(ids.parent!)).map((h) => h.event)).toEqual(['ENQUEUED', 'CLAIM', 'FAIL', 'RETRY', 'SUCCEED']);
+    expect((await engine.history(ids.child!)).map((h) => h.event)).toEqual(['ENQUEUED', 'DEPENDENCY_FAILED', 'RETRY', 'CLAIM', 'SUCCEED']);
+  });
+});
+
 describe('completion tasks', () => {
   it('enqueues onComplete and onFail follow-ups in the finishing transaction', async () => {
     const engine = await open(tempDbPath(), { immediate: true });

@@ -35,14 +35,21 @@ export async function readStats(store: Store, now: number): Promise<EngineStats>
 /**
  * A promise's history, or `undefined` when it does not exist: `ENQUEUED`, first `CLAIM` and
  * `SUCCEED` come from the row's timestamps (the happy path writes no history rows); every
- * exceptional transition comes from `promise_history`.
+ * exceptional transition comes from `promise_history`, in the order it was written.
+ *
+ * The lines are put in causal order, not sorted by time: a revived dependent can be retried and
+ * claimed within one millisecond, so timestamps alone cannot tell which came first. Every
+ * transition after the first claim leaves `in_progress` first (or is the final `SUCCEED`), so
+ * the first claim goes just before the first history line that leaves `in_progress`.
  */
 export async function readHistory(store: Store, id: number): Promise<HistoryLine[] | undefined> {
   const row = await store.getPromise(id);
   if (!row) return undefined;
   const lines: HistoryLine[] = [{ event: 'ENQUEUED', from: null, to: 'waiting', attempt: 0, error: null, at: new Date(row.created_at) }];
-  if (row.started_at !== null) lines.push({ event: 'CLAIM', from: 'pending', to: 'in_progress', attempt: 1, error: null, at: new Date(row.started_at) });
+  const firstClaim: HistoryLine | null =
+    row.started_at === null ? null : { event: 'CLAIM', from: 'pending', to: 'in_progress', attempt: 1, error: null, at: new Date(row.started_at) };
   for (const entry of await store.historyOf(id)) {
+    if (firstClaim && entry.from_status === 'in_progress' && !lines.includes(firstClaim)) lines.push(firstClaim);
     lines.push({
       event: entry.event,
       from: entry.from_status as PromiseStatus,
@@ -52,11 +59,11 @@ export async function readHistory(store: Store, id: number): Promise<HistoryLine
       at: new Date(entry.at),
     });
   }
+  if (firstClaim && !lines.includes(firstClaim)) lines.push(firstClaim);
   if (row.status === 'completed' && row.completed_at !== null) {
     lines.push({ event: 'SUCCEED', from: 'in_progress', to: 'completed', attempt: row.attempts, error: null, at: new Date(row.completed_at) });
   }
-  // Stable sort: lines written in the same millisecond keep their causal order.
-  return lines.sort((a, b) => a.at.getTime() - b.at.getTime());
+  return lines;
 }
 
 export function toDeadLetter(row: DeadLetterRow): DeadLetter {
