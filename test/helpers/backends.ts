@@ -1,0 +1,33 @@
+import { inject } from 'vitest';
+import { createFreshDatabase } from './postgres.js';
+import { tempDbPath } from './temp-db.js';
+
+// The engine's test files run once per backend: the same behaviours through
+// createEngine({ database }) on a SQLite file and on a real throwaway PostgreSQL server.
+//
+//   describe.each(engineBackends)('engine on $name', (backend) => { ... backend.fresh() ... });
+//
+// A backend that cannot run here (no PostgreSQL binaries) is skipped with its printed reason.
+
+export interface EngineBackend {
+  name: 'SQLite' | 'PostgreSQL';
+  /** Why this backend is skipped here, or `false`. */
+  skip: string | false;
+  /** A fresh, empty database: a file path or a `postgres://` URL, ready for `createEngine`. */
+  fresh(): Promise<string>;
+}
+
+const adminUrl = inject('postgresAdminUrl');
+
+export const engineBackends: EngineBackend[] = [
+  { name: 'SQLite', skip: false, fresh: async () => tempDbPath() },
+  {
+    name: 'PostgreSQL',
+    skip: adminUrl ? false : inject('postgresSkipReason'),
+    fresh: () => createFreshDatabase(adminUrl!),
+  },
+];
+
+for (const backend of engineBackends) {
+  if (backend.skip) console.warn(`${backend.name} engine tests skipped: ${backend.skip}`);
+}
