@@ -5,7 +5,7 @@ import { tempDbPath } from './temp-db.js';
 // The engine's test files run once per backend: the same behaviours through
 // createEngine({ database }) on a SQLite file and on a real throwaway PostgreSQL server.
 //
-//   describe.each(engineBackends)('engine on $name', (backend) => { ... backend.fresh() ... });
+//   for (const backend of engineBackends) describe.skipIf(backend.skip)(`… on ${backend.name}`, () => { … await backend.fresh() … });
 //
 // A backend that cannot run here (no PostgreSQL binaries) is skipped with its printed reason.
 
@@ -30,4 +30,29 @@ export const engineBackends: EngineBackend[] = [
 
 for (const backend of engineBackends) {
   if (backend.skip) console.warn(`${backend.name} engine tests skipped: ${backend.skip}`);
+}
+
+/**
+ * Runs one SQL statement straight on a test database, behind the engine's back (to corrupt a
+ * row, say). Plain SQL that both dialects accept.
+ */
+export async function executeSql(database: string, statement: string): Promise<void> {
+  if (database.startsWith('postgres://') || database.startsWith('postgresql://')) {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: database });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const { default: BetterSqlite3 } = await import('better-sqlite3');
+  const raw = new BetterSqlite3(database);
+  try {
+    raw.exec(statement);
+  } finally {
+    raw.close();
+  }
 }
