@@ -3,7 +3,8 @@ import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, PromisedError, type Engine } from '../src/index.js';
-import { dumpDb } from './helpers/db-dump.js';
+import { engineBackends } from './helpers/backends.js';
+import { dumpDatabase, dumpDb } from './helpers/db-dump.js';
 import { tempDbPath, tempDir } from './helpers/temp-db.js';
 
 let engine: Engine | undefined;
@@ -12,8 +13,8 @@ afterEach(async () => {
   engine = undefined;
 });
 
-async function openWithData() {
-  const file = tempDbPath();
+async function openWithData(database?: string) {
+  const file = database ?? tempDbPath();
   engine = await createEngine({ database: file, changeCheckIntervalMs: 0 });
   engine.task('work', async (payload: { n?: number }) => payload.n ?? 0);
   const first = await engine.enqueue('work', { n: 1 });
@@ -21,128 +22,132 @@ async function openWithData() {
   return { file, engine, first, second };
 }
 
-/** Asserts `call` rejects with a PromisedError of `code` and leaves the database file byte-for-byte equal in content. */
+/** Asserts `call` rejects with a PromisedError of `code` and leaves every row of the database as it was. */
 async function expectRefused(file: string, code: string, call: () => Promise<unknown>) {
-  const before = dumpDb(file);
+  const before = await dumpDatabase(file);
   const error = await call().then(
     () => undefined,
     (thrown: unknown) => thrown,
   );
   expect(error, `expected ${code}`).toBeInstanceOf(PromisedError);
   expect((error as PromisedError).code).toBe(code);
-  expect(dumpDb(file)).toEqual(before);
+  expect(await dumpDatabase(file)).toEqual(before);
   return error as PromisedError;
 }
 
-describe('bad input is refused before anything is written', () => {
-  it('unknown task type', async () => {
-    const { file, engine } = await openWithData();
-    const error = await expectRefused(file, 'UNKNOWN_TASK_TYPE', () => engine.enqueue('nope', {}));
-    expect(error.message).toContain('nope');
-  });
+// The API's refusals, on both backends.
+for (const backend of engineBackends) describe.skipIf(backend.skip)(`bad input is refused before anything is written (${backend.name})`, () => {
+    it('unknown task type', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      const error = await expectRefused(file, 'UNKNOWN_TASK_TYPE', () => engine.enqueue('nope', {}));
+      expect(error.message).toContain('nope');
+    });
 
-  it.each([
-    ['a function', { f: () => 1 }],
-    ['a BigInt', { n: 10n }],
-    ['a Map', { m: new Map([[1, 2]]) }],
-    ['NaN', { n: Number.NaN }],
-    ['a symbol', { s: Symbol('x') }],
-  ])('payload holding %s', async (_label, payload) => {
-    const { file, engine } = await openWithData();
-    await expectRefused(file, 'INVALID_PAYLOAD', () => engine.enqueue('work', payload));
-  });
+    it.each([
+      ['a function', { f: () => 1 }],
+      ['a BigInt', { n: 10n }],
+      ['a Map', { m: new Map([[1, 2]]) }],
+      ['NaN', { n: Number.NaN }],
+      ['a symbol', { s: Symbol('x') }],
+    ])('payload holding %s', async (_label, payload) => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'INVALID_PAYLOAD', () => engine.enqueue('work', payload));
+    });
 
-  it('circular payload', async () => {
-    const { file, engine } = await openWithData();
-    const payload: Record<string, unknown> = { a: 1 };
-    payload.self = payload;
-    const error = await expectRefused(file, 'INVALID_PAYLOAD', () => engine.enqueue('work', payload));
-    expect(error.message).toContain('payload.self');
-  });
+    it('circular payload', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      const payload: Record<string, unknown> = { a: 1 };
+      payload.self = payload;
+      const error = await expectRefused(file, 'INVALID_PAYLOAD', () => engine.enqueue('work', payload));
+      expect(error.message).toContain('payload.self');
+    });
 
-  it.each([
-    ['priority above range', { priority: 1001 }],
-    ['priority below range', { priority: -1001 }],
-    ['fractional priority', { priority: 1.5 }],
-    ['priority of the wrong type', { priority: 'high' as unknown as number }],
-    ['negative delay', { delay: -1 }],
-    ['delay beyond a year', { delay: 400 * 24 * 3600_000 }],
-    ['empty key', { key: '' }],
-  ])('%s', async (_label, options) => {
-    const { file, engine } = await openWithData();
-    await expectRefused(file, 'INVALID_OPTION', () => engine.enqueue('work', {}, options));
-  });
+    it.each([
+      ['priority above range', { priority: 1001 }],
+      ['priority below range', { priority: -1001 }],
+      ['fractional priority', { priority: 1.5 }],
+      ['priority of the wrong type', { priority: 'high' as unknown as number }],
+      ['negative delay', { delay: -1 }],
+      ['delay beyond a year', { delay: 400 * 24 * 3600_000 }],
+      ['empty key', { key: '' }],
+    ])('%s', async (_label, options) => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'INVALID_OPTION', () => engine.enqueue('work', {}, options));
+    });
 
-  it('dependsOn naming an unknown promise', async () => {
-    const { file, engine, first } = await openWithData();
-    const error = await expectRefused(file, 'UNKNOWN_DEPENDENCY', () => engine.enqueue('work', {}, { dependsOn: [first, '999999'] }));
-    expect(error.message).toContain('999999');
-    await expectRefused(file, 'UNKNOWN_DEPENDENCY', () => engine.enqueue('work', {}, { dependsOn: ['not-an-id'] }));
-  });
+    it('dependsOn naming an unknown promise', async () => {
+      const { file, engine, first } = await openWithData(await backend.fresh());
+      const error = await expectRefused(file, 'UNKNOWN_DEPENDENCY', () => engine.enqueue('work', {}, { dependsOn: [first, '999999'] }));
+      expect(error.message).toContain('999999');
+      await expectRefused(file, 'UNKNOWN_DEPENDENCY', () => engine.enqueue('work', {}, { dependsOn: ['not-an-id'] }));
+    });
 
-  it('enqueueMany with one bad item writes none of them', async () => {
-    const { file, engine } = await openWithData();
-    await expectRefused(file, 'INVALID_PAYLOAD', () =>
-      engine.enqueueMany([
-        { type: 'work', payload: { n: 1 } },
-        { type: 'work', payload: { n: 2n } },
-      ]),
-    );
-    await expectRefused(file, 'UNKNOWN_DEPENDENCY', () =>
-      engine.enqueueMany([
-        { type: 'work', payload: { n: 1 } },
-        { type: 'work', payload: { n: 2 }, dependsOn: ['424242'] },
-      ]),
-    );
-  });
+    it('enqueueMany with one bad item writes none of them', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'INVALID_PAYLOAD', () =>
+        engine.enqueueMany([
+          { type: 'work', payload: { n: 1 } },
+          { type: 'work', payload: { n: 2n } },
+        ]),
+      );
+      await expectRefused(file, 'UNKNOWN_DEPENDENCY', () =>
+        engine.enqueueMany([
+          { type: 'work', payload: { n: 1 } },
+          { type: 'work', payload: { n: 2 }, dependsOn: ['424242'] },
+        ]),
+      );
+    });
 
-  it('a dependency cycle in enqueueGraph', async () => {
-    const { file, engine } = await openWithData();
-    const error = await expectRefused(file, 'DEPENDENCY_CYCLE', () =>
-      engine.enqueueGraph({
-        a: { type: 'work', dependsOn: ['c'] },
-        b: { type: 'work', dependsOn: ['a'] },
-        c: { type: 'work', dependsOn: ['b'] },
-      }),
-    );
-    expect(error.message).toMatch(/a -> c -> b -> a|c -> b -> a -> c|b -> a -> c -> b/);
-  });
+    it('a dependency cycle in enqueueGraph', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      const error = await expectRefused(file, 'DEPENDENCY_CYCLE', () =>
+        engine.enqueueGraph({
+          a: { type: 'work', dependsOn: ['c'] },
+          b: { type: 'work', dependsOn: ['a'] },
+          c: { type: 'work', dependsOn: ['b'] },
+        }),
+      );
+      expect(error.message).toMatch(/a -> c -> b -> a|c -> b -> a -> c|b -> a -> c -> b/);
+    });
 
-  it('a self-dependency in enqueueGraph', async () => {
-    const { file, engine } = await openWithData();
-    await expectRefused(file, 'DEPENDENCY_CYCLE', () => engine.enqueueGraph({ a: { type: 'work', dependsOn: ['a'] } }));
-  });
+    it('a self-dependency in enqueueGraph', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'DEPENDENCY_CYCLE', () => engine.enqueueGraph({ a: { type: 'work', dependsOn: ['a'] } }));
+    });
 
-  it('a graph node depending on an unknown promise rolls back the whole graph', async () => {
-    const { file, engine } = await openWithData();
-    await expectRefused(file, 'UNKNOWN_DEPENDENCY', () =>
-      engine.enqueueGraph({
-        a: { type: 'work' },
-        b: { type: 'work', dependsOn: ['a', '777777'] },
-      }),
-    );
-  });
+    it('a graph node depending on an unknown promise rolls back the whole graph', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'UNKNOWN_DEPENDENCY', () =>
+        engine.enqueueGraph({
+          a: { type: 'work' },
+          b: { type: 'work', dependsOn: ['a', '777777'] },
+        }),
+      );
+    });
 
-  it('result() of an unknown id', async () => {
-    const { file, engine } = await openWithData();
-    await expectRefused(file, 'NOT_FOUND', () => engine.result('123456'));
-    await expectRefused(file, 'NOT_FOUND', () => engine.result('x'));
-  });
+    it('result() of an unknown id', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'NOT_FOUND', () => engine.result('123456'));
+      await expectRefused(file, 'NOT_FOUND', () => engine.result('x'));
+    });
 
-  it('cancel or retry where the machine refuses it', async () => {
-    const { file, engine, first } = await openWithData();
-    await expectRefused(file, 'INVALID_TRANSITION', () => engine.retry(first));
-    await expectRefused(file, 'NOT_FOUND', () => engine.cancel('31337'));
-  });
+    it('cancel or retry where the machine refuses it', async () => {
+      const { file, engine, first } = await openWithData(await backend.fresh());
+      await expectRefused(file, 'INVALID_TRANSITION', () => engine.retry(first));
+      await expectRefused(file, 'NOT_FOUND', () => engine.cancel('31337'));
+    });
 
-  it('a repeated idempotency key returns the existing id and writes nothing', async () => {
-    const { file, engine } = await openWithData();
-    const id = await engine.enqueue('work', { n: 5 }, { key: 'job:5' });
-    const before = dumpDb(file);
-    expect(await engine.enqueue('work', { n: 6 }, { key: 'job:5' })).toBe(id);
-    expect(dumpDb(file)).toEqual(before);
-  });
+    it('a repeated idempotency key returns the existing id and writes nothing', async () => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      const id = await engine.enqueue('work', { n: 5 }, { key: 'job:5' });
+      const before = await dumpDatabase(file);
+      expect(await engine.enqueue('work', { n: 6 }, { key: 'job:5' })).toBe(id);
+      expect(await dumpDatabase(file)).toEqual(before);
+    });
+});
 
+// Files that are not (or not yet, or no longer) a promised database: SQLite's own cases.
+describe('bad database files are refused (SQLite)', () => {
   it('a database path in a missing folder', async () => {
     const file = path.join(tempDir(), 'missing', 'promised.db');
     const error = await createEngine({ database: file }).catch((thrown: unknown) => thrown);

@@ -12,3 +12,24 @@ export function dumpDb(file: string): unknown {
     db.close();
   }
 }
+
+/**
+ * {@link dumpDb} for either backend: a SQLite file path or a `postgres://` URL. On PostgreSQL,
+ * every table of the public schema, each ordered by its first column.
+ */
+export async function dumpDatabase(database: string): Promise<unknown> {
+  if (!/^postgres(ql)?:\/\//.test(database)) return dumpDb(database);
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: database });
+  await client.connect();
+  try {
+    const { rows: tables } = await client.query<{ name: string }>(
+      `select table_name as name from information_schema.tables where table_schema = 'public' order by table_name`,
+    );
+    const dump: Record<string, unknown[]> = {};
+    for (const { name } of tables) dump[name] = (await client.query(`select * from "${name}" order by 1`)).rows;
+    return dump;
+  } finally {
+    await client.end();
+  }
+}
