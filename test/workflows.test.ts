@@ -1,9 +1,10 @@
 import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
 import { assign, createActor, createMachine, fromPromise, setup, type AnyStateMachine } from 'xstate';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, PromisedError, type Engine, type EngineOptions } from '../src/index.js';
+import { engineBackends } from './helpers/backends.js';
 import { dumpDb } from './helpers/db-dump.js';
-import { tempDbPath } from './helpers/temp-db.js';
 import { deferred, until } from './helpers/wait.js';
 import { expectedOutput, naive, pipelineMachine, pipelineSteps } from './fixtures/pipeline-workflow.js';
 
@@ -23,6 +24,41 @@ async function stop(engine: Engine) {
   await engine.stop();
 }
 
+const isPostgres = (database: string) => /^postgres(ql)?:\/\//.test(database);
+
+/** Rows read straight from the database (not through the engine): what is on disk. */
+async function readRows<T>(database: string, query: string, params: unknown[] = []): Promise<T[]> {
+  if (!isPostgres(database)) {
+    const db = new BetterSqlite3(database, { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare(query.replace(/\$\d+/g, '?')).all(...params) as T[];
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: database });
+  await client.connect();
+  try {
+    return (await client.query(query, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** Every row of every table, to prove a refused call changed nothing. */
+async function dump(database: string): Promise<unknown> {
+  if (!isPostgres(database)) return dumpDb(database);
+  const tables = await readRows<{ name: string }>(database, `select table_name as name from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE' order by table_name`);
+  const all: Record<string, unknown> = {};
+  for (const { name } of tables) all[name] = (await readRows<unknown>(database, `select * from "${name}"`)).map((row) => JSON.stringify(row)).sort();
+  return all;
+}
+
+async function storedSnapshot(database: string, id: string) {
+  const [row] = await readRows<{ snapshot: string }>(database, 'select snapshot from workflows where id = $1', [Number(id)]);
+  return JSON.parse(row!.snapshot) as { value: unknown; children?: Record<string, { src: unknown; snapshot: { value?: unknown; status?: string } }> };
+}
+
 async function expectCode(code: string, call: () => unknown) {
   const error = await Promise.resolve()
     .then(call)
@@ -34,9 +70,10 @@ async function expectCode(code: string, call: () => unknown) {
   expect((error as PromisedError).code).toBe(code);
 }
 
+for (const backend of engineBackends) describe.skipIf(backend.skip)(`workflows on ${backend.name}`, () => {
 describe('workflows', () => {
   it('runs steps, a parallel state, a durable delay and an external event to its output', async () => {
-    const engine = await open(tempDbPath());
+    const engine = await open(await backend.fresh());
     const calls: string[] = [];
     const changes: string[] = [];
     engine.on('workflow', (change) => changes.push(`${change.event} -> ${JSON.stringify(change.value)}`));
@@ -61,7 +98,7 @@ describe('workflows', () => {
   });
 
   it('an event sent just before the workflow starts waiting for it is not missed', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     const engine = await open(file);
     engine.workflow('pipeline', pipelineMachine(100), { steps: pipelineSteps() });
     const id = await engine.startWorkflow('pipeline', { repo: 'early' });
@@ -72,7 +109,7 @@ describe('workflows', () => {
     await engine.start();
     expect(await engine.workflowResult(id, { timeout: 5_000 })).toEqual(expectedOutput('early', 'early-bird'));
     // The event nobody handles is kept, visibly, not applied.
-    const events = (dumpDb(file) as { workflow_events: Array<{ event: string; applied_at: number | null }> }).workflow_events;
+    const events = await readRows<{ event: string; applied_at: number | null }>(file, 'select event, applied_at from workflow_events order by id');
     expect(events.map((e) => [JSON.parse(e.event).type, e.applied_at !== null])).toEqual([
       ['APPROVE', true],
       ['UNKNOWN_EVENT', false],
@@ -80,7 +117,7 @@ describe('workflows', () => {
   });
 
   it('persists a move of one parallel region while the other is still running (the root does not have to move)', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     const engine = await open(file);
     const review = deferred<void>();
     engine.workflow('pipeline', pipelineMachine(100), {
@@ -91,23 +128,21 @@ describe('workflows', () => {
     await engine.start();
     const id = await engine.startWorkflow('pipeline', { repo: 'r' });
     await until(async () => JSON.stringify((await engine.getWorkflow(id))!.value) === JSON.stringify({ build: { code: 'done', review: 'reviewing' } }), 5_000, 'code region done');
-    const raw = new BetterSqlite3(file, { readonly: true });
-    const stored = JSON.parse((raw.prepare('select snapshot from workflows where id = ?').get(Number(id)) as { snapshot: string }).snapshot);
-    raw.close();
+    const stored = await storedSnapshot(file, id);
     expect(stored.value).toEqual({ build: { code: 'done', review: 'reviewing' } });
     review.resolve();
   });
 
   it('never runs the machine’s own actor implementations, before or after a restart', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     naive.runs = 0;
     const first = await open(file);
     first.workflow('pipeline', pipelineMachine(50), { steps: pipelineSteps() });
     const id = await first.startWorkflow('pipeline', { repo: 'x' });
     await stop(first);
     // The naive restore: an actor from the stored snapshot runs the in-flight steps in memory.
-    const stored = JSON.parse((dumpDb(file) as { workflows: Array<{ snapshot: string }> }).workflows[0]!.snapshot);
-    const actor = createActor(pipelineMachine(50) as AnyStateMachine, { snapshot: stored });
+    const stored = await storedSnapshot(file, id);
+    const actor = createActor(pipelineMachine(50) as AnyStateMachine, { snapshot: stored as never });
     actor.start();
     await until(() => naive.runs > 0, 2_000, 'the naive restore to run a step');
     actor.stop();
@@ -125,25 +160,25 @@ describe('workflows', () => {
   });
 
   it('keeps an after-delay across a restart and fires it at its time, not before', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     const first = await open(file);
     first.workflow('pipeline', pipelineMachine(600), { steps: pipelineSteps() });
     await first.start();
     const id = await first.startWorkflow('pipeline', { repo: 'd' });
     await until(async () => (await first.getWorkflow(id))!.value === 'cooldown', 5_000, 'cooldown');
     await stop(first);
-    const atCooldown = dumpDb(file) as { workflows: Array<{ updated_at: number }>; workflow_timers: Array<{ fire_at: number }> };
-    const enteredAt = atCooldown.workflows[0]!.updated_at;
-    expect(atCooldown.workflow_timers.map((t) => t.fire_at - enteredAt)).toEqual([600]);
+    const enteredAt = (await readRows<{ updated_at: number }>(file, 'select updated_at from workflows'))[0]!.updated_at;
+    const timers = await readRows<{ fire_at: number }>(file, 'select fire_at from workflow_timers');
+    expect(timers.map((t) => Number(t.fire_at) - Number(enteredAt))).toEqual([600]);
 
     const second = await open(file);
     second.workflow('pipeline', pipelineMachine(600), { steps: pipelineSteps() });
     await second.start();
     expect((await second.getWorkflow(id))!.value).toBe('cooldown');
     await until(async () => (await second.getWorkflow(id))!.value === 'approval', 5_000, 'the delay to fire after the restart');
-    const firedAt = (dumpDb(file) as { workflows: Array<{ updated_at: number }> }).workflows[0]!.updated_at;
-    expect(firedAt - enteredAt).toBeGreaterThanOrEqual(600);
-    expect((dumpDb(file) as { workflow_timers: unknown[] }).workflow_timers).toEqual([]);
+    const firedAt = (await readRows<{ updated_at: number }>(file, 'select updated_at from workflows'))[0]!.updated_at;
+    expect(Number(firedAt) - Number(enteredAt)).toBeGreaterThanOrEqual(600);
+    expect(await readRows(file, 'select * from workflow_timers')).toEqual([]);
   });
 
   it('a failing step reaches the machine as an error event; without onError the workflow fails', async () => {
@@ -157,7 +192,7 @@ describe('workflows', () => {
         done: { type: 'final' },
       },
     });
-    const engine = await open(tempDbPath());
+    const engine = await open(await backend.fresh());
     engine.workflow('errors', machine, {
       steps: {
         flaky: async () => {
@@ -192,7 +227,7 @@ describe('workflows', () => {
       states: { delegating: { invoke: { src: 'runChild', input: { n: 21 }, onDone: { target: 'done', actions: assign({ result: ({ event }) => event.output as number }) } } }, done: { type: 'final' } },
       output: ({ context }) => context.result,
     });
-    const engine = await open(tempDbPath());
+    const engine = await open(await backend.fresh());
     engine.workflow('child', child, { steps: { double: async (input: { n: number }) => input.n * 2 } });
     engine.workflow('parent', parent, { steps: { runChild: { workflow: 'child' } } });
     await engine.start();
@@ -201,14 +236,14 @@ describe('workflows', () => {
   });
 
   it('a stored snapshot whose state was removed fails with WORKFLOW_VERSION_MISMATCH and is kept intact', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     const first = await open(file);
     first.workflow('pipeline', pipelineMachine(10_000), { steps: pipelineSteps() });
     await first.start();
     const id = await first.startWorkflow('pipeline', { repo: 'v' });
     await until(async () => (await first.getWorkflow(id))!.value === 'cooldown', 5_000, 'cooldown');
     await stop(first);
-    const before = (dumpDb(file) as { workflows: Array<{ snapshot: string }> }).workflows[0]!.snapshot;
+    const before = (await readRows<{ snapshot: string }>(file, 'select snapshot from workflows'))[0]!.snapshot;
 
     // Version 2 of the machine has no "cooldown" state any more.
     const v2 = setup({ actors: { ship: fromPromise(async () => 1) } }).createMachine({
@@ -223,7 +258,7 @@ describe('workflows', () => {
     const record = await second.getWorkflow(id);
     expect(record).toMatchObject({ status: 'failed', error: { code: 'WORKFLOW_VERSION_MISMATCH' } });
     expect(record!.error!.message).toContain('cooldown');
-    expect((dumpDb(file) as { workflows: Array<{ snapshot: string }> }).workflows[0]!.snapshot).toBe(before);
+    expect((await readRows<{ snapshot: string }>(file, 'select snapshot from workflows'))[0]!.snapshot).toBe(before);
   });
 });
 
@@ -231,18 +266,18 @@ describe('workflow bad input is refused before anything is written', () => {
   const machine = () => pipelineMachine(10);
 
   it('unknown workflow, unknown or finished target of send', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     const engine = await open(file, { immediate: true });
     engine.workflow('pipeline', machine(), { steps: pipelineSteps() });
-    const before = dumpDb(file);
+    const before = await dump(file);
     await expectCode('UNKNOWN_WORKFLOW', () => engine.startWorkflow('nope', {}));
     await expectCode('NOT_FOUND', () => engine.send('999', { type: 'APPROVE' }));
     await expectCode('NOT_FOUND', () => engine.workflowResult('12345'));
-    expect(dumpDb(file)).toEqual(before);
+    expect(await dump(file)).toEqual(before);
   });
 
   it('steps that do not match the machine, and inline actors', async () => {
-    const engine = await open(tempDbPath());
+    const engine = await open(await backend.fresh());
     const { ship: _ship, ...missing } = pipelineSteps();
     await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('a', machine(), { steps: missing }));
     await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('b', machine(), { steps: { ...pipelineSteps(), extra: async () => 1 } }));
@@ -252,7 +287,7 @@ describe('workflow bad input is refused before anything is written', () => {
   });
 
   it('a non-serialisable input, event or context; a send to a finished workflow', async () => {
-    const file = tempDbPath();
+    const file = await backend.fresh();
     const m = setup({ types: { context: {} as { bag: unknown } } }).createMachine({
       id: 'bag',
       initial: 'open',
@@ -266,14 +301,15 @@ describe('workflow bad input is refused before anything is written', () => {
     engine.workflow('bag', m, { steps: {} });
     await expectCode('INVALID_PAYLOAD', () => engine.startWorkflow('bag', { n: 1n }));
     const id = await engine.startWorkflow('bag', {});
-    const before = dumpDb(file);
+    const before = await dump(file);
     await expectCode('INVALID_PAYLOAD', () => engine.send(id, { type: 'STUFF', when: () => 1 } as never));
     await expectCode('INVALID_PAYLOAD', () => engine.send(id, { type: 'STUFF' }));
     await expectCode('INVALID_OPTION', () => engine.send(id, { nope: true } as never));
-    expect(dumpDb(file)).toEqual(before);
+    expect(await dump(file)).toEqual(before);
     await engine.send(id, { type: 'CLOSE' });
-    const closed = dumpDb(file);
+    const closed = await dump(file);
     await expectCode('WORKFLOW_FINISHED', () => engine.send(id, { type: 'CLOSE' }));
-    expect(dumpDb(file)).toEqual(closed);
+    expect(await dump(file)).toEqual(closed);
   });
+});
 });
