@@ -403,5 +403,20 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`engine on $
       expect(summary.repairedSnapshots).toBe(1);
       expect(await second.result(id, { timeout: 5_000 })).toBe('done');
     });
+
+    it('repairs a snapshot that is not even JSON, and keeps serving the rest', async () => {
+      const file = await backend.fresh();
+      const first = await createEngine({ database: file, changeCheckIntervalMs: 0 });
+      first.task('t', async (payload: { n: number }) => payload.n);
+      const ids = await first.enqueueMany([1, 2, 3].map((n) => ({ type: 't', payload: { n } })));
+      await first.stop();
+      await executeSql(file, `update promises set snapshot = 'torn write {' where id = ${Number(ids[1])}`);
+      const second = await createEngine({ database: file, changeCheckIntervalMs: 0 });
+      engines.push(second);
+      second.task('t', async (payload: { n: number }) => payload.n);
+      const summary = await second.start();
+      expect(summary.repairedSnapshots).toBe(1);
+      expect(await Promise.all(ids.map((id) => second.result(id, { timeout: 5_000 })))).toEqual([1, 2, 3]);
+    });
   });
 });
