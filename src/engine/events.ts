@@ -32,6 +32,7 @@ export interface EngineEvents {
   error: [error: Error];
 }
 
+/** The name of an event that `engine.on(name, listener)` accepts. */
 export type EngineEventName = keyof EngineEvents;
 
 /** Node's EventEmitter with the engine's event map. */

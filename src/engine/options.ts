@@ -134,7 +134,7 @@ export interface TaskOptions {
   priority?: number;
   /** How long a finished promise of this type is kept, ms. @defaultValue the engine's `resultTtl` */
   resultTtl?: number;
-  /** `false`: the handler's return value is not stored (the seeds' "store none"). @defaultValue true */
+  /** `false`: the handler's return value is not stored (Huey's "store none"). @defaultValue true */
   storeResult?: boolean;
   /**
    * A task type enqueued in the same transaction as each completion, with payload

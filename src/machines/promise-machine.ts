@@ -2,6 +2,7 @@ import { setup } from 'xstate';
 
 /** The five states of a promise, in the order a healthy one passes through them. */
 export const PROMISE_STATUSES = ['waiting', 'pending', 'in_progress', 'completed', 'failed'] as const;
+/** A promise's status: `waiting | pending | in_progress | completed | failed`. */
 export type PromiseStatus = (typeof PROMISE_STATUSES)[number];
 
 /**
@@ -40,8 +41,10 @@ export type PromiseEvent =
   /** `dependenciesMet`: every parent has completed (a retried promise waits for the others). */
   | { type: 'RETRY'; dependenciesMet: boolean };
 
+/** The name of an event the promise machine accepts (`CLAIM`, `SUCCEED`, `FAIL`, …). */
 export type PromiseEventType = PromiseEvent['type'];
 
+/** Every event type of the promise machine, for tables and tests that go through them all. */
 export const PROMISE_EVENT_TYPES: readonly PromiseEventType[] = [
   'DEPENDENCIES_RESOLVED',
   'DEPENDENCY_FAILED',
