@@ -206,7 +206,9 @@ const adapters = {
     await boss.start();
     await boss.createQueue('bench');
     const loops = [];
+    const workIds = [];
     return {
+      boss,
       async enqueue(i) {
         return boss.send('bench', { i });
       },
@@ -241,6 +243,20 @@ const adapters = {
             await Promise.all(loops);
           },
         };
+      },
+      // pg-boss's own work() loop, as its docs suggest for throughput: one work() per process with
+      // batchSize = concurrency (the handler gets the batch and runs it concurrently; pg-boss then
+      // completes the whole batch in one statement) at the shortest polling interval it allows
+      // (0.5 s). work() waits out that interval after every fetch, so after a full batch the
+      // handler calls the documented notifyWorker(id), which skips the wait for that iteration.
+      async work(concurrency, handle) {
+        let id = null;
+        id = await boss.work('bench', { batchSize: concurrency, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+          await Promise.all(jobs.map((job) => handle(job.data.i)));
+          if (jobs.length === concurrency && id) boss.notifyWorker(id);
+        });
+        workIds.push(id);
+        return { stop: () => boss.offWork({ id }) };
       },
       async doneCount() {
         const rows = await boss.getDb().executeSql(`select count(*)::int as n from pgboss.job where name = 'bench' and state = 'completed'`);
@@ -710,11 +726,11 @@ function runChild(name, measurement, env) {
   });
 }
 
-async function waitForQuietMachine(maxMinutes) {
+async function waitForQuietMachine(maxMinutes, below = 0.7) {
   const t0 = Date.now();
   let load = os.loadavg()[0];
-  while (load >= 0.7 && Date.now() - t0 < maxMinutes * 60_000) {
-    process.stderr.write(`  load average ${load.toFixed(2)} ≥ 0.7: waiting (up to ${maxMinutes} min)…\n`);
+  while (load >= below && Date.now() - t0 < maxMinutes * 60_000) {
+    process.stderr.write(`  load average ${load.toFixed(2)} ≥ ${below}: waiting (up to ${maxMinutes} min)…\n`);
     await sleep(30_000);
     load = os.loadavg()[0];
   }
@@ -965,7 +981,13 @@ async function main() {
   }
 }
 
-if (process.argv[2] === '--child') {
+// Other benches (bench/postgres.js) import the adapters and helpers; only run when started as a script.
+export { adapters, callCounter, check, sleep, SYSTEMS, waitForQuietMachine };
+
+const isEntry = process.argv[1] && path.resolve(process.argv[1]) === SELF;
+if (!isEntry) {
+  // imported
+} else if (process.argv[2] === '--child') {
   const [name, measurement, envJson] = process.argv.slice(3);
   child(name, measurement, JSON.parse(envJson)).then(
     (result) => {
