@@ -1,6 +1,6 @@
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { assign, createActor, createMachine, fromPromise, setup, type AnyStateMachine } from 'xstate';
+import { assign, createActor, createMachine, fromPromise, setup, spawnChild, type AnyStateMachine } from 'xstate';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, PromisedError, type Engine, type EngineOptions } from '../src/index.js';
 import { engineBackends } from './helpers/backends.js';
@@ -131,6 +131,179 @@ describe('workflows', () => {
     const stored = await storedSnapshot(file, id);
     expect(stored.value).toEqual({ build: { code: 'done', review: 'reviewing' } });
     review.resolve();
+  });
+
+  it('the root’s subscribe does not fire when only a child machine moves: a naive persister misses it; a child workflow’s every move is its own stored row', async () => {
+    const kid = createMachine({
+      id: 'kid',
+      initial: 'a',
+      states: { a: { on: { GO: 'b' } }, b: { on: { FINISH: 'done' } }, done: { type: 'final' } },
+      output: () => 'kid output',
+    });
+    const parent = setup({ actors: { kid } }).createMachine({
+      id: 'parent',
+      initial: 'waiting',
+      context: { got: null as unknown },
+      states: {
+        waiting: { invoke: { id: 'kid', src: 'kid', onDone: { target: 'done', actions: assign({ got: ({ event }) => event.output }) } } },
+        done: { type: 'final' },
+      },
+      output: ({ context }) => context.got,
+    });
+
+    // Naive: a live actor persisted from the root's subscribe. The child moves, the root's own
+    // state does not: no notification, so what was saved still has the child in "a"; a crash
+    // now would lose GO.
+    const actor = createActor(parent);
+    let notified = 0;
+    let saved: { children: Record<string, { snapshot: { value: unknown } }> } | undefined;
+    actor.subscribe(() => {
+      notified++;
+      saved = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
+    });
+    actor.start();
+    const afterStart = notified;
+    actor.getSnapshot().children.kid!.send({ type: 'GO' });
+    expect(actor.getSnapshot().children.kid!.getSnapshot().value).toBe('b');
+    expect(notified).toBe(afterStart);
+    expect(saved!.children.kid!.snapshot.value).toBe('a');
+    actor.stop();
+
+    // Ours: a child machine is never run inside its parent. It is a step ({ workflow: 'kid' })
+    // that runs it as a workflow of its own, driven by transition() like any other: every move
+    // it makes is a committed row and a `workflow` event, whether or not the parent moves.
+    const database = await backend.fresh();
+    // Stopping while the parent's step waits for its child hands the step back (after stopTimeoutMs).
+    const engine = await open(database, { stopTimeoutMs: 200 });
+    const moves: string[] = [];
+    engine.on('workflow', (change) => moves.push(`${change.name} ${change.event} -> ${JSON.stringify(change.value)}`));
+    engine.workflow('kid', kid, { steps: {} });
+    engine.workflow('parent', parent, { steps: { kid: { workflow: 'kid' } } });
+    await engine.start();
+    const parentId = await engine.startWorkflow('parent', {});
+    await until(async () => (await engine.listWorkflows({ name: 'kid' })).length === 1, 5_000, 'the child workflow');
+    const kidId = (await engine.listWorkflows({ name: 'kid' }))[0]!.id;
+    const parentBefore = await storedSnapshot(database, parentId);
+    await engine.send(kidId, { type: 'GO' });
+    // On disk once send returns, while the parent's stored snapshot is exactly as it was.
+    expect((await storedSnapshot(database, kidId)).value).toBe('b');
+    expect(await storedSnapshot(database, parentId)).toEqual(parentBefore);
+    expect(moves).toContain('kid GO -> "b"');
+    expect(moves.filter((move) => move.startsWith('parent '))).toEqual(['parent xstate.init -> "waiting"']);
+    // And nothing is lost: a new engine on the database (a restart) sees the child's move.
+    await stop(engine);
+    const second = await open(database);
+    second.workflow('kid', kid, { steps: {} });
+    second.workflow('parent', parent, { steps: { kid: { workflow: 'kid' } } });
+    await second.start();
+    expect((await second.getWorkflow(kidId))!.value).toBe('b');
+    await second.send(kidId, { type: 'FINISH' });
+    expect(await second.workflowResult(parentId, { timeout: 10_000 })).toBe('kid output');
+    // Without a step, the child machine would have to run in memory: refused.
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => second.workflow('parent2', parent, { steps: {} }));
+  });
+
+  it('an actor spawned from inline logic: a silent zombie on a plain restore; refused at registration, or by the transition that spawns it', async () => {
+    // Naive: a live actor spawns an inline promise and is persisted before it settles. In JSON
+    // the child's logic becomes {}: restored, the child is there, "active", and never settles.
+    let runs = 0;
+    const inline = fromPromise(async () => {
+      runs++;
+      return 'inline result';
+    });
+    const spawning = createMachine({
+      id: 'spawning',
+      initial: 'working',
+      states: { working: { entry: spawnChild(inline, { id: 'worker' }), on: { 'xstate.done.actor.worker': 'done' } }, done: { type: 'final' } },
+    });
+    const first = createActor(spawning);
+    first.start();
+    // XState's production build (what Node loads by default) writes the child with `src: {}`;
+    // its development build (what vitest loads) refuses to persist it: take what production writes.
+    const production = { status: 'active', value: 'working', historyValue: {}, context: {}, children: { worker: { snapshot: { status: 'active' }, src: {}, syncSnapshot: false } } };
+    let persisted: typeof production;
+    try {
+      persisted = JSON.parse(JSON.stringify(first.getPersistedSnapshot()));
+    } catch (error) {
+      expect((error as Error).message).toMatch(/inline child actor cannot be persisted/);
+      persisted = production;
+    }
+    first.stop();
+    expect(persisted).toEqual(production);
+    const restored = createActor(spawning, { snapshot: persisted as never });
+    restored.start();
+    const fresh = createActor(spawning);
+    fresh.start();
+    await until(() => fresh.getSnapshot().status === 'done', 2_000, 'a fresh actor to finish');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(restored.getSnapshot().value).toBe('working');
+    expect(restored.getSnapshot().children.worker!.getSnapshot().status).toBe('active');
+    expect(runs).toBe(2); // the first actor and the fresh one: the restored child never runs
+    restored.stop();
+
+    // Ours, statically: spawnChild with inline logic (directly or as a named action) is refused
+    // at registration, before any task type is registered.
+    const database = await backend.fresh();
+    const engine = await open(database);
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('spawning', spawning, { steps: {} }));
+    const viaNamedAction = setup({ actions: { hire: (spawnChild as (src: unknown, options: object) => never)(inline, { id: 'worker' }) } }).createMachine({ id: 'named', initial: 'x', states: { x: { entry: 'hire' } } });
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('named', viaNamedAction, { steps: {} }));
+    expect(engine.taskTypes).toEqual([]);
+
+    // Dynamically (spawn inside assign cannot be seen in the config): the transition that spawns
+    // it is refused with a typed error, nothing written; reached from a step's result, the
+    // workflow fails with WORKFLOW_STEP_MISMATCH and its last good snapshot is kept.
+    const dynamic = setup({ types: { context: {} as { ref: unknown; early: boolean }, input: {} as { early?: boolean } }, actors: { prepare: fromPromise(async () => 0) } }).createMachine({
+      id: 'dynamic',
+      context: ({ input }) => ({ ref: null, early: input.early === true }),
+      initial: 'gate',
+      states: {
+        gate: { always: [{ guard: ({ context }) => context.early, target: 'spawn' }, { target: 'idle' }] },
+        idle: { on: { GO: 'spawn', PREPARE: 'preparing' } },
+        preparing: { invoke: { src: 'prepare', onDone: 'spawn' } },
+        spawn: { entry: assign({ ref: ({ spawn }) => (spawn as (src: unknown, options: object) => unknown)(inline, { id: 'worker' }) }) },
+      },
+    });
+    engine.workflow('dynamic', dynamic, { steps: { prepare: async () => 'prepared' } });
+    await engine.start();
+    const empty = await dump(database);
+    const refused = await engine.startWorkflow('dynamic', { early: true }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'WORKFLOW_STEP_MISMATCH' });
+    expect((refused as Error).message).toContain('inline actor');
+    expect((refused as Error).message).not.toContain('[object Object]');
+    expect(await dump(database)).toEqual(empty);
+    const id = await engine.startWorkflow('dynamic', {});
+    const idle = await dump(database);
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.send(id, { type: 'GO' }));
+    expect(await dump(database)).toEqual(idle);
+    await engine.send(id, { type: 'PREPARE' });
+    await expect(engine.workflowResult(id, { timeout: 5_000 })).rejects.toMatchObject({ error: { code: 'WORKFLOW_STEP_MISMATCH' } });
+    const failed = await engine.getWorkflow(id);
+    expect(failed).toMatchObject({ status: 'failed', value: 'preparing' });
+    expect(engine.taskTypes).toEqual(['workflow:dynamic:prepare']);
+  });
+
+  it('a named actor started with spawnChild is a durable step like an invoked one', async () => {
+    const machine = setup({ actors: { fetchIt: fromPromise(async () => 'in memory') } }).createMachine({
+      id: 'spawner',
+      context: { got: null as unknown },
+      initial: 'working',
+      states: {
+        working: {
+          entry: spawnChild('fetchIt', { id: 'fetcher', input: { n: 2 } }),
+          on: { 'xstate.done.actor.fetcher': { target: 'done', actions: assign({ got: ({ event }) => event.output }) } },
+        },
+        done: { type: 'final' },
+      },
+      output: ({ context }) => context.got,
+    });
+    const engine = await open(await backend.fresh());
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('spawner', machine, { steps: {} }));
+    engine.workflow('spawner', machine, { steps: { fetchIt: async (input: { n: number }) => input.n * 21 } });
+    await engine.start();
+    const id = await engine.startWorkflow('spawner', {});
+    expect(await engine.workflowResult(id, { timeout: 5_000 })).toBe(42);
+    expect((await engine.getWorkflow(id))!.steps.map((step) => step.type)).toEqual(['workflow:spawner:fetchIt']);
   });
 
   it('never runs the machine’s own actor implementations, before or after a restart', async () => {

@@ -38,6 +38,12 @@ export interface MachineStep {
   stopped: string[];
   scheduled: ScheduledEvent[];
   cancelled: string[];
+  /**
+   * Children in the new snapshot that no step stands for: spawned from inline logic (`src`
+   * null), or spawned without a `spawnChild` action (`spawn` inside `assign`), which the pure
+   * `transition()` never reports. Restored from a snapshot, each would be a silent zombie.
+   */
+  unmanaged: Array<{ id: string; src: string | null }>;
 }
 
 export interface PersistedWorkflowSnapshot {
@@ -90,18 +96,59 @@ export function machineVersion(machine: AnyStateMachine): string {
   return createHash('sha256').update(JSON.stringify(machine.definition)).digest('hex').slice(0, 16);
 }
 
+/** An actor the machine starts: by `invoke`, or by a `spawnChild` action it names in its config. */
+export interface ActorSource {
+  /** The state node that starts it. */
+  state: string;
+  how: 'invoke' | 'spawn';
+  /** Its name in `setup({ actors })`, or `null` for inline logic. */
+  src: string | null;
+}
+
 /**
- * Every actor the machine invokes, by source name. An inline actor (no name) cannot be restored
- * from a snapshot (it comes back as a silent zombie), so it is reported as `null`.
+ * Every actor the machine starts that can be seen in its config: each `invoke`, and each
+ * `spawnChild(...)` among the entry, exit and transition actions (also when named in
+ * `setup({ actions })`). Inline logic (no name) cannot be restored from a snapshot: XState brings
+ * it back as a silent zombie (its `src` becomes `{}` in JSON, it never runs nor finishes), so it
+ * is reported as `null`. A `spawn` inside `assign` or `enqueueActions` cannot be seen here; the
+ * runtime catches it from the transition ({@link MachineStep.unmanaged}).
  */
-export function invokedSources(machine: AnyStateMachine): Array<{ state: string; src: string | null }> {
-  const found: Array<{ state: string; src: string | null }> = [];
-  const visit = (node: { id: string; invoke?: Array<{ src: unknown }>; states?: Record<string, unknown> }) => {
-    for (const invoke of node.invoke ?? []) found.push({ state: node.id, src: typeof invoke.src === 'string' ? invoke.src : null });
-    for (const child of Object.values(node.states ?? {})) visit(child as typeof node);
+export function actorSources(machine: AnyStateMachine): ActorSource[] {
+  const found: ActorSource[] = [];
+  const named = (machine.implementations.actions ?? {}) as Record<string, unknown>;
+  const spawnOf = (action: unknown, depth = 0): { src: unknown } | undefined => {
+    if (depth > 4 || !action) return undefined;
+    if (typeof action === 'string') return spawnOf(named[action], depth + 1);
+    const type = (action as { type?: unknown }).type;
+    if (type === 'xstate.spawnChild') return action as { src: unknown };
+    if (typeof action === 'object' && typeof type === 'string') return spawnOf(named[type], depth + 1);
+    return undefined;
   };
-  visit(machine.root as never);
+  const visit = (node: StateNodeLike) => {
+    // Inline invoke logic is registered by XState under a generated `xstate.invoke.*` name.
+    for (const invoke of node.invoke ?? []) {
+      found.push({ state: node.id, how: 'invoke', src: typeof invoke.src === 'string' && !invoke.src.startsWith('xstate.invoke.') ? invoke.src : null });
+    }
+    const transitions = [...(node.transitions?.values() ?? [])].flat().concat(node.always ?? []);
+    const actions = [...(node.entry ?? []), ...(node.exit ?? []), ...transitions.flatMap((t) => t.actions ?? [])];
+    for (const action of actions) {
+      const spawn = spawnOf(action);
+      if (spawn) found.push({ state: node.id, how: 'spawn', src: typeof spawn.src === 'string' ? spawn.src : null });
+    }
+    for (const child of Object.values(node.states ?? {})) visit(child);
+  };
+  visit(machine.root as unknown as StateNodeLike);
   return found;
+}
+
+interface StateNodeLike {
+  id: string;
+  invoke?: Array<{ src: unknown }>;
+  entry?: unknown[];
+  exit?: unknown[];
+  always?: Array<{ actions?: unknown[] }>;
+  transitions?: Map<string, Array<{ actions?: unknown[] }>>;
+  states?: Record<string, StateNodeLike>;
 }
 
 // The snapshot from JSON, its children replaced by inert stand-ins: restoring the real child
@@ -141,7 +188,7 @@ function describeStep(machine: AnyStateMachine, snapshot: any, actions: readonly
     switch (action.type) {
       case 'xstate.spawnChild':
         // A child spawned and stopped within the same macrostep is not in the next snapshot.
-        if (params?.actorRef && snapshot.children[params.actorRef.id] === params.actorRef) {
+        if (params?.actorRef && snapshot.children[params.actorRef.id] === params.actorRef && typeof params.src === 'string') {
           started.push({ invokeId: params.actorRef.id, src: params.src, input: params.input });
         }
         break;
@@ -160,8 +207,21 @@ function describeStep(machine: AnyStateMachine, snapshot: any, actions: readonly
         if (!action.type.startsWith('xstate.')) action.exec?.(action.info, action.params);
     }
   }
+  const accounted = new Set([...Object.keys(previousChildren), ...started.map((step) => step.invokeId)]);
+  const unmanaged = Object.entries(snapshot.children as Record<string, { src: unknown }>)
+    .filter(([id]) => !accounted.has(id))
+    .map(([id, child]) => ({ id, src: typeof child.src === 'string' ? child.src : null }));
+  let persisted: PersistedWorkflowSnapshot;
+  try {
+    persisted = machine.getPersistedSnapshot(snapshot) as PersistedWorkflowSnapshot;
+  } catch (error) {
+    // XState's development build refuses to persist an inline child (its production build
+    // writes `src: {}`, the zombie). Such a step is refused by the runtime and never stored.
+    if (unmanaged.length === 0) throw error;
+    persisted = { status: snapshot.status, value: snapshot.value, context: null };
+  }
   return {
-    persisted: machine.getPersistedSnapshot(snapshot) as PersistedWorkflowSnapshot,
+    persisted,
     status: snapshot.status,
     value: snapshot.value,
     context: snapshot.context,
@@ -171,5 +231,6 @@ function describeStep(machine: AnyStateMachine, snapshot: any, actions: readonly
     stopped,
     scheduled,
     cancelled,
+    unmanaged,
   };
 }

@@ -5,7 +5,7 @@ import {
   acceptsWorkflowEvent,
   applyWorkflowEvent,
   initialWorkflowStep,
-  invokedSources,
+  actorSources,
   machineVersion,
   snapshotMismatch,
   type MachineStep,
@@ -54,6 +54,8 @@ interface Definition {
   name: string;
   machine: AnyStateMachine;
   version: string;
+  /** The step names: the only actors a transition may start. */
+  steps: Set<string>;
 }
 
 const TIMER_BATCH = 100;
@@ -105,10 +107,17 @@ export class WorkflowRuntime {
       throw new InvalidOptionError('machine', machine, 'an XState v5 machine (createMachine or setup(...).createMachine)');
     }
     const steps = options?.steps ?? {};
-    const invoked = invokedSources(machine);
-    const inline = invoked.find((invoke) => invoke.src === null);
-    if (inline) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `state ${inline.state} invokes an inline actor; register it by name in setup({ actors }) and give it a step`);
-    const sources = new Set(invoked.map((invoke) => invoke.src!));
+    const started = actorSources(machine);
+    const inline = started.find((actor) => actor.src === null);
+    if (inline) {
+      throw new WorkflowError(
+        'WORKFLOW_STEP_MISMATCH',
+        inline.how === 'invoke'
+          ? `state ${inline.state} invokes an inline actor; register it by name in setup({ actors }) and give it a step`
+          : `state ${inline.state} spawns an inline actor (spawnChild with logic, not a name): restored from a snapshot it would be a silent zombie; register it by name in setup({ actors }) and give it a step`,
+      );
+    }
+    const sources = new Set(started.map((actor) => actor.src!));
     for (const src of sources) {
       if (!Object.hasOwn(steps, src)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `workflow "${name}" invokes "${src}" but steps has no "${src}"`);
     }
@@ -119,7 +128,7 @@ export class WorkflowRuntime {
       const stepOptions = pickStepOptions(options.stepOptions, step);
       this.#host.registerTask(stepType(name, step), this.#stepHandler(implementation), stepOptions);
     }
-    this.#definitions.set(name, { name, machine, version: machineVersion(machine) });
+    this.#definitions.set(name, { name, machine, version: machineVersion(machine), steps: new Set(Object.keys(steps)) });
   }
 
   #stepHandler(step: WorkflowStep): TaskHandler {
@@ -129,7 +138,16 @@ export class WorkflowRuntime {
       // The child is found again by its parent step on a re-run, so a crash never starts two.
       return async (payload: { input: unknown }, ctx: TaskContext) => {
         const id = await this.start(child, payload.input, Number(ctx.id));
-        return this.result(id, undefined);
+        try {
+          return await this.result(id, undefined);
+        } catch (error) {
+          // The engine is stopping while the child still runs: failing here would fail the
+          // parent's step (and so the parent). Hold the attempt instead: the engine hands it
+          // back after `stopTimeoutMs` without counting it, and after a restart the step runs
+          // again and finds its child.
+          if (!(error instanceof PromisedError && error.code === 'ENGINE_STOPPED') || ctx.signal.aborted) throw error;
+          return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+        }
       };
     }
     throw new InvalidOptionError('step', step, 'a function (input, ctx) => output, or { workflow: name }');
@@ -159,6 +177,7 @@ export class WorkflowRuntime {
         if (existing !== undefined) return { value: existing, transitions: [] };
       }
       const step = initialWorkflowStep(definition.machine, JSON.parse(inputText));
+      refuseUnmanagedActors(definition, step);
       const snapshot = serialiseSnapshot(step);
       const workflowId = await tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, now });
       const transitions = await this.#commitStep(tx, definition, workflowId, step, snapshot, 'xstate.init', now);
@@ -252,10 +271,13 @@ export class WorkflowRuntime {
     }
     let snapshot: string;
     try {
+      refuseUnmanagedActors(definition, step);
       snapshot = serialiseSnapshot(step);
     } catch (error) {
       if (options.refuseBadContext) throw error;
-      return this.#finish(tx, row, row.snapshot, 'failed', null, { code: 'INVALID_CONTEXT', message: (error as Error).message }, event.type, now);
+      // The last good snapshot is kept.
+      const code = error instanceof WorkflowError ? error.code : 'INVALID_CONTEXT';
+      return this.#finish(tx, row, row.snapshot, 'failed', null, { code, message: (error as Error).message }, event.type, now);
     }
     return this.#commitStep(tx, definition, row.id, step, snapshot, event.type, now);
   }
@@ -510,6 +532,24 @@ function pickStepOptions(options: WorkflowOptions['stepOptions'], step: string):
   const keys = Object.keys(options);
   const looksPerStep = keys.length > 0 && keys.every((key) => typeof (options as Record<string, unknown>)[key] === 'object');
   return looksPerStep ? undefined : (options as TaskOptions);
+}
+
+/**
+ * Every actor a transition starts must be a step: one spawned from inline logic, spawned with
+ * `spawn` inside `assign` (no action reports it), or named but without a step would be kept in
+ * the snapshot and never run: a silent zombie after any restore.
+ */
+function refuseUnmanagedActors(definition: Definition, step: MachineStep): void {
+  const unmanaged = step.unmanaged[0];
+  if (unmanaged) {
+    const what = unmanaged.src === null ? 'an inline actor' : `"${unmanaged.src}" without a spawnChild action (spawn inside assign or enqueueActions)`;
+    throw new WorkflowError(
+      'WORKFLOW_STEP_MISMATCH',
+      `workflow "${definition.name}" spawned ${what} as "${unmanaged.id}": it would never run and never finish; start steps with invoke or spawnChild("name") of an actor named in setup({ actors }) with a step`,
+    );
+  }
+  const stray = step.started.find((started) => !definition.steps.has(started.src));
+  if (stray) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `workflow "${definition.name}" started "${stray.src}" as "${stray.invokeId}", which has no step; add steps.${stray.src}`);
 }
 
 // Context must survive JSON: a BigInt, Map or Date in it would be lost or throw on resume.
