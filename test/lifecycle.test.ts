@@ -174,7 +174,7 @@ describe.each(engineBackends)('lifecycle on $name', (backend) => {
         for (const w of workers) kill(w.child, 'SIGTERM');
         expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0]);
 
-        const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((line) => line.split(' ') as [string, string, string]);
+        const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((line) => line.split(' ') as [string, string, string, string?]);
         const pids = workers.map((w) => String(w.child.pid));
         const at = (kind: string) => lines.filter(([k]) => k === kind);
         const reader = await open(database);
@@ -198,11 +198,19 @@ describe.each(engineBackends)('lifecycle on $name', (backend) => {
         for (let t = Math.ceil((bothUpFrom + 1) / 1_000) * 1_000; t < bothUpUntil - 100; t += 1_000) contested.push(t);
         expect(contested.length).toBeGreaterThanOrEqual(3);
         for (const t of contested) expect(due).toContain(t);
-        // Each run was created by exactly one process's transaction, and the creators were both processes:
-        // each timer fired on the same due times, and each process won some of the races.
+        // Both competed for each of those due times: both timers fired, one transaction created the
+        // run and the other found it created.
+        const fired = lines.filter(([kind]) => kind === 'fired');
+        for (const t of contested) {
+          const iso = new Date(t).toISOString();
+          const racers = fired.filter(([, due]) => due === iso).map(([, , outcome, pid]) => `${pid} ${outcome}`).sort();
+          expect(racers.map((r) => r.split(' ')[0]).sort(), `who fired for ${iso}`).toEqual([...pids].sort());
+          expect(racers.map((r) => r.split(' ')[1]).sort(), `the race for ${iso}`).toEqual(['created', 'lost']);
+        }
+        // Each run was created by exactly one process's transaction (none refused as a duplicate).
         const created = at('created');
         expect(created.map(([, id]) => id).sort()).toEqual(runs.map((r) => r.id).sort());
-        expect(new Set(created.map(([, , pid]) => pid))).toEqual(new Set(pids));
+        expect(at('error')).toEqual([]);
         // Every run that ran, ran once, whichever process claimed it.
         const ran = at('ran').map(([, iso]) => iso);
         expect(new Set(ran).size).toBe(ran.length);

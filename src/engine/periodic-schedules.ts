@@ -127,7 +127,12 @@ export class PeriodicSchedules {
       return;
     }
     try {
-      await this.#host.write(async (tx, now) => ({ value: undefined, transitions: await this.#createRun(tx, definition, due, now) }));
+      const created = await this.#host.write(async (tx, now) => {
+        const transitions = await this.#createRun(tx, definition, due, now);
+        return { value: transitions.length > 0, transitions };
+      });
+      // Losing the race is normal with several processes: the other one's transaction created the run.
+      this.#host.log.debug({ schedule: definition.name, dueAt: new Date(due).toISOString(), created }, created ? 'created a periodic run' : 'periodic run already created elsewhere');
     } catch (error) {
       this.#host.log.error({ schedule: definition.name, err: error }, 'could not create a periodic run; trying again at the next due time');
     }
