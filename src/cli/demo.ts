@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { createEngine } from '../engine/create-engine.js';
 import type { Engine } from '../engine/engine.js';
 import type { TaskContext } from '../engine/task-context.js';
+import { displayDatabase } from './database.js';
 import { demoWorkflow } from './demo-workflow.js';
 
 const WORKFLOW = 'demo-ci';
@@ -57,7 +58,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   const summary = await engine.start();
   if (unfinished.length > 0 || summary.workflows.running > 0) {
     out.write(
-      `Resumed ${summary.resumed.total} unfinished promises from ${options.database} ` +
+      `Resumed ${summary.resumed.total} unfinished promises from ${displayDatabase(options.database)} ` +
         `(${summary.resumed.waiting} waiting, ${summary.resumed.pending} pending, ${summary.resumed.in_progress} in progress; ` +
         `${summary.recovered} recovered from the interrupted run) and ${summary.workflows.running} workflow(s). Completed steps are not run again.\n`,
     );
@@ -100,7 +101,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   process.off('SIGTERM', onSignal);
   const failed = outcomes.filter((outcome) => outcome.status === 'rejected').length;
   out.write(failed === 0 ? `All ${outcomes.length} promises and workflows completed.\n` : `${failed} of ${outcomes.length} failed.\n`);
-  out.write(`Inspect them with: npx promised list --db ${options.database}\n`);
+  out.write(`Inspect them with: npx promised list --db ${displayDatabase(options.database)}\n`);
   await engine.stop();
 }
 

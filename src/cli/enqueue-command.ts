@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Engine, PromiseRecord } from '../index.js';
 import { parseJsonArgument } from './arguments.js';
+import { displayDatabase, isPostgresUrl } from './database.js';
 import { CliError, EXIT, exitCodeOf } from './exit-codes.js';
 import { loadTasks, registerTasks } from './load-tasks.js';
 import { openEngine, type GlobalOptions } from './open-engine.js';
@@ -33,12 +34,13 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
   if (tasksPath === undefined) {
     throw new CliError(
       'TASKS_MODULE_REQUIRED',
-      `cannot check task type "${type}": pass --tasks TASKS_MODULE (no worker is running for ${options.db} to take its tasks module from)`,
+      `cannot check task type "${type}": pass --tasks TASKS_MODULE (no worker is running for ${displayDatabase(options.db)} to take its tasks module from)`,
     );
   }
   const tasks = await loadTasks(tasksPath);
   const here = workers.length === 0;
-  const existed = fs.existsSync(options.db);
+  // A PostgreSQL database is never removed: a refused enqueue on an empty one leaves the tables.
+  const existed = isPostgresUrl(options.db) || fs.existsSync(options.db);
   const engine = await openEngine(options.db, { immediate: here, concurrency: 1 });
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= engine.stop());
@@ -63,7 +65,7 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
         return exitCodeForSignal(interruptedBy);
       }
       const record = (await engine.get(id))!;
-      output.note(`no worker is running for ${options.db}; ran promise ${id} here, synchronously: ${describeOutcome(record)}`);
+      output.note(`no worker is running for ${displayDatabase(options.db)}${isPostgresUrl(options.db) ? ' on this host' : ''}; ran promise ${id} here, synchronously: ${describeOutcome(record)}`);
       if (!options.wait) {
         output.result({ id, status: record.status, ranHere: true }, () => id!);
         return EXIT.ok;

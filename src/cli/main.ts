@@ -15,8 +15,8 @@ import type { WorkerStartOptions, WorkerStatusOptions, WorkerStopOptions } from 
 
 const program = new Command()
   .name('promised')
-  .description('Durable promises and workflows on SQLite')
-  .option('--db <path>', 'database file (or the PROMISED_DB variable)', process.env.PROMISED_DB ?? './promised.db')
+  .description('Durable promises and workflows on SQLite or PostgreSQL')
+  .option('--db <path>', 'SQLite file or postgres:// URL (or the PROMISED_DB variable)', process.env.PROMISED_DB ?? './promised.db')
   .option('--json', 'machine-readable output: one JSON document on stdout')
   .exitOverride()
   .configureOutput({
@@ -54,7 +54,7 @@ worker
   .argument('<TASKS_MODULE>', 'module whose default export registers tasks, periodics and workflows')
   .option('--concurrency <n>', 'handlers running at once', integerArgument('--concurrency', 1, 10_000), 4)
   .option('--foreground', 'run in this process (systemd, containers); log to stderr unless --log-file')
-  .option('--pid-file <path>', 'PID file (default: <db>.worker.pid); give each worker of one database its own')
+  .option('--pid-file <path>', 'PID file (default: <db>.worker.pid; for PostgreSQL ./promised-<host>-<port>-<database>.worker.pid); give each worker of one database its own')
   .option('--log-file <path>', 'pino log file of a detached worker (default: <db>.worker.log)')
   .option('--stop-timeout <duration>', 'on stop, how long running handlers may finish before their claims are handed back', durationArgument('--stop-timeout'), 30_000)
   .action(

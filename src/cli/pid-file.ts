@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { workerFileBase } from './database.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 /** What a worker writes into its PID file, so other commands can find it and prove it is still it. */
@@ -15,6 +16,7 @@ export interface WorkerInfo {
   /** A random token, so a PID file is removed only by the worker that wrote it. */
   token: string;
   host: string;
+  /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
   database: string;
   tasks: string;
   logFile: string | null;
@@ -30,26 +32,29 @@ export type PidFileState =
   | { state: 'running'; file: string; info: WorkerInfo }
   | { state: 'stale'; file: string; reason: string; content: string };
 
-/** `<database>.worker.pid`, beside the database. */
+/**
+ * `<database>.worker.pid` beside an SQLite file; for PostgreSQL,
+ * `./promised-<host>-<port>-<database>.worker.pid` in the current directory (see `workerFileBase`).
+ */
 export function defaultPidFile(database: string): string {
-  return `${path.resolve(database)}.worker.pid`;
+  return `${workerFileBase(database)}.worker.pid`;
 }
 
-/** Beside the PID file (`x.pid` → `x.log`), or `<database>.worker.log`. */
+/** Beside the PID file (`x.pid` → `x.log`), or `<database>.worker.log` (named as the PID file is). */
 export function defaultLogFile(database: string, pidFile: string | undefined): string {
   if (pidFile !== undefined && pidFile.endsWith('.pid')) return `${path.resolve(pidFile.slice(0, -'.pid'.length))}.log`;
-  return `${path.resolve(database)}.worker.log`;
+  return `${workerFileBase(database)}.worker.log`;
 }
 
 /**
  * Every PID file that may name a worker of `database`: the explicit one, or the default one and
- * its siblings (`<database>.worker*.pid`, which is how several workers of one file are named).
+ * its siblings (`<database>.worker*.pid`, which is how several workers of one database are named).
  */
 export function pidFilesOf(database: string, explicit: string | undefined): string[] {
   if (explicit !== undefined) return [path.resolve(explicit)];
   const primary = defaultPidFile(database);
   const directory = path.dirname(primary);
-  const prefix = `${path.basename(path.resolve(database))}.worker`;
+  const prefix = `${path.basename(workerFileBase(database))}.worker`;
   let siblings: string[] = [];
   try {
     siblings = fs

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EngineStats } from '../index.js';
+import { databaseIdentity, displayDatabase, isPostgresUrl, probeDatabase } from './database.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { loadTasks, registerTasks } from './load-tasks.js';
 import { openEngine, type GlobalOptions } from './open-engine.js';
@@ -56,6 +57,9 @@ export async function workerStart(tasksModule: string, options: WorkerStartOptio
 
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.openSync(logFile, 'a');
+  // A PostgreSQL URL reaches the worker through PROMISED_DB, not its command line: a password in
+  // the arguments would be shown to every user of the host by ps.
+  const postgres = isPostgresUrl(options.db);
   const args = [
     ...process.execArgv,
     process.argv[1]!,
@@ -63,8 +67,7 @@ export async function workerStart(tasksModule: string, options: WorkerStartOptio
     'start',
     tasks.path,
     '--foreground',
-    '--db',
-    path.resolve(options.db),
+    ...(postgres ? [] : ['--db', path.resolve(options.db)]),
     '--concurrency',
     String(options.concurrency),
     '--stop-timeout',
@@ -74,7 +77,7 @@ export async function workerStart(tasksModule: string, options: WorkerStartOptio
     '--log-file',
     logFile,
   ];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: { ...process.env, [REPORT_TO_PARENT_ENV]: '1' } });
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log, 'ipc'], env: { ...process.env, ...(postgres ? { PROMISED_DB: options.db } : {}), [REPORT_TO_PARENT_ENV]: '1' } });
   fs.closeSync(log);
   const outcome = await new Promise<WorkerReport | { type: 'exit'; code: number | null } | { type: 'timeout' }>((resolve) => {
     const timer = setTimeout(() => resolve({ type: 'timeout' }), READY_TIMEOUT_MS);
@@ -92,7 +95,7 @@ export async function workerStart(tasksModule: string, options: WorkerStartOptio
   if (outcome.type === 'error') throw new CliError(outcome.code, outcome.message, outcome.exitCode);
   if (outcome.type === 'exit') throw new CliError('WORKER_FAILED', `the worker exited (code ${outcome.code}) before it was ready; see ${logFile}`, EXIT.failure);
   if (outcome.type === 'timeout') throw new CliError('WORKER_FAILED', `the worker (pid ${child.pid}) did not report ready within ${READY_TIMEOUT_MS / 1000}s; see ${logFile}`, EXIT.failure);
-  output.result({ pid: outcome.pid, database: path.resolve(options.db), pidFile, logFile }, () => `worker started (pid ${outcome.pid}); log ${logFile}, PID file ${pidFile}`);
+  output.result({ pid: outcome.pid, database: databaseIdentity(options.db), pidFile, logFile }, () => `worker started (pid ${outcome.pid}); log ${logFile}, PID file ${pidFile}`);
   return EXIT.ok;
 }
 
@@ -113,7 +116,7 @@ export async function workerStop(options: WorkerStopOptions, output: Output): Pr
   for (const { file, info } of remote) output.note(`worker ${info.pid} of ${file} runs on host ${info.host}; stop it there`);
   const workers = found.filter(({ info }) => info.host === os.hostname());
   if (workers.length === 0) {
-    output.result({ stopped: [] }, () => `no worker is running for ${options.db}${remote.length > 0 ? ' on this host' : ''}`);
+    output.result({ stopped: [] }, () => `no worker is running for ${displayDatabase(options.db)}${remote.length > 0 ? ' on this host' : ''}`);
     return remote.length > 0 ? EXIT.failure : EXIT.ok;
   }
   const started = Date.now();
@@ -157,7 +160,7 @@ export interface WorkerStatusOptions extends GlobalOptions {
 export async function workerStatus(options: WorkerStatusOptions, output: Output): Promise<number> {
   const workers = liveWorkers(pidFilesOf(options.db, options.pidFile), output.note);
   let counts: EngineStats | null = null;
-  if (fs.existsSync(options.db)) {
+  if ((await probeDatabase(options.db)) === 'present') {
     const engine = await openEngine(options.db, { changeCheckIntervalMs: 0 });
     try {
       counts = await engine.stats();
@@ -178,20 +181,20 @@ export async function workerStatus(options: WorkerStatusOptions, output: Output)
   output.result(
     {
       running: workers.length > 0,
-      database: path.resolve(options.db),
+      database: databaseIdentity(options.db),
       workers: described,
       counts: counts && { waiting: counts.waiting, pending: counts.pending, in_progress: counts.in_progress, completed: counts.completed, failed: counts.failed },
     },
     () => {
       const lines =
         described.length === 0
-          ? [`worker: not running (${options.db})`]
+          ? [`worker: not running (${displayDatabase(options.db)})`]
           : described.flatMap((w) => [
               `worker: running, pid ${w.pid}, up ${formatDuration(w.uptimeMs)}, concurrency ${w.concurrency}`,
               `  tasks ${w.tasks}`,
               `  PID file ${w.pidFile}${w.logFile ? `, log ${w.logFile}` : ''}`,
             ]);
-      lines.push(counts ? `promises: ${formatCounts(counts)}` : `promises: no database at ${options.db} yet`);
+      lines.push(counts ? `promises: ${formatCounts(counts)}` : `promises: no database at ${displayDatabase(options.db)} yet`);
       return lines.join('\n');
     },
   );

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Engine } from '../index.js';
+import { databaseIdentity } from './database.js';
 import { exitCodeOf, oneLine } from './exit-codes.js';
 import { loadTasks, registerTasks } from './load-tasks.js';
 import { openEngine } from './open-engine.js';
@@ -34,7 +35,7 @@ export async function runWorker(settings: WorkerSettings): Promise<number> {
   try {
     const tasks = await loadTasks(settings.tasks);
     info = describeThisWorker({
-      database: path.resolve(settings.database),
+      database: databaseIdentity(settings.database),
       tasks: tasks.path,
       logFile: settings.logFile === undefined ? null : path.resolve(settings.logFile),
       concurrency: settings.concurrency,
