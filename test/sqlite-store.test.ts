@@ -27,6 +27,21 @@ describe('SQLite store', () => {
   });
 });
 
+describe('SQLite durability setting', () => {
+  it('createEngine({ synchronous }) reaches the connection: NORMAL by default, FULL when asked', async () => {
+    const { createEngine } = await import('../src/index.js');
+    for (const [option, expected] of [[undefined, 1], ['FULL', 2]] as const) {
+      const engine = await createEngine({ database: tempDbPath(), changeCheckIntervalMs: 0, cleanupIntervalMs: 0, ...(option ? { synchronous: option } : {}) });
+      try {
+        const store = engine.store as unknown as SqliteStore;
+        expect(await store.execute('pragma synchronous')).toEqual([{ synchronous: expected }]);
+      } finally {
+        await engine.stop();
+      }
+    }
+  });
+});
+
 describe('SQLite WAL checkpoints', () => {
   it('run on a background thread once started: the commit path never checkpoints, and the WAL stays bounded', async () => {
     const file = tempDbPath();
