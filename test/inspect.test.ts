@@ -63,7 +63,6 @@ describe('the inspection hub', () => {
       return 'slow done';
     });
     engine.task('quick', async () => 'quick done');
-    // The hub learns workflow machines as they are registered (the engine has no accessor).
     const { hub, url } = await hubOn(engine, database);
     engine.workflow('publish', publishMachine, { steps: publishSteps });
     await engine.start();
@@ -111,8 +110,12 @@ describe('the inspection hub', () => {
     await engine.send(workflow, { type: 'APPROVE' });
     await until(() => late.moves(workflowSession).includes('APPROVE -> {"checking":{"spelling":"open","legal":"open"}}'), 2_000, 'APPROVE: ' + late.moves(workflowSession).join(', '));
 
-    // Restart: a new engine and hub on the same database; the waiting workflow is rehydrated
-    // and keeps its session id.
+    // A promise still unfinished at the restart: delayed far in the future, so it stays pending.
+    const later = await engine.enqueue('quick', { n: 2 }, { delay: 3_600_000 });
+    const laterSession = hub.feed.sessionIdOf('promise', later);
+
+    // Restart: a new engine and hub on the same database; the waiting workflow and the pending
+    // promise are rehydrated and keep their session ids.
     await hub.close();
     await stop(engine);
     const second = await open(database);
@@ -124,6 +127,9 @@ describe('the inspection hub', () => {
     const after = await viewer(again.url);
     expect(again.hub.feed.sessionIdOf('workflow', workflow)).toBe(workflowSession);
     await until(() => after.of(workflowSession).length >= 1, 2_000, 'the rehydrated workflow');
+    await until(() => after.of(laterSession).length >= 1, 2_000, 'the rehydrated promise');
+    expect(again.hub.feed.sessionIdOf('promise', later)).toBe(laterSession);
+    expect(after.of(laterSession)[0]).toMatchObject({ type: '@xstate.actor', name: 'quick', snapshot: { status: 'active', value: 'pending' } });
     expect(after.of(workflowSession)[0]).toMatchObject({ type: '@xstate.actor', snapshot: { value: { checking: { spelling: 'open', legal: 'open' } } } });
     expect((after.of(workflowSession)[0] as { definition?: string }).definition).toContain('"awaitingApproval"');
     await second.send(workflow, { type: 'SPELLING_OK' });
@@ -135,6 +141,30 @@ describe('the inspection hub', () => {
       'LEGAL_OK -> "publishing"',
       'xstate.done.actor.0.publish.publishing -> "published"',
     ]);
+  });
+
+  it('draws the definitions of workflows registered before the hub was created', async () => {
+    const database = tempDbPath();
+    const engine = await open(database);
+    engine.workflow('publish', publishMachine, { steps: publishSteps });
+    await engine.start();
+    const workflow = await engine.startWorkflow('publish', { title: 'Early' });
+    await until(async () => (await engine.getWorkflow(workflow))!.value === 'awaitingApproval', 5_000, 'awaiting approval');
+    // Only now the hub: it reads machines through engine.workflowMachine(name).
+    const { hub, url } = await hubOn(engine, database);
+    expect(hub.feed.definitionOf('publish')).toBeDefined();
+    const late = await viewer(url);
+    const session = hub.feed.sessionIdOf('workflow', workflow);
+    await until(() => late.of(session).length >= 1, 2_000, 'the workflow actor');
+    const actor = late.of(session)[0] as { type: string; definition?: string };
+    expect(actor.type).toBe('@xstate.actor');
+    expect(JSON.parse(actor.definition!)).toMatchObject({ id: 'publish', initial: 'drafting' });
+    // And a workflow started after the hub, too.
+    await engine.send(workflow, { type: 'APPROVE' });
+    const second = await engine.startWorkflow('publish', { title: 'After' });
+    const secondSession = hub.feed.sessionIdOf('workflow', second);
+    await until(() => late.of(secondSession).length >= 1, 5_000, 'the second workflow actor');
+    expect((late.of(secondSession)[0] as { definition?: string }).definition).toContain('"awaitingApproval"');
   });
 
   it('gives an @statelyai/inspect inspector passed to createEngine the same actors', async () => {

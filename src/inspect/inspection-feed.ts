@@ -7,7 +7,7 @@ import type { WorkflowChange, WorkflowRecord } from '../workflows/workflow-runti
 import { actorFrame, eventFrame, snapshotFrame, type ActorFrame, type InspectedSnapshot, type InspectionFrame, type SnapshotFrame } from './frames.js';
 import { machineDefinition } from './machine-definition.js';
 import { databaseFingerprint, promiseSessionId, workflowSessionId } from './session-ids.js';
-import { hookEngineLifecycle, workflowMachines } from './workflow-machines.js';
+import { hookEngineLifecycle } from './workflow-machines.js';
 
 /** Options of {@link InspectionFeed}. */
 export interface InspectionFeedOptions {
@@ -15,7 +15,10 @@ export interface InspectionFeedOptions {
   database?: string;
   /** A fingerprint of your choosing instead of one derived from `database`. */
   fingerprint?: string;
-  /** Workflow machines by name, for workflows registered before the feed was attached. */
+  /**
+   * Workflow machines by name, for workflows this engine does not register (by default each is
+   * read from `engine.workflowMachine(name)` when needed).
+   */
   machines?: Record<string, AnyStateMachine>;
   /**
    * Actors kept in memory for late joiners; past it the oldest finished (then oldest) go.
@@ -51,6 +54,8 @@ interface Entry {
 }
 
 const PROMISE_DEFINITION = machineDefinition(promiseMachine);
+/** Each workflow machine's definition, serialised once. */
+const definitions = new WeakMap<AnyStateMachine, string>();
 const UNFINISHED: PromiseStatus[] = ['waiting', 'pending', 'in_progress'];
 const RECONCILE_LIMIT = 1_000;
 
@@ -109,8 +114,7 @@ export class InspectionFeed {
     this.#engine = engine;
     this.#options = { maxActors: 10_000, finishedTtlMs: 60_000, pollIntervalMs: 0, ...options };
     this.fingerprint = options.fingerprint ?? databaseFingerprint(options.database ?? ':memory:');
-    this.#machines = workflowMachines(engine);
-    for (const [name, machine] of Object.entries(options.machines ?? {})) this.#machines.set(name, machine);
+    this.#machines = new Map(Object.entries(options.machines ?? {}));
   }
 
   /** Listens to the engine and publishes what the database holds. Idempotent. */
@@ -162,8 +166,11 @@ export class InspectionFeed {
 
   /** The machine definition of a registered workflow, if this feed knows it. */
   definitionOf(workflowName: string): string | undefined {
-    const machine = this.#machines.get(workflowName);
-    return machine ? machineDefinition(machine) : undefined;
+    const machine = this.#machines.get(workflowName) ?? this.#engine.workflowMachine(workflowName);
+    if (!machine) return undefined;
+    let definition = definitions.get(machine);
+    if (definition === undefined) definitions.set(machine, (definition = machineDefinition(machine)));
+    return definition;
   }
 
   /** Re-reads unfinished promises and running workflows and publishes what changed. */
@@ -260,9 +267,10 @@ export class InspectionFeed {
       if (workflow.status !== 'running') entry.finishedAt = now;
       return;
     }
-    if (entry.actor.definition === undefined && this.#machines.has(workflow.name)) {
-      // Registered since it was first seen (a feed attached before `engine.workflow`): tell viewers its machine.
-      entry.actor = { ...entry.actor, definition: this.definitionOf(workflow.name) };
+    const definition = entry.actor.definition === undefined ? this.definitionOf(workflow.name) : undefined;
+    if (definition !== undefined) {
+      // Registered since it was first seen (a workflow started elsewhere before this process registered it): tell viewers its machine.
+      entry.actor = { ...entry.actor, definition };
       this.#emit({ ...entry.actor, snapshot: entry.latest?.snapshot ?? entry.actor.snapshot });
     }
     if (entry.tick > since || entry.signature === signature) return;

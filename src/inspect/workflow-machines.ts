@@ -1,31 +1,19 @@
 import type { AnyStateMachine } from 'xstate';
 import type { Engine } from '../engine/engine.js';
 
-const registries = new WeakMap<Engine, Map<string, AnyStateMachine>>();
-
 /**
- * The machines of the workflows registered on `engine`, by workflow name. The engine has no
- * public accessor for them, so the first call wraps `engine.workflow` on this instance and
- * records every machine registered from then on: attach before registering workflows (as
- * `createEngine({ inspect })` and `promised dashboard --tasks` do), or pass the machines yourself.
+ * The machines of the workflows registered on `engine` now, by workflow name, read through the
+ * engine's public accessors (`engine.workflowNames`, `engine.workflowMachine(name)`). The
+ * inspection feed looks machines up by name whenever it needs one, so a feed created before or
+ * after `engine.workflow(...)` draws the same definitions.
  */
 export function workflowMachines(engine: Engine): Map<string, AnyStateMachine> {
-  let machines = registries.get(engine);
-  if (machines) return machines;
-  const registry = new Map<string, AnyStateMachine>();
-  machines = registry;
-  registries.set(engine, registry);
-  const register = engine.workflow.bind(engine);
-  Object.defineProperty(engine, 'workflow', {
-    configurable: true,
-    writable: true,
-    value: (...args: Parameters<Engine['workflow']>) => {
-      const result = register(...args);
-      registry.set(args[0], args[1]);
-      return result;
-    },
-  });
-  return registry;
+  const machines = new Map<string, AnyStateMachine>();
+  for (const name of engine.workflowNames) {
+    const machine = engine.workflowMachine(name);
+    if (machine) machines.set(name, machine);
+  }
+  return machines;
 }
 
 /**
