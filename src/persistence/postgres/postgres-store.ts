@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Kysely, sql, type Compilable } from 'kysely';
-import type pg from 'pg';
+import pg from 'pg';
 import type { PreparedQuery } from '../prepared.js';
 import { buildLifecycleQueries, type LifecycleQueries } from '../lifecycle-queries.js';
 import { buildQueries, type Queries, type QueryCapabilities } from '../queries.js';
@@ -208,30 +208,60 @@ export class PostgresStore implements Store {
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient | undefined;
       let committing = false;
+      let result: T | undefined;
+      /** The transaction id the server reported before COMMIT: null when it wrote nothing, undefined when not heard. */
+      let xid: string | null | undefined;
+      // The pool listens for errors on idle connections only. A checked-out connection that the
+      // server ends between two statements (a restart: 57P01 arrives while no query is active)
+      // emits 'error' with nobody listening, which would end the process; the next statement
+      // fails with that error instead, and the transaction runs again on a new connection.
+      const onClientError = () => {};
+      const release = (connection: pg.PoolClient, destroy?: Error | boolean) => {
+        connection.removeListener('error', onClientError);
+        connection.release(destroy);
+      };
       try {
         client = await this.#pool.connect();
+        client.on('error', onClientError);
         await client.query('begin');
         const { api, changed } = this.#createTransactionApi(client);
-        const result = await work(api);
+        result = await work(api);
         committing = true;
-        // One round trip: the notification is queued inside the transaction and delivered, to
-        // every listening process, only if and when the commit succeeds.
-        await client.query(changed() ? `select pg_notify('${CHANGE_CHANNEL}', '${this.#selfId}'); commit` : 'commit');
-        client.release();
+        // One round trip: the transaction's id (null if it wrote nothing), then the notification,
+        // queued inside the transaction and delivered to every listening process only if and
+        // when the commit succeeds, then the commit.
+        const notify = changed() ? `select pg_notify('${CHANGE_CHANNEL}', '${this.#selfId}'); ` : '';
+        xid = await commitReportingXid(client, `select txid_current_if_assigned()::text as xid; ${notify}commit`, (id) => (xid = id));
+        release(client);
         return result;
       } catch (error) {
         const lost = isConnectionLoss(error);
+        if (lost && committing && xid !== undefined && client) {
+          // The connection failed during COMMIT, but the server told us the transaction's id
+          // first (a restart's "terminating connection" error arrives after the output before
+          // it): ask a new connection whether it committed, instead of guessing.
+          release(client, true);
+          client = undefined;
+          const outcome = xid === null ? 'aborted' : await this.#transactionStatus(xid, deadline);
+          if (outcome === 'committed') return result!;
+          // Never committed (or wrote nothing): running the work again is safe.
+          if (outcome === 'aborted' && !this.#closed && Date.now() < deadline) {
+            await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt) * (0.5 + Math.random()));
+            continue;
+          }
+        }
         if (client) {
-          if (lost) client.release(true);
+          if (lost) release(client, true);
           else {
             await client.query('rollback').then(
-              () => client!.release(),
-              (rollbackError: unknown) => client!.release(rollbackError as Error),
+              () => release(client!),
+              (rollbackError: unknown) => release(client!, rollbackError as Error),
             );
           }
         }
-        // A commit whose answer was lost may have happened: running the work again could apply
-        // it twice (an enqueue would insert twice), so that one error goes to the caller.
+        // A commit whose answer was lost, with no transaction id to ask about, may have
+        // happened: running the work again could apply it twice (an enqueue would insert twice),
+        // so that one error goes to the caller.
         const retry =
           !this.#closed &&
           ((isConflict(error) && attempt < CONFLICT_RETRIES) || (lost && !committing && Date.now() < deadline));
@@ -239,6 +269,28 @@ export class PostgresStore implements Store {
         await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt) * (0.5 + Math.random()));
       }
     }
+  }
+
+  /**
+   * Whether transaction `xid` committed, asked on a new connection (`txid_status`) until the
+   * server answers or `deadline` passes: 'committed', 'aborted' (which includes a transaction the
+   * server was running when it went down), or 'unknown'.
+   */
+  async #transactionStatus(xid: string, deadline: number): Promise<'committed' | 'aborted' | 'unknown'> {
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        const { rows } = await this.#pool.query<{ status: string | null }>('select txid_status($1::bigint) as status', [xid]);
+        const status = rows[0]?.status;
+        if (status === 'committed' || status === 'aborted') return status;
+        // 'in progress': the old session has not ended yet (the server has not noticed the cut).
+        if (status !== 'in progress') return 'unknown';
+      } catch (error) {
+        if (!isConnectionLoss(error)) return 'unknown';
+      }
+      if (Date.now() >= deadline) return 'unknown';
+      await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt) * (0.5 + Math.random()));
+    }
+    return 'unknown';
   }
 
   async getPromise(id: number): Promise<PromiseRow | undefined> {
@@ -368,6 +420,24 @@ export class PostgresStore implements Store {
 
 function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
   return b.priority - a.priority || a.run_at - b.run_at || a.id - b.id;
+}
+
+/**
+ * Runs the commit statements (simple protocol), handing the `xid` column's value to `onXid` as
+ * soon as its row arrives: if the connection then fails, the caller still knows which
+ * transaction to ask about. Resolves with the xid (null: the transaction wrote nothing).
+ */
+function commitReportingXid(client: pg.PoolClient, text: string, onXid: (xid: string | null) => void): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    let xid: string | null = null;
+    const query = new pg.Query(text);
+    query.on('row', (row: { xid?: string | null }) => {
+      if ('xid' in row) onXid((xid = row.xid ?? null));
+    });
+    query.on('error', reject);
+    query.on('end', () => resolve(xid));
+    client.query(query);
+  });
 }
 
 function sleep(ms: number): Promise<void> {
