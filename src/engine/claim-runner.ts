@@ -224,10 +224,14 @@ export class ClaimRunner {
     if (this.#running.size === 0) return;
     try {
       const now = this.#host.clock.now();
+      // Only claims already running now are judged by the renewal: on a store with concurrent
+      // connections (PostgreSQL) a claim that commits while the renewal runs is not among the
+      // rows it saw, yet is ours.
+      const before = new Set(this.#running.values());
       const held = await this.#host.store.transaction(async (tx) => tx.renewLeases(this.#host.owner, now + this.#host.leaseMs, now));
       const tokens = new Map(held.map((row) => [row.id, row.lease_token]));
       for (const entry of this.#running.values()) {
-        if (tokens.get(entry.claim.id) === entry.claim.leaseToken || entry.fencedOff) continue;
+        if (!before.has(entry) || tokens.get(entry.claim.id) === entry.claim.leaseToken || entry.fencedOff) continue;
         this.fenceOff(entry.claim.id, new PromisedError('LEASE_LOST', `promise ${entry.claim.id}: lease lost to another worker`));
       }
     } catch (error) {
