@@ -415,7 +415,9 @@ describe.each(engineBackends)('lifecycle on $name', (backend) => {
         // main's commit: a follow-up enqueued by any later transaction would be lost here.
         const first = spawnFixture('lifecycle-worker.ts', ['follow-up', database, log, 'kill']);
         children.push(first);
-        await Promise.race([first.exited, sleep(30_000).then(() => Promise.reject(new Error(`the child did not kill itself; stderr: ${first.stderr()}`)))]);
+        let guard: NodeJS.Timeout | undefined;
+        await Promise.race([first.exited, new Promise((_, reject) => (guard = setTimeout(() => reject(new Error(`the child did not kill itself; stderr: ${first.stderr()}`)), 30_000)))]);
+        clearTimeout(guard);
         expect(first.child.signalCode).toBe('SIGKILL');
 
         // What the kill left: main completed, and its follow-up committed with it, never started.
