@@ -152,15 +152,14 @@ async function main() {
   const results = {};
   try {
     console.log(`PostgreSQL ${server.version} (${server.settings}) on ${os.cpus().length} cores (${os.cpus()[0].model}), node ${process.version}, commit ${versions.promised}`);
-    console.log(`N=${n} pre-enqueued no-op jobs per cell, concurrency ${concurrency} per worker process, ${runs} run(s) per cell (median)`);
+    console.log(`N=${n} pre-enqueued no-op jobs per cell, concurrency ${concurrency} per worker process, ${runs} run(s) per cell (median; mean of the middle two for an even count)`);
     console.log(`1-minute load average at start: ${loadAtStart[0].toFixed(2)} (5 min ${loadAtStart[1].toFixed(2)}, 15 min ${loadAtStart[2].toFixed(2)})`);
     for (const s of systems) console.log(`  ${SYSTEMS[s].label}${s === 'promised' ? '' : ` ${versions[s]}`}: ${SYSTEMS[s].setup(concurrency)}`);
     for (const workers of counts) {
       for (const system of systems) {
         const samples = [];
         for (let run = 0; run < runs; run++) samples.push(await measure(server, system, workers, n, concurrency));
-        samples.sort((a, b) => a.perSecond - b.perSecond);
-        (results[system] ??= {})[workers] = { ...samples[Math.floor(samples.length / 2)], samples: samples.map((x) => Math.round(x.perSecond)) };
+        (results[system] ??= {})[workers] = { ...medianOf(samples), samples };
       }
     }
   } finally {
@@ -187,7 +186,7 @@ async function main() {
         r.statementsPerJob === null ? '—' : r.statementsPerJob.toFixed(2),
         r.commitsPerJob.toFixed(2),
         r.walBytesPerJob.toFixed(0),
-        runs > 1 ? r.samples.join(' / ') : '',
+        runs > 1 ? r.samples.map((x) => x.perSecond.toFixed(0)).join(' / ') : '',
       ]);
     }
   }
@@ -294,6 +293,17 @@ async function measure(server, system, workers, n, concurrency) {
   console.log(`  ${SYSTEMS[system].label.padEnd(20)} ${workers} worker(s): ${result.perSecond.toFixed(0).padStart(6)}/s (${seconds.toFixed(2)} s; start() ${result.startMs.toFixed(0)} ms), server CPU ${((serverCpu * 1000) / n).toFixed(0)} µs/job, ${total} handler calls, each job once`);
   if (top) for (const row of top) console.log(`      ${row.perJob.toFixed(3).padStart(6)}/job  ${row.msPerCall.toFixed(3).padStart(7)} ms/call  ${row.query}`);
   return result;
+}
+
+/** Field by field: the middle sample, or the mean of the two middle ones for an even count. */
+function medianOf(samples) {
+  const out = {};
+  for (const key of Object.keys(samples[0])) {
+    const values = samples.map((x) => x[key]).filter((v) => typeof v === 'number').sort((a, b) => a - b);
+    const mid = Math.floor(values.length / 2);
+    out[key] = values.length === 0 ? null : values.length % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+  }
+  return out;
 }
 
 /** Statements run, transactions committed (in this database) and WAL written (cluster-wide). */
