@@ -131,6 +131,26 @@ describe.each(engineBackends)('lifecycle on $name', (backend) => {
         expect(ran).toEqual(['2026-03-29T01:00:00.000Z']);
       });
 
+      it('a timer that fires after later due times passed (a stalled process) applies the catch-up policy', async () => {
+        for (const catchUp of ['once', 'skip'] as const) {
+          const clock = manualClock('2026-01-05T06:00:00.000Z');
+          const engine = await open(await fresh(), { clock });
+          engine.periodic('tick', '* * * * * *', () => 'ran', { catchUp });
+          await engine.start();
+          // The 06:00:01 timer is armed for one real second; by the time it fires, the clock says
+          // 06:00:05.5: four more due times went by while the process was stalled.
+          clock.set('2026-01-05T06:00:05.500Z');
+          await sleep(1_300);
+          const due = async () => (await engine.list({ type: 'periodic:tick' })).map((run) => (run.payload as { scheduledAt: string }).scheduledAt).sort();
+          expect(await due()).toEqual(catchUp === 'once' ? ['2026-01-05T06:00:05.000Z'] : []);
+          // And the schedule carries on from there: the next run is 06:00:06, once.
+          clock.set('2026-01-05T06:00:06.000Z');
+          await until(async () => (await due()).includes('2026-01-05T06:00:06.000Z'), 5_000, 'the 06:00:06 run');
+          expect(await due()).toEqual(catchUp === 'once' ? ['2026-01-05T06:00:05.000Z', '2026-01-05T06:00:06.000Z'] : ['2026-01-05T06:00:06.000Z']);
+          await stopAll();
+        }
+      });
+
       it('runs a run missed while stopped once on start, or skips it', async () => {
         for (const catchUp of ['once', 'skip'] as const) {
           const database = await fresh();

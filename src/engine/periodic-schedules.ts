@@ -126,16 +126,31 @@ export class PeriodicSchedules {
       this.#arm(definition, due - 1);
       return;
     }
+    // A timer that fires after later due times have passed (a stalled event loop, a suspended
+    // process) fell behind: those due times were missed while running, and get the same policy
+    // as runs missed while stopped: one run at the latest of them, or none.
+    const latest = Math.max(due, latestDueAtOrBefore(definition.cron, this.#host.clock.now()) ?? due);
+    const behind = latest > due;
     try {
       const created = await this.#host.write(async (tx, now) => {
-        const transitions = await this.#createRun(tx, definition, due, now);
+        if (behind && definition.catchUp === 'skip') {
+          await tx.advanceSchedule(definition.name, latest, now);
+          return { value: false, transitions: [] };
+        }
+        const transitions = await this.#createRun(tx, definition, latest, now);
         return { value: transitions.length > 0, transitions };
       });
+      if (behind) {
+        this.#host.log.warn(
+          { schedule: definition.name, dueAt: new Date(due).toISOString(), latest: new Date(latest).toISOString(), catchUp: definition.catchUp },
+          'periodic timer fell behind its due times; missed runs handled by the catch-up policy',
+        );
+      }
       // Losing the race is normal with several processes: the other one's transaction created the run.
-      this.#host.log.debug({ schedule: definition.name, dueAt: new Date(due).toISOString(), created }, created ? 'created a periodic run' : 'periodic run already created elsewhere');
+      this.#host.log.debug({ schedule: definition.name, dueAt: new Date(latest).toISOString(), created }, created ? 'created a periodic run' : 'periodic run already created elsewhere');
     } catch (error) {
       this.#host.log.error({ schedule: definition.name, err: error }, 'could not create a periodic run; trying again at the next due time');
     }
-    this.#arm(definition, due);
+    this.#arm(definition, latest);
   }
 }
