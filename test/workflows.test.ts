@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, PromisedError, type Engine, type EngineOptions } from '../src/index.js';
 import { engineBackends } from './helpers/backends.js';
 import { dumpDb } from './helpers/db-dump.js';
+import { kill, spawnFixture } from './helpers/child.js';
 import { deferred, until } from './helpers/wait.js';
+import { childWorkflows } from './fixtures/workflow-child.js';
 import { expectedOutput, naive, pipelineMachine, pipelineSteps } from './fixtures/pipeline-workflow.js';
 
 const engines: Engine[] = [];
@@ -173,8 +175,7 @@ describe('workflows', () => {
     // that runs it as a workflow of its own, driven by transition() like any other: every move
     // it makes is a committed row and a `workflow` event, whether or not the parent moves.
     const database = await backend.fresh();
-    // Stopping while the parent's step waits for its child hands the step back (after stopTimeoutMs).
-    const engine = await open(database, { stopTimeoutMs: 200 });
+    const engine = await open(database);
     const moves: string[] = [];
     engine.on('workflow', (change) => moves.push(`${change.name} ${change.event} -> ${JSON.stringify(change.value)}`));
     engine.workflow('kid', kid, { steps: {} });
@@ -190,17 +191,14 @@ describe('workflows', () => {
     expect(await storedSnapshot(database, parentId)).toEqual(parentBefore);
     expect(moves).toContain('kid GO -> "b"');
     expect(moves.filter((move) => move.startsWith('parent '))).toEqual(['parent xstate.init -> "waiting"']);
-    // And nothing is lost: a new engine on the database (a restart) sees the child's move.
-    await stop(engine);
-    const second = await open(database);
-    second.workflow('kid', kid, { steps: {} });
-    second.workflow('parent', parent, { steps: { kid: { workflow: 'kid' } } });
-    await second.start();
-    expect((await second.getWorkflow(kidId))!.value).toBe('b');
-    await second.send(kidId, { type: 'FINISH' });
-    expect(await second.workflowResult(parentId, { timeout: 10_000 })).toBe('kid output');
+    // And nothing is lost: another engine on the database, which never saw the event, reads the child's move.
+    const reader = await open(database);
+    reader.workflow('kid', kid, { steps: {} });
+    expect((await reader.getWorkflow(kidId))!.value).toBe('b');
+    await engine.send(kidId, { type: 'FINISH' });
+    expect(await engine.workflowResult(parentId, { timeout: 10_000 })).toBe('kid output');
     // Without a step, the child machine would have to run in memory: refused.
-    await expectCode('WORKFLOW_STEP_MISMATCH', () => second.workflow('parent2', parent, { steps: {} }));
+    await expectCode('WORKFLOW_STEP_MISMATCH', () => engine.workflow('parent2', parent, { steps: {} }));
   });
 
   it('an actor spawned from inline logic: a silent zombie on a plain restore; refused at registration, or by the transition that spawns it', async () => {
@@ -406,6 +404,29 @@ describe('workflows', () => {
     await engine.start();
     const id = await engine.startWorkflow('parent', {});
     expect(await engine.workflowResult(id, { timeout: 5_000 })).toBe(42);
+  });
+
+  it('a child workflow step survives a SIGKILL of its process: re-run, it finds its child, which finishes once', async () => {
+    const database = await backend.fresh();
+    const worker = spawnFixture('workflow-child-worker.ts', [database]);
+    try {
+      await worker.waitForLine('kid step 21', 30_000);
+    } finally {
+      kill(worker.child, 'SIGKILL');
+      await worker.exited;
+    }
+    const { kid, parent } = childWorkflows();
+    const engine = await open(database, { leaseMs: 500 });
+    const parents = await engine.listWorkflows({ name: 'parent' });
+    expect(parents).toHaveLength(1);
+    const parentId = parents[0]!.id;
+    const runs: number[] = [];
+    engine.workflow('kid', kid, { steps: { work: async (input: { n: number }) => (runs.push(input.n), input.n * 2) } });
+    engine.workflow('parent', parent, { steps: { runKid: { workflow: 'kid' } } });
+    await engine.start();
+    expect(await engine.workflowResult(parentId, { timeout: 20_000 })).toBe(42);
+    expect(await engine.listWorkflows({ name: 'kid' })).toHaveLength(1);
+    expect(runs).toEqual([21]);
   });
 
   it('a stored snapshot whose state was removed fails with WORKFLOW_VERSION_MISMATCH and is kept intact', async () => {
