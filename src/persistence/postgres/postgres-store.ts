@@ -404,8 +404,16 @@ export class PostgresStore implements Store {
     return (await this.#pool.query(statement)).rows;
   }
 
-  /** PostgreSQL checkpoints and vacuums on its own. */
-  async startMaintenance(): Promise<void> {}
+  /**
+   * PostgreSQL checkpoints and vacuums on its own; a starting worker only refreshes the planner's
+   * statistics of `promises`. Why: autovacuum analyzes a table up to a minute after a bulk load,
+   * and until then the claim's filter on `type` looks so selective that PostgreSQL fetches every
+   * pending row and sorts them instead of walking the ready index and stopping after a few:
+   * measured 9–13 ms against 0.17 ms per claim over 10,000 pending promises.
+   */
+  async startMaintenance(): Promise<void> {
+    await this.#pool.query('analyze promises');
+  }
 
   async close(): Promise<void> {
     if (this.#closed) return;
