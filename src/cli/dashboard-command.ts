@@ -19,12 +19,10 @@ export interface DashboardCommandOptions extends GlobalOptions {
 export async function dashboardCommand(options: DashboardCommandOptions, output: Output): Promise<number> {
   const { startDashboard } = await import('../dashboard/start-dashboard.js');
   const { resolveAccess } = await import('../inspect/access-control.js');
-  const { workflowMachines } = await import('../inspect/workflow-machines.js');
   // Refuse a bad host/token pair before opening anything.
   resolveAccess(options.host, options.token);
   const engine = await openEngine(options.db, { mustExist: true, changeCheckIntervalMs: 0 });
   try {
-    workflowMachines(engine);
     if (options.tasks) {
       const { loadTasks, registerTasks } = await import('./load-tasks.js');
       await registerTasks(await loadTasks(options.tasks), engine);

@@ -19,7 +19,7 @@ export interface DashboardOptions {
   token?: string;
   /** The engine's database path or URL: inspector session ids carry its fingerprint. */
   database?: string;
-  /** Workflow machines by name, for workflows registered before the dashboard was created. */
+  /** Workflow machines by name, for workflows this engine does not register (it draws its own registered ones by itself). */
   machines?: Record<string, AnyStateMachine>;
   /** Re-read the database this often (ms) to show what other processes do. @defaultValue 1_000 */
   pollIntervalMs?: number;

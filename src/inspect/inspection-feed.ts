@@ -7,7 +7,7 @@ import type { WorkflowChange, WorkflowRecord } from '../workflows/workflow-runti
 import { actorFrame, eventFrame, snapshotFrame, type ActorFrame, type InspectedSnapshot, type InspectionFrame, type SnapshotFrame } from './frames.js';
 import { machineDefinition } from './machine-definition.js';
 import { databaseFingerprint, promiseSessionId, workflowSessionId } from './session-ids.js';
-import { hookEngineLifecycle } from './workflow-machines.js';
+import { hookEngineLifecycle } from './engine-lifecycle.js';
 
 /** Options of {@link InspectionFeed}. */
 export interface InspectionFeedOptions {

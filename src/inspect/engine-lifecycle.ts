@@ -1,20 +1,4 @@
-import type { AnyStateMachine } from 'xstate';
 import type { Engine } from '../engine/engine.js';
-
-/**
- * The machines of the workflows registered on `engine` now, by workflow name, read through the
- * engine's public accessors (`engine.workflowNames`, `engine.workflowMachine(name)`). The
- * inspection feed looks machines up by name whenever it needs one, so a feed created before or
- * after `engine.workflow(...)` draws the same definitions.
- */
-export function workflowMachines(engine: Engine): Map<string, AnyStateMachine> {
-  const machines = new Map<string, AnyStateMachine>();
-  for (const name of engine.workflowNames) {
-    const machine = engine.workflowMachine(name);
-    if (machine) machines.set(name, machine);
-  }
-  return machines;
-}
 
 /**
  * Runs `afterStart` once each `engine.start()` has resumed stored work, and `beforeStop` before
