@@ -34,6 +34,9 @@ export interface PostgresStoreSettings {
  * when the connection drops before the commit; `NOTIFY` inside every transaction that changed
  * what other processes wait for.
  */
+/** Rows changed since the last ANALYZE above which a starting engine refreshes the statistics itself. */
+const ANALYZE_AFTER_CHANGES = 1_000;
+
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
   readonly #pool: pg.Pool;
@@ -406,13 +409,18 @@ export class PostgresStore implements Store {
 
   /**
    * PostgreSQL checkpoints and vacuums on its own; a starting worker only refreshes the planner's
-   * statistics of `promises`. Why: autovacuum analyzes a table up to a minute after a bulk load,
-   * and until then the claim's filter on `type` looks so selective that PostgreSQL fetches every
-   * pending row and sorts them instead of walking the ready index and stopping after a few:
-   * measured 9–13 ms against 0.17 ms per claim over 10,000 pending promises.
+   * statistics of `promises` when many rows changed since the last ANALYZE. Why: autovacuum
+   * analyzes a table up to a minute after a bulk load, and until then the claim's filter on
+   * `type` looks so selective that PostgreSQL fetches every pending row and sorts them instead of
+   * walking the ready index and stopping after a few: measured 9–13 ms against 0.17 ms per claim
+   * over 10,000 pending promises. Not on a table that barely changed: statistics taken of an
+   * empty table are worse than none (claims at 500/s waited 31 ms at p50 instead of 4 ms).
    */
   async startMaintenance(): Promise<void> {
-    await this.#pool.query('analyze promises');
+    const { rows } = await this.#pool.query<{ changed: string }>(
+      `select n_mod_since_analyze::text as changed from pg_stat_user_tables where relname = 'promises' and schemaname = current_schema()`,
+    );
+    if (Number(rows[0]?.changed ?? 0) >= ANALYZE_AFTER_CHANGES) await this.#pool.query('analyze promises');
   }
 
   async close(): Promise<void> {
