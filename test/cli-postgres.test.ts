@@ -3,6 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { isRunning, killWorkersIn, runCli, tasksModule, type CliResult } from './fixtures/cli-run.js';
+import { executeSql } from './helpers/backends.js';
 import { createFreshDatabase } from './helpers/postgres.js';
 import { tempDir } from './helpers/temp-db.js';
 import { until } from './helpers/wait.js';
@@ -58,16 +59,6 @@ async function tablesOf(url: string): Promise<string[]> {
   try {
     const { rows } = await client.query<{ name: string }>(`select table_name as name from information_schema.tables where table_schema = 'public' order by 1`);
     return rows.map((row) => row.name);
-  } finally {
-    await client.end();
-  }
-}
-
-async function sql(url: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(text);
   } finally {
     await client.end();
   }
@@ -200,7 +191,7 @@ describe.skipIf(!adminUrl)('promised --db postgres://… (the real command, as c
     expect(await tablesOf(db)).toEqual([]);
 
     // Someone else's database: refused by name, nothing added.
-    await sql(db, 'create table users (id integer primary key, name text)');
+    await executeSql(db, 'create table users (id integer primary key, name text)');
     for (const args of reading) refusal(await cli(...args), 'DATABASE_NOT_PROMISED');
     expect(outputs.at(-1)!.errLines[0]).toMatch(/holds tables \(users\) but is not a promised database/);
     refusal(await cli('worker', 'status'), 'DATABASE_NOT_PROMISED');

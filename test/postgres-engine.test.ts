@@ -25,24 +25,6 @@ async function open(database: string, options: EngineOptions = {}) {
 describe.skipIf(!adminUrl)('engine on PostgreSQL', () => {
   const fresh = () => createFreshDatabase(adminUrl!);
 
-  it('a cancel from another engine reaches the running handler (LISTEN/NOTIFY)', async () => {
-    const database = await fresh();
-    const worker = await open(database);
-    const started = deferred();
-    let reason: unknown;
-    worker.task('long', (_payload, ctx) => {
-      started.resolve();
-      return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve((reason = ctx.signal.reason))));
-    });
-    await worker.start();
-    const id = await worker.enqueue('long', {});
-    await started.promise;
-    const other = await open(database);
-    await other.cancel(id);
-    await until(() => reason !== undefined, 5_000, 'the abort to reach the handler');
-    expect(reason).toMatchObject({ code: 'CANCELLED' });
-  });
-
   it('an idempotency key enqueues once, also from two engines at once', async () => {
     const database = await fresh();
     const one = await open(database);
