@@ -86,12 +86,18 @@ export class WorkflowRuntime {
   readonly #definitions = new Map<string, Definition>();
   readonly #waiters: ResultWaiters;
   /**
-   * Changes written since the last commit was announced: their waiters are answered and their
-   * listeners told, from these, without reading the rows again. (A transaction that rolled back
-   * leaves entries behind; waiters re-read the row, and a listener may hear of a change that did
-   * not commit, which is why `workflow` events are for watching, never for deciding.)
+   * Changes each transaction wrote, answered (waiters woken, listeners told) after that
+   * transaction's commit, without reading the rows again. Kept per transaction, not in one list:
+   * on PostgreSQL transactions overlap, and one list let the commit of another transaction take
+   * a change not yet committed, wake its waiters too early (they re-read the row: still running)
+   * and leave nothing for the real commit; a re-run child step then waited for ever for its
+   * child's result. Keyed by the transaction object the store passed to the work: a PostgreSQL
+   * attempt that rolled back is never answered (its entry goes with its object); SQLite reuses
+   * one object, serialised, so such entries are answered by its next commit, as before (waiters
+   * re-read the row; a listener may hear of a change that did not commit, which is why
+   * `workflow` events are for watching, never for deciding).
    */
-  #changes: WorkflowChange[] = [];
+  readonly #changes = new WeakMap<StoreTransaction, WorkflowChange[]>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(host: WorkflowHost) {
@@ -171,7 +177,7 @@ export class WorkflowRuntime {
   async start(name: string, input: unknown, parentStepId: number | null = null): Promise<string> {
     const definition = this.#definition(name);
     const inputText = toJsonText(input, 'input');
-    const id = await this.#host.write(async (tx, now) => {
+    const { value: id, tx: committed } = await this.#write(async (tx, now) => {
       if (parentStepId !== null) {
         const existing = await tx.workflowOfParentStep(parentStepId);
         if (existing !== undefined) return { value: existing, transitions: [] };
@@ -183,7 +189,7 @@ export class WorkflowRuntime {
       const transitions = await this.#commitStep(tx, definition, workflowId, step, snapshot, 'xstate.init', now);
       return { value: workflowId, transitions };
     });
-    this.#afterCommit();
+    this.#afterCommit(committed);
     return String(id);
   }
 
@@ -201,7 +207,7 @@ export class WorkflowRuntime {
     }
     if (event.type.startsWith('xstate.')) throw new InvalidOptionError('event.type', event.type, 'an event of your own (xstate.* events are sent by the engine)');
     const eventText = toJsonText(event, 'event');
-    await this.#host.write(async (tx, now) => {
+    const { tx: committed } = await this.#write(async (tx, now) => {
       const row = await tx.getWorkflow(workflowId);
       if (!row) throw new NotFoundError(String(id), 'workflow');
       if (row.status !== 'running') throw new WorkflowError('WORKFLOW_FINISHED', `workflow ${id} is ${row.status}; it accepts no more events`);
@@ -212,7 +218,7 @@ export class WorkflowRuntime {
       const transitions = await this.#apply(tx, row, parsed, now, { refuseBadContext: true });
       return { value: undefined, transitions };
     });
-    this.#afterCommit();
+    this.#afterCommit(committed);
   }
 
   /** A step promise finished for good: its workflow receives `xstate.done.actor.*` or `xstate.error.actor.*`. */
@@ -299,7 +305,7 @@ export class WorkflowRuntime {
       return this.#finish(tx, workflow, snapshot, 'failed', null, { code: 'WORKFLOW_ERROR', message }, event, now);
     }
     await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
-    this.#noteChange(workflow, 'running', snapshot, null, null, event, now);
+    this.#noteChange(tx, workflow, 'running', snapshot, null, null, event, now);
     const transitions: AppliedTransition[] = [];
     for (const invokeId of step.stopped) transitions.push(...(await this.#cancelSteps(tx, workflowId, invokeId, now)));
     for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
@@ -337,11 +343,12 @@ export class WorkflowRuntime {
       now,
     });
     await tx.deleteWorkflowTimers(workflowId);
-    this.#noteChange(workflow, status, snapshot, output ?? null, error, event, now);
+    this.#noteChange(tx, workflow, status, snapshot, output ?? null, error, event, now);
     return this.#cancelSteps(tx, workflowId, null, now);
   }
 
   #noteChange(
+    tx: StoreTransaction,
     workflow: { id: number; name: string },
     status: WorkflowRecord['status'],
     snapshot: string,
@@ -351,7 +358,9 @@ export class WorkflowRuntime {
     now: number,
   ): void {
     const { value, context } = JSON.parse(snapshot) as PersistedWorkflowSnapshot;
-    this.#changes.push({
+    let changes = this.#changes.get(tx);
+    if (!changes) this.#changes.set(tx, (changes = []));
+    changes.push({
       id: String(workflow.id),
       name: workflow.name,
       status,
@@ -389,7 +398,7 @@ export class WorkflowRuntime {
     const running = await this.#host.store.runningWorkflows();
     let versionMismatches = 0;
     for (const { id } of running) {
-      const failed = await this.#host.write(async (tx, now) => {
+      const { value: failed, tx: committed } = await this.#write(async (tx, now) => {
         const row = await tx.getWorkflow(id);
         if (!row || row.status !== 'running') return { value: false, transitions: [] };
         const definition = this.#definitions.get(row.name);
@@ -403,9 +412,10 @@ export class WorkflowRuntime {
         }
         return { value: false, transitions: await this.#offerKeptEvents(tx, id, now) };
       });
+      this.#answer(committed);
       if (failed) versionMismatches++;
     }
-    this.#afterCommit();
+    this.#afterCommit(undefined);
     return { running: running.length, versionMismatches };
   }
 
@@ -415,24 +425,43 @@ export class WorkflowRuntime {
     this.#waiters.rejectAll((id) => new PromisedError('ENGINE_STOPPED', `engine stopped while waiting for workflow ${id}`));
   }
 
-  /** After a commit that may have changed workflows: answer their waiters and re-arm the timer. */
-  #afterCommit(): void {
-    const changes = this.#changes;
-    this.#changes = [];
+  /**
+   * One transaction through the engine; also returns the transaction object that committed (a
+   * store may run the work again: the last run is the one that committed).
+   */
+  async #write<T>(work: (tx: StoreTransaction, now: number) => Promise<{ value: T; transitions: AppliedTransition[] }>): Promise<{ value: T; tx: StoreTransaction }> {
+    let committed: StoreTransaction | undefined;
+    const value = await this.#host.write((tx, now) => {
+      committed = tx;
+      return work(tx, now);
+    });
+    return { value, tx: committed! };
+  }
+
+  /** After transaction `tx` committed: answer the waiters of the workflows it changed, tell the listeners. */
+  #answer(tx: StoreTransaction | undefined): void {
+    const changes = tx ? this.#changes.get(tx) : undefined;
+    if (!changes) return;
+    this.#changes.delete(tx!);
     for (const id of new Set(changes.map((change) => Number(change.id)))) void this.#waiters.settle(id);
     if (this.#host.wantsWorkflowEvents()) for (const change of changes) this.#host.emitWorkflow(change);
+  }
+
+  /** After a commit that may have changed workflows: answer its changes and re-arm the timer. */
+  #afterCommit(tx: StoreTransaction | undefined): void {
+    this.#answer(tx);
     if (this.#host.started) this.#host.background(() => this.#armTimer(), 'could not arm the workflow timer');
   }
 
-  /** Called by the engine after commits it made that touched workflow steps. */
-  changed(): void {
-    this.#afterCommit();
+  /** Called by the engine after a commit of its own (transaction `tx`, when it has one) that touched workflow steps. */
+  changed(tx?: StoreTransaction): void {
+    this.#afterCommit(tx);
   }
 
   /** Another process changed the database: any awaited workflow may have finished there. */
   changedElsewhere(): void {
     this.#waiters.settleAll();
-    this.#afterCommit();
+    this.#afterCommit(undefined);
   }
 
   async #armTimer(): Promise<void> {
@@ -446,7 +475,7 @@ export class WorkflowRuntime {
 
   async #fireDueTimers(): Promise<void> {
     for (;;) {
-      const fired = await this.#host.write(async (tx, now) => {
+      const { value: fired, tx: committed } = await this.#write(async (tx, now) => {
         const due = await tx.dueWorkflowTimers(now, TIMER_BATCH);
         const transitions: AppliedTransition[] = [];
         for (const timer of due) {
@@ -459,9 +488,10 @@ export class WorkflowRuntime {
         }
         return { value: due.length, transitions };
       });
+      this.#answer(committed);
       if (fired < TIMER_BATCH) break;
     }
-    this.#afterCommit();
+    this.#afterCommit(undefined);
   }
 
   // ---- reading ----
