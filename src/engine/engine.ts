@@ -347,14 +347,15 @@ export class Engine {
   async #write<T>(work: (tx: StoreTransaction, now: number) => Promise<{ value: T; transitions: AppliedTransition[] }>): Promise<T> {
     if (this.#phase === 'stopped') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
     const now = this.#options.clock.now();
-    // The transaction object that committed (a store may run the work again) goes with the
-    // announcement: the workflow runtime answers only the changes that transaction made.
+    // The transaction object that committed (a store may run the work again) goes to the
+    // workflow runtime, which answers only the workflow changes that transaction made.
     let committed: StoreTransaction | undefined;
     const { value, transitions } = await this.#store.transaction((tx) => {
       committed = tx;
       return work(tx, now);
     });
-    this.#announce(transitions, now, committed);
+    this.#workflows.answer(committed!);
+    this.#announce(transitions, now);
     return value;
   }
 
@@ -683,11 +684,11 @@ export class Engine {
 
   // ---- events ----
 
-  #announce(transitions: AppliedTransition[], now: number, tx?: StoreTransaction): void {
+  #announce(transitions: AppliedTransition[], now: number): void {
     if (transitions.length === 0) return;
     const at = new Date(now);
     const wantsTransitions = this.#emitter.listenerCount('transition') > 0;
-    if (transitions.some((t) => t.type.startsWith('workflow:'))) this.#workflows.changed(tx);
+    if (transitions.some((t) => t.type.startsWith('workflow:'))) this.#workflows.changed();
     const wantsRecords = this.#emitter.listenerCount('completed') + this.#emitter.listenerCount('failed') + this.#emitter.listenerCount('retrying') > 0;
     for (const t of transitions) {
       if (wantsTransitions) {

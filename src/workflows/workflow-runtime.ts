@@ -177,7 +177,7 @@ export class WorkflowRuntime {
   async start(name: string, input: unknown, parentStepId: number | null = null): Promise<string> {
     const definition = this.#definition(name);
     const inputText = toJsonText(input, 'input');
-    const { value: id, tx: committed } = await this.#write(async (tx, now) => {
+    const id = await this.#host.write(async (tx, now) => {
       if (parentStepId !== null) {
         const existing = await tx.workflowOfParentStep(parentStepId);
         if (existing !== undefined) return { value: existing, transitions: [] };
@@ -189,7 +189,7 @@ export class WorkflowRuntime {
       const transitions = await this.#commitStep(tx, definition, workflowId, step, snapshot, 'xstate.init', now);
       return { value: workflowId, transitions };
     });
-    this.#afterCommit(committed);
+    this.#afterCommit();
     return String(id);
   }
 
@@ -207,7 +207,7 @@ export class WorkflowRuntime {
     }
     if (event.type.startsWith('xstate.')) throw new InvalidOptionError('event.type', event.type, 'an event of your own (xstate.* events are sent by the engine)');
     const eventText = toJsonText(event, 'event');
-    const { tx: committed } = await this.#write(async (tx, now) => {
+    await this.#host.write(async (tx, now) => {
       const row = await tx.getWorkflow(workflowId);
       if (!row) throw new NotFoundError(String(id), 'workflow');
       if (row.status !== 'running') throw new WorkflowError('WORKFLOW_FINISHED', `workflow ${id} is ${row.status}; it accepts no more events`);
@@ -218,7 +218,7 @@ export class WorkflowRuntime {
       const transitions = await this.#apply(tx, row, parsed, now, { refuseBadContext: true });
       return { value: undefined, transitions };
     });
-    this.#afterCommit(committed);
+    this.#afterCommit();
   }
 
   /** A step promise finished for good: its workflow receives `xstate.done.actor.*` or `xstate.error.actor.*`. */
@@ -398,7 +398,7 @@ export class WorkflowRuntime {
     const running = await this.#host.store.runningWorkflows();
     let versionMismatches = 0;
     for (const { id } of running) {
-      const { value: failed, tx: committed } = await this.#write(async (tx, now) => {
+      const failed = await this.#host.write(async (tx, now) => {
         const row = await tx.getWorkflow(id);
         if (!row || row.status !== 'running') return { value: false, transitions: [] };
         const definition = this.#definitions.get(row.name);
@@ -412,10 +412,9 @@ export class WorkflowRuntime {
         }
         return { value: false, transitions: await this.#offerKeptEvents(tx, id, now) };
       });
-      this.#answer(committed);
       if (failed) versionMismatches++;
     }
-    this.#afterCommit(undefined);
+    this.#afterCommit();
     return { running: running.length, versionMismatches };
   }
 
@@ -426,42 +425,32 @@ export class WorkflowRuntime {
   }
 
   /**
-   * One transaction through the engine; also returns the transaction object that committed (a
-   * store may run the work again: the last run is the one that committed).
+   * Called by the engine after every commit it makes (all of this runtime's writes go through
+   * it), with the transaction that committed: answer the waiters of the workflows that
+   * transaction changed, and tell the listeners.
    */
-  async #write<T>(work: (tx: StoreTransaction, now: number) => Promise<{ value: T; transitions: AppliedTransition[] }>): Promise<{ value: T; tx: StoreTransaction }> {
-    let committed: StoreTransaction | undefined;
-    const value = await this.#host.write((tx, now) => {
-      committed = tx;
-      return work(tx, now);
-    });
-    return { value, tx: committed! };
-  }
-
-  /** After transaction `tx` committed: answer the waiters of the workflows it changed, tell the listeners. */
-  #answer(tx: StoreTransaction | undefined): void {
-    const changes = tx ? this.#changes.get(tx) : undefined;
+  answer(tx: StoreTransaction): void {
+    const changes = this.#changes.get(tx);
     if (!changes) return;
-    this.#changes.delete(tx!);
+    this.#changes.delete(tx);
     for (const id of new Set(changes.map((change) => Number(change.id)))) void this.#waiters.settle(id);
     if (this.#host.wantsWorkflowEvents()) for (const change of changes) this.#host.emitWorkflow(change);
   }
 
-  /** After a commit that may have changed workflows: answer its changes and re-arm the timer. */
-  #afterCommit(tx: StoreTransaction | undefined): void {
-    this.#answer(tx);
+  /** After a commit that may have changed workflow timers: re-arm the timer. */
+  #afterCommit(): void {
     if (this.#host.started) this.#host.background(() => this.#armTimer(), 'could not arm the workflow timer');
   }
 
-  /** Called by the engine after a commit of its own (transaction `tx`, when it has one) that touched workflow steps. */
-  changed(tx?: StoreTransaction): void {
-    this.#afterCommit(tx);
+  /** Called by the engine after a commit of its own that touched workflow steps. */
+  changed(): void {
+    this.#afterCommit();
   }
 
   /** Another process changed the database: any awaited workflow may have finished there. */
   changedElsewhere(): void {
     this.#waiters.settleAll();
-    this.#afterCommit(undefined);
+    this.#afterCommit();
   }
 
   async #armTimer(): Promise<void> {
@@ -475,7 +464,7 @@ export class WorkflowRuntime {
 
   async #fireDueTimers(): Promise<void> {
     for (;;) {
-      const { value: fired, tx: committed } = await this.#write(async (tx, now) => {
+      const fired = await this.#host.write(async (tx, now) => {
         const due = await tx.dueWorkflowTimers(now, TIMER_BATCH);
         const transitions: AppliedTransition[] = [];
         for (const timer of due) {
@@ -488,10 +477,9 @@ export class WorkflowRuntime {
         }
         return { value: due.length, transitions };
       });
-      this.#answer(committed);
       if (fired < TIMER_BATCH) break;
     }
-    this.#afterCommit(undefined);
+    this.#afterCommit();
   }
 
   // ---- reading ----
