@@ -27,6 +27,9 @@ export interface PostgresStoreSettings {
   changeIntervalMs: number;
 }
 
+/** Rows changed since the last ANALYZE above which a starting engine refreshes the statistics itself. */
+const ANALYZE_AFTER_CHANGES = 1_000;
+
 /**
  * The PostgreSQL store: the same Kysely-built statements as SQLite, run as named prepared
  * statements on pooled connections; transactions under READ COMMITTED, with the few reads that
@@ -34,9 +37,6 @@ export interface PostgresStoreSettings {
  * when the connection drops before the commit; `NOTIFY` inside every transaction that changed
  * what other processes wait for.
  */
-/** Rows changed since the last ANALYZE above which a starting engine refreshes the statistics itself. */
-const ANALYZE_AFTER_CHANGES = 1_000;
-
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
   readonly #pool: pg.Pool;
