@@ -2,7 +2,8 @@
  * promised: durable, actor-style promises for Node.js, persisted as XState machines in SQLite.
  * Every public name is listed here.
  */
-export { createEngine } from './engine/create-engine.js';
+export { createEngine } from './create-engine.js';
+export type { EngineOptions } from './create-engine.js';
 export { Engine } from './engine/engine.js';
 export type {
   EnqueueOptions,
@@ -19,13 +20,14 @@ export type {
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
 export type { CatchUp } from './engine/periodic-schedules.js';
-export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange } from './workflows/workflow-runtime.js';
+export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange } from './workflows/workflow-types.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
-export type { EngineOptions, TaskOptions, Backoff, Clock } from './engine/options.js';
-export type { TaskContext, TaskHandler } from './engine/task-context.js';
+export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
+export type { TaskContext, TaskHandler } from './kernel/task-context.js';
 export type { GraphNode } from './engine/graph.js';
-export type { PromiseRecord } from './engine/records.js';
-export type { EngineEvents, EngineEventName, TransitionEvent } from './engine/events.js';
+export type { PromiseRecord } from './kernel/records.js';
+export type { EngineEvents, EngineEventName } from './engine/events.js';
+export type { TransitionEvent } from './kernel/events.js';
 export { promiseMachine, PROMISE_STATUSES } from './machines/promise-machine.js';
 export type { PromiseStatus, PromiseEvent, PromiseEventType } from './machines/promise-machine.js';
 export {

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createEngine, type Engine, type GraphNode } from '../src/index.js';
 import { Engine as EngineClass } from '../src/engine/engine.js';
-import { resolveEngineOptions } from '../src/engine/options.js';
+import { resolveEngineOptions } from '../src/kernel/options.js';
 import { openPostgresStore } from '../src/persistence/postgres/open-postgres-store.js';
 import { kill, spawnFixture } from './helpers/child.js';
 import { createFreshDatabase, findPostgresBinaries, startPostgres, type RunningPostgres } from './helpers/postgres.js';

@@ -1,8 +1,8 @@
 import cliProgress from 'cli-progress';
 import { pino } from 'pino';
-import { createEngine } from '../engine/create-engine.js';
+import { createEngine } from '../create-engine.js';
 import type { Engine } from '../engine/engine.js';
-import type { TaskContext } from '../engine/task-context.js';
+import type { TaskContext } from '../kernel/task-context.js';
 import { displayDatabase } from './database.js';
 import { demoWorkflow } from './demo-workflow.js';
 

@@ -21,7 +21,7 @@ export async function openEngine(database: string, options: Omit<EngineOptions, 
     const state = await probeDatabase(database);
     if (state !== 'present') throw databaseNotFound(database, state);
   }
-  const [{ createEngine }, logger] = await Promise.all([import('../engine/create-engine.js'), engineOptions.logger ?? quietLogger()]);
+  const [{ createEngine }, logger] = await Promise.all([import('../create-engine.js'), engineOptions.logger ?? quietLogger()]);
   return createEngine({ ...engineOptions, database, logger });
 }
 

@@ -1,6 +1,6 @@
 import { InvalidMessageError } from '../errors.js';
-import type { EngineHost } from './engine-host.js';
-import type { AppliedTransition } from './transitions.js';
+import type { KernelPort } from '../kernel/port.js';
+import type { UnitOfWork } from '../kernel/unit-of-work.js';
 
 /** What {@link Inbox.receive} did with a message. */
 export interface ReceiveResult {
@@ -17,13 +17,13 @@ export interface ReceiveResult {
  * ones are recorded as `failed` with code `SKIPPED`, never silently dropped.
  */
 export class Inbox {
-  readonly #host: EngineHost;
+  readonly #host: KernelPort;
   readonly name: string;
   readonly type: string;
   readonly catchUpWindow: number;
 
   /** @internal Use `engine.inbox(name, handler, options)`. */
-  constructor(host: EngineHost, name: string, catchUpWindow: number) {
+  constructor(host: KernelPort, name: string, catchUpWindow: number) {
     this.#host = host;
     this.name = name;
     this.type = `inbox:${name}`;
@@ -44,16 +44,16 @@ export class Inbox {
     const receivedAt = meta.receivedAt === undefined ? this.#host.clock.now() : meta.receivedAt instanceof Date ? meta.receivedAt.getTime() : meta.receivedAt;
     if (typeof receivedAt !== 'number' || !Number.isFinite(receivedAt)) throw new InvalidMessageError(this.name, `receivedAt must be a Date or epoch milliseconds`);
     const spec = this.#host.specOf({ type: this.type, payload: { id, message, receivedAt: new Date(receivedAt).toISOString() }, key: `${this.type}:${id}` }, 'message');
-    return this.#host.write<ReceiveResult>(async (tx, now) => {
+    return this.#host.write<ReceiveResult>(async (uow) => {
       // The run-at is the reception time: an inbox works through its backlog oldest first.
-      const created = await this.#host.transitions.create(tx, { ...spec, runAt: receivedAt }, now);
-      if (!created.created) return { value: { promiseId: String(created.id), outcome: 'duplicate' as const }, transitions: [] };
-      const transitions = [...created.transitions];
-      if (this.#host.started && this.isStale(receivedAt, now)) {
-        transitions.push(...(await this.#skip(tx, created.id, receivedAt, now)));
-        return { value: { promiseId: String(created.id), outcome: 'skipped' as const }, transitions };
+      const created = await this.#host.promises.create(uow, { ...spec, runAt: receivedAt });
+      const promiseId = String(created.id);
+      if (!created.created) return { promiseId, outcome: 'duplicate' };
+      if (this.#host.started && this.isStale(receivedAt, uow.now)) {
+        await this.#skip(uow, created.id, receivedAt);
+        return { promiseId, outcome: 'skipped' };
       }
-      return { value: { promiseId: String(created.id), outcome: 'accepted' as const }, transitions };
+      return { promiseId, outcome: 'accepted' };
     });
   }
 
@@ -64,24 +64,21 @@ export class Inbox {
 
   /** On start: skips every stored message that never ran and is now older than the window. */
   async skipStale(): Promise<number> {
-    return this.#host.write(async (tx, now) => {
-      const stale = await tx.stalePending([this.type], now - this.catchUpWindow);
-      const transitions: AppliedTransition[] = [];
+    return this.#host.write(async (uow) => {
+      const stale = await uow.tx.stalePending([this.type], uow.now - this.catchUpWindow);
       for (const row of stale) {
-        const promise = await tx.getPromiseRunAt(row.id);
-        transitions.push(...(await this.#skip(tx, row.id, promise ?? now, now)));
+        const receivedAt = await uow.tx.getPromiseRunAt(row.id);
+        await this.#skip(uow, row.id, receivedAt ?? uow.now);
       }
-      return { value: stale.length, transitions };
+      return stale.length;
     });
   }
 
-  #skip(tx: Parameters<Parameters<EngineHost['write']>[0]>[0], id: number, receivedAt: number, now: number) {
-    const age = now - receivedAt;
-    return this.#host.transitions.skip(
-      tx,
-      id,
-      { code: 'SKIPPED', message: `received ${new Date(receivedAt).toISOString()}, ${age} ms before it could run: older than the catch-up window of ${this.catchUpWindow} ms` },
-      now,
-    );
+  #skip(uow: UnitOfWork, id: number, receivedAt: number): Promise<void> {
+    const age = uow.now - receivedAt;
+    return this.#host.promises.skip(uow, id, {
+      code: 'SKIPPED',
+      message: `received ${new Date(receivedAt).toISOString()}, ${age} ms before it could run: older than the catch-up window of ${this.catchUpWindow} ms`,
+    });
   }
 }

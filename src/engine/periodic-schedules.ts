@@ -1,6 +1,8 @@
 import { Cron } from 'croner';
 import { InvalidScheduleError } from '../errors.js';
-import type { EngineHost } from './engine-host.js';
+import type { KernelPort } from '../kernel/port.js';
+import { timerDelay } from '../kernel/timers.js';
+import type { UnitOfWork } from '../kernel/unit-of-work.js';
 
 /** What to do with runs that fell due while no engine was running. */
 export type CatchUp = 'once' | 'skip';
@@ -14,8 +16,6 @@ export interface PeriodicDefinition {
   catchUp: CatchUp;
   cron: Cron;
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Parses a 5- or 6-field cron expression (croner), or throws a typed error naming what is wrong. */
 export function parseCron(name: string, pattern: unknown, timezone: unknown): Cron {
@@ -54,11 +54,11 @@ export function nextDueAfter(cron: Cron, at: number): number | undefined {
  * restarts never create a due run twice. One timer per schedule waits for its next due time.
  */
 export class PeriodicSchedules {
-  readonly #host: EngineHost;
+  readonly #host: KernelPort;
   readonly #definitions = new Map<string, PeriodicDefinition>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
 
-  constructor(host: EngineHost) {
+  constructor(host: KernelPort) {
     this.#host = host;
   }
 
@@ -66,30 +66,27 @@ export class PeriodicSchedules {
     this.#definitions.set(definition.name, definition);
   }
 
-  get size(): number {
-    return this.#definitions.size;
-  }
-
   /** Registers every schedule, creates the run missed while nothing was running (or skips it), and arms the timers. */
   async start(): Promise<void> {
     for (const definition of this.#definitions.values()) {
-      const lastDue = await this.#host.write(async (tx, now) => {
+      const lastDue = await this.#host.write(async (uow) => {
+        const { tx, now } = uow;
         await tx.upsertSchedule(definition.name, definition.pattern, definition.timezone, now);
         const row = await tx.getSchedule(definition.name);
         const latest = latestDueAtOrBefore(definition.cron, now);
         if (row?.last_due_at === null || row?.last_due_at === undefined) {
           // A new schedule starts now: it has missed nothing.
           await tx.advanceSchedule(definition.name, now, now);
-          return { value: now, transitions: [] };
+          return now;
         }
-        if (latest === undefined || latest <= row.last_due_at) return { value: row.last_due_at, transitions: [] };
+        if (latest === undefined || latest <= row.last_due_at) return row.last_due_at;
         if (definition.catchUp === 'skip') {
           await tx.advanceSchedule(definition.name, latest, now);
           this.#host.log.info({ schedule: definition.name, skipped: new Date(latest).toISOString() }, 'skipped runs missed while stopped');
-          return { value: latest, transitions: [] };
+          return latest;
         }
-        const transitions = await this.#createRun(tx, definition, latest, now);
-        return { value: latest, transitions };
+        await this.#createRun(uow, definition, latest);
+        return latest;
       });
       this.#arm(definition, lastDue);
     }
@@ -100,20 +97,20 @@ export class PeriodicSchedules {
     this.#timers.clear();
   }
 
-  async #createRun(tx: Parameters<Parameters<EngineHost['write']>[0]>[0], definition: PeriodicDefinition, dueAt: number, now: number) {
-    if (!(await tx.advanceSchedule(definition.name, dueAt, now))) return [];
+  /** Creates the run due at `dueAt` unless another process did; returns whether this one did. */
+  async #createRun(uow: UnitOfWork, definition: PeriodicDefinition, dueAt: number): Promise<boolean> {
+    if (!(await uow.tx.advanceSchedule(definition.name, dueAt, uow.now))) return false;
     const spec = this.#host.specOf(
       { type: definition.type, payload: { schedule: definition.name, scheduledAt: new Date(dueAt).toISOString() }, key: `periodic:${definition.name}:${new Date(dueAt).toISOString()}` },
       'payload',
     );
-    const created = await this.#host.transitions.create(tx, { ...spec, runAt: dueAt }, now);
-    return created.transitions;
+    return (await this.#host.promises.create(uow, { ...spec, runAt: dueAt })).created;
   }
 
   #arm(definition: PeriodicDefinition, after: number): void {
     const due = nextDueAfter(definition.cron, Math.max(after, this.#host.clock.now() - 1));
     if (due === undefined || !this.#host.started) return;
-    const wait = Math.min(Math.max(0, due - this.#host.clock.now()), MAX_TIMER_MS);
+    const wait = timerDelay(due - this.#host.clock.now());
     const timer = setTimeout(() => void this.#fire(definition, due), wait);
     timer.unref();
     this.#timers.set(definition.name, timer);
@@ -132,13 +129,12 @@ export class PeriodicSchedules {
     const latest = Math.max(due, latestDueAtOrBefore(definition.cron, this.#host.clock.now()) ?? due);
     const behind = latest > due;
     try {
-      const created = await this.#host.write(async (tx, now) => {
+      const created = await this.#host.write(async (uow) => {
         if (behind && definition.catchUp === 'skip') {
-          await tx.advanceSchedule(definition.name, latest, now);
-          return { value: false, transitions: [] };
+          await uow.tx.advanceSchedule(definition.name, latest, uow.now);
+          return false;
         }
-        const transitions = await this.#createRun(tx, definition, latest, now);
-        return { value: transitions.length > 0, transitions };
+        return this.#createRun(uow, definition, latest);
       });
       if (behind) {
         this.#host.log.warn(

@@ -1,7 +1,8 @@
 import type { PromiseStatus } from '../machines/promise-machine.js';
-import type { TaskOptions } from './options.js';
+import type { ResumeSummary } from '../kernel/events.js';
+import type { TaskOptions } from '../kernel/options.js';
 import type { CatchUp } from './periodic-schedules.js';
-import type { TaskContext } from './task-context.js';
+import type { TaskContext } from '../kernel/task-context.js';
 
 /** Options for one {@link Engine.enqueue}. */
 export interface EnqueueOptions {
@@ -89,13 +90,7 @@ export interface InboxOptions extends TaskOptions {
 }
 
 /** What {@link Engine.start} found and resumed. */
-export interface StartSummary {
-  /** Unfinished promises found in the database, by status. */
-  resumed: { waiting: number; pending: number; in_progress: number; total: number };
-  /** Claims of dead processes (or expired leases) taken back and rescheduled or failed. */
-  recovered: number;
-  /** Snapshots that did not match their row's status and were rewritten from it. */
-  repairedSnapshots: number;
+export interface StartSummary extends ResumeSummary {
   /** Inbox messages stored while the engine was down and now older than their window: recorded as `SKIPPED`. */
   skippedMessages: number;
   /** Workflows resumed, and those whose stored snapshot no longer fits their machine (failed with `WORKFLOW_VERSION_MISMATCH`). */

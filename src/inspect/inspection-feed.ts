@@ -1,13 +1,12 @@
 import type { AnyStateMachine } from 'xstate';
 import type { Engine } from '../engine/engine.js';
-import type { TransitionEvent } from '../engine/events.js';
+import type { TransitionEvent } from '../kernel/events.js';
 import { PROMISE_EVENT_TYPES, promiseMachine, type PromiseStatus } from '../machines/promise-machine.js';
 import { promiseLaw } from '../machines/transition-table.js';
-import type { WorkflowChange, WorkflowRecord } from '../workflows/workflow-runtime.js';
+import type { WorkflowChange, WorkflowRecord } from '../workflows/workflow-types.js';
 import { actorFrame, eventFrame, snapshotFrame, type ActorFrame, type InspectedSnapshot, type InspectionFrame, type SnapshotFrame } from './frames.js';
 import { machineDefinition } from './machine-definition.js';
 import { databaseFingerprint, promiseSessionId, workflowSessionId } from './session-ids.js';
-import { hookEngineLifecycle } from './engine-lifecycle.js';
 
 /** Options of {@link InspectionFeed}. */
 export interface InspectionFeedOptions {
@@ -106,9 +105,10 @@ export class InspectionFeed {
   #reconciling: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
-  #unhook: (() => void) | undefined;
   readonly #onTransition = (t: TransitionEvent) => this.#promiseMoved(t.id, t.type, t.from, t.to, t.event, t.at.getTime());
   readonly #onWorkflow = (change: WorkflowChange) => this.#workflowMoved(change, change.event, change.at.getTime());
+  readonly #onStarted = () => void this.reconcile();
+  readonly #onStopping = () => this.close();
 
   constructor(engine: Engine, options: InspectionFeedOptions = {}) {
     this.#engine = engine;
@@ -124,7 +124,8 @@ export class InspectionFeed {
     this.#engine.on('transition', this.#onTransition);
     this.#engine.on('workflow', this.#onWorkflow);
     // Rehydrated work shows once the engine has resumed it, with the machines registered by then.
-    this.#unhook = hookEngineLifecycle(this.#engine, { afterStart: () => this.reconcile(), beforeStop: () => this.close() });
+    this.#engine.on('started', this.#onStarted);
+    this.#engine.on('stopping', this.#onStopping);
     this.#sweepTimer = setInterval(() => this.#sweep(), Math.max(1_000, this.#options.finishedTtlMs / 2));
     this.#sweepTimer.unref();
     if (this.#options.pollIntervalMs > 0) this.#schedulePoll();
@@ -137,7 +138,8 @@ export class InspectionFeed {
     this.#closed = true;
     this.#engine.off('transition', this.#onTransition);
     this.#engine.off('workflow', this.#onWorkflow);
-    this.#unhook?.();
+    this.#engine.off('started', this.#onStarted);
+    this.#engine.off('stopping', this.#onStopping);
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     this.#listeners.clear();

@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
-import type { StatelyInspectorLike } from '../inspect/attach-inspector.js';
+import { MAX_TIMER_MS } from './timers.js';
 
 /** A source of the current time, injectable so tests control it. */
 export interface Clock {
@@ -8,7 +8,7 @@ export interface Clock {
   now(): number;
 }
 
-/** Options for {@link createEngine}. */
+/** Options of the engine itself, as {@link createEngine} takes them (beside `inspect`). */
 export interface EngineOptions {
   /**
    * Where promises live: an SQLite file path, or `':memory:'`.
@@ -63,8 +63,6 @@ export interface EngineOptions {
    * @defaultValue 3_600_000
    */
   cleanupIntervalMs?: number;
-  /** An `@statelyai/inspect` inspector that receives every promise and workflow actor (see docs/inspector.md). */
-  inspect?: StatelyInspectorLike;
 }
 
 export interface ResolvedEngineOptions {
@@ -172,8 +170,6 @@ export const PRIORITY_RANGE = [-1000, 1000] as const;
 export const DEFAULT_MAX_LEASE_LOSSES = 10;
 /** The longest `delay`: one year. Longer waits belong to a cron schedule. */
 export const MAX_DELAY_MS = 366 * 24 * 3600_000;
-/** setTimeout's ceiling. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptions {
   const backoff = options.backoff ?? 'exponential';

@@ -1,14 +1,13 @@
 import PQueue from 'p-queue';
-import type { Logger } from 'pino';
 import { CancelledError, errorRecordOf, InvalidOptionError, PromisedError } from '../errors.js';
 import { toJsonText } from '../json.js';
-import type { ClaimedRow, Store, StoreTransaction } from '../persistence/store.js';
+import type { ClaimedRow } from '../persistence/store.js';
 import { retryDelayMs } from './backoff.js';
-import type { EngineEmitter } from './events.js';
-import type { Clock } from './options.js';
+import type { KernelContext } from './context.js';
 import { runHandler } from './run-handler.js';
 import type { TaskContext, TaskDefinition } from './task-context.js';
-import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type PromiseTransitions } from './transitions.js';
+import { stepOf, type ClaimRef, type ErrorRecord } from './transition-types.js';
+import type { UnitOfWork } from './unit-of-work.js';
 
 interface RunningClaim {
   claim: ClaimRef;
@@ -28,24 +27,6 @@ const COMMIT_RETRY_MS = 1_000;
 /** How often claims are checked against changes made elsewhere (a cancel from another process lands within this). */
 const CLAIM_CHECK_INTERVAL_MS = 250;
 
-/** What the runner needs from its engine. */
-export interface ClaimRunnerHost {
-  store: Store;
-  clock: Clock;
-  log: Logger;
-  emitter: EngineEmitter;
-  transitions: PromiseTransitions;
-  owner: string;
-  leaseMs: number;
-  concurrency: number;
-  taskOf(type: string): TaskDefinition;
-  /** One transaction; its transitions are announced after the commit. */
-  write<T>(work: (tx: StoreTransaction, now: number) => Promise<{ value: T; transitions: AppliedTransition[] }>): Promise<T>;
-  /** A slot was freed or work was committed: the scheduler may claim more. */
-  onSettled(): void;
-  backgroundError(error: unknown, message: string): void;
-}
-
 /**
  * Runs claimed promises: each handler in a bounded, prioritised pool (p-queue), its outcome
  * committed through the promise machine with the claim's fencing token. Outcomes of handlers
@@ -53,7 +34,9 @@ export interface ClaimRunnerHost {
  * lease this process holds in one statement and abort handlers whose claim was taken over.
  */
 export class ClaimRunner {
-  readonly #host: ClaimRunnerHost;
+  readonly #ctx: KernelContext;
+  /** A slot was freed or work was committed: the scheduler may claim more. */
+  readonly #onSettled: () => void;
   readonly #pool: PQueue;
   readonly #running = new Map<number, RunningClaim>();
   #outcomes: Outcome[] = [];
@@ -61,9 +44,10 @@ export class ClaimRunner {
   #lastClaimCheck = 0;
   #claimCheckQueued = false;
 
-  constructor(host: ClaimRunnerHost) {
-    this.#host = host;
-    this.#pool = new PQueue({ concurrency: host.concurrency });
+  constructor(ctx: KernelContext, onSettled: () => void) {
+    this.#ctx = ctx;
+    this.#onSettled = onSettled;
+    this.#pool = new PQueue({ concurrency: ctx.options.concurrency });
   }
 
   /** Claims running or awaiting their commit: they occupy slots. */
@@ -78,7 +62,7 @@ export class ClaimRunner {
   #entryOf(row: ClaimedRow): RunningClaim {
     const entry: RunningClaim = {
       claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts, step: stepOf(row) },
-      task: this.#host.taskOf(row.type),
+      task: this.#ctx.tasks.get(row.type)!,
       controller: new AbortController(),
       fencedOff: false,
       lastProgressWrite: 0,
@@ -95,7 +79,7 @@ export class ClaimRunner {
         const outcome = await this.#attempt(entry, row.payload);
         if (entry.fencedOff) {
           this.#finish(entry);
-          this.#host.onSettled();
+          this.#onSettled();
           return;
         }
         this.#outcomes.push(outcome);
@@ -110,7 +94,7 @@ export class ClaimRunner {
     const entry = this.#entryOf(row);
     try {
       const outcome = await this.#attempt(entry, row.payload);
-      if (!entry.fencedOff) await this.#commit([outcome], this.#host.clock.now());
+      if (!entry.fencedOff) await this.#commit([outcome]);
     } finally {
       this.#finish(entry);
     }
@@ -127,7 +111,7 @@ export class ClaimRunner {
   /** Runs the handler once and turns whatever happened into an outcome. Never throws. */
   async #attempt(entry: RunningClaim, payloadText: string): Promise<Outcome> {
     const { claim, task, controller } = entry;
-    const log = this.#host.log.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
+    const log = this.#ctx.options.logger.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
     const ctx: TaskContext = {
       id: String(claim.id),
       type: claim.type,
@@ -159,38 +143,35 @@ export class ClaimRunner {
     const batch = this.#outcomes;
     this.#outcomes = [];
     try {
-      await this.#commit(batch, this.#host.clock.now());
+      await this.#commit(batch);
       for (const outcome of batch) this.#finish(this.#running.get(outcome.claim.id));
     } catch (error) {
       // Nothing was committed; the claims are still ours (heartbeats keep the leases), so try again.
-      this.#host.backgroundError(error, 'could not commit outcomes; retrying');
+      this.#ctx.reportError(error, 'could not commit outcomes; retrying');
       this.#outcomes.unshift(...batch);
       await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
     } finally {
       this.#flush = undefined;
       if (this.#outcomes.length > 0) this.#scheduleFlush();
-      this.#host.onSettled();
+      this.#onSettled();
     }
   }
 
-  async #commit(batch: Outcome[], now: number): Promise<void> {
+  async #commit(batch: Outcome[]): Promise<void> {
     if (batch.length === 0) return;
-    await this.#host.write(async (tx) => {
-      const transitions: AppliedTransition[] = [];
+    await this.#ctx.write(async (uow) => {
       for (const outcome of batch) {
-        const applied = await this.#apply(tx, outcome, now);
-        if (applied) transitions.push(...applied);
-        else this.#host.log.warn({ promiseId: outcome.claim.id, type: outcome.claim.type, attempt: outcome.claim.attempts }, 'outcome refused: the claim was taken over or cancelled');
+        if (await this.#apply(uow, outcome)) continue;
+        this.#ctx.options.logger.warn({ promiseId: outcome.claim.id, type: outcome.claim.type, attempt: outcome.claim.attempts }, 'outcome refused: the claim was taken over or cancelled');
       }
-      return { value: undefined, transitions };
     });
   }
 
-  #apply(tx: StoreTransaction, outcome: Outcome, now: number): Promise<AppliedTransition[] | null> {
-    const { transitions } = this.#host;
-    if (outcome.kind === 'succeed') return transitions.succeed(tx, outcome.claim, outcome.result, now);
-    const retryAt = now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
-    return transitions.fail(tx, outcome.claim, outcome.error, retryAt, now);
+  #apply(uow: UnitOfWork, outcome: Outcome): Promise<boolean> {
+    const { transitions } = this.#ctx;
+    if (outcome.kind === 'succeed') return transitions.succeed(uow, outcome.claim, outcome.result);
+    const retryAt = uow.now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
+    return transitions.fail(uow, outcome.claim, outcome.error, retryAt);
   }
 
   #finish(entry: RunningClaim | undefined): void {
@@ -204,7 +185,7 @@ export class ClaimRunner {
       throw new InvalidOptionError('progress', { current, total }, 'finite numbers with total >= 0');
     }
     if (entry.fencedOff) return;
-    this.#host.emitter.emit('progress', { id: String(entry.claim.id), type: entry.claim.type, current, total });
+    this.#ctx.emitter.emit('progress', { id: String(entry.claim.id), type: entry.claim.type, current, total });
     entry.pendingProgress = { current, total };
     if (entry.progressTimer) return;
     const wait = Math.max(0, entry.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now());
@@ -213,9 +194,9 @@ export class ClaimRunner {
       const progress = entry.pendingProgress;
       if (!progress || entry.fencedOff || !this.#running.has(entry.claim.id)) return;
       entry.lastProgressWrite = Date.now();
-      this.#host.store
-        .transaction(async (tx) => tx.saveProgress(entry.claim.id, entry.claim.leaseToken, progress.current, progress.total, this.#host.clock.now()))
-        .catch((error: unknown) => this.#host.backgroundError(error, 'could not save progress'));
+      this.#ctx
+        .write(async ({ tx, now }) => tx.saveProgress(entry.claim.id, entry.claim.leaseToken, progress.current, progress.total, now))
+        .catch((error: unknown) => this.#ctx.reportError(error, 'could not save progress'));
     }, wait);
   }
 
@@ -223,19 +204,19 @@ export class ClaimRunner {
   async heartbeat(): Promise<void> {
     if (this.#running.size === 0) return;
     try {
-      const now = this.#host.clock.now();
       // Only claims already running now are judged by the renewal: on a store with concurrent
       // connections (PostgreSQL) a claim that commits while the renewal runs is not among the
       // rows it saw, yet is ours.
       const before = new Set(this.#running.values());
-      const held = await this.#host.store.transaction(async (tx) => tx.renewLeases(this.#host.owner, now + this.#host.leaseMs, now));
+      const { owner, options } = this.#ctx;
+      const held = await this.#ctx.write(async ({ tx, now }) => tx.renewLeases(owner, now + options.leaseMs, now));
       const tokens = new Map(held.map((row) => [row.id, row.lease_token]));
       for (const entry of this.#running.values()) {
         if (!before.has(entry) || tokens.get(entry.claim.id) === entry.claim.leaseToken || entry.fencedOff) continue;
         this.fenceOff(entry.claim.id, new PromisedError('LEASE_LOST', `promise ${entry.claim.id}: lease lost to another worker`));
       }
     } catch (error) {
-      this.#host.backgroundError(error, 'heartbeat failed');
+      this.#ctx.reportError(error, 'heartbeat failed');
     }
   }
 
@@ -253,7 +234,7 @@ export class ClaimRunner {
         this.#claimCheckQueued = true;
         setTimeout(() => {
           this.#claimCheckQueued = false;
-          void this.checkClaims().catch((error: unknown) => this.#host.backgroundError(error, 'could not check running claims'));
+          void this.checkClaims().catch((error: unknown) => this.#ctx.reportError(error, 'could not check running claims'));
         }, CLAIM_CHECK_INTERVAL_MS).unref();
       }
       return;
@@ -261,7 +242,7 @@ export class ClaimRunner {
     this.#lastClaimCheck = now;
     for (const entry of [...this.#running.values()]) {
       if (entry.fencedOff) continue;
-      const row = await this.#host.store.getPromise(entry.claim.id);
+      const row = await this.#ctx.store.getPromise(entry.claim.id);
       if (row && row.status === 'in_progress' && row.lease_token === entry.claim.leaseToken) continue;
       const reason =
         row?.error_code === 'CANCELLED'
@@ -284,12 +265,10 @@ export class ClaimRunner {
     const unfinished = [...this.#running.values()];
     if (unfinished.length === 0) return;
     for (const entry of unfinished) this.fenceOff(entry.claim.id, new PromisedError('ENGINE_STOPPED', 'the engine is stopping; this attempt will run again'));
-    await this.#host.write(async (tx, now) => {
-      const transitions: AppliedTransition[] = [];
-      for (const entry of unfinished) transitions.push(...((await this.#host.transitions.release(tx, entry.claim, now)) ?? []));
-      return { value: undefined, transitions };
+    await this.#ctx.write(async (uow) => {
+      for (const entry of unfinished) await this.#ctx.transitions.release(uow, entry.claim);
     });
     for (const entry of unfinished) this.#finish(entry);
-    this.#host.log.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
+    this.#ctx.options.logger.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
   }
 }

@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { CancelledError, EngineStateError, NotFoundError, PromiseFailedError } from '../errors.js';
+import { promiseLaw } from '../machines/transition-table.js';
+import type { Store } from '../persistence/store.js';
+import { ClaimRunner } from './claim-runner.js';
+import { removeFinished, type CleanupRequest } from './cleanup.js';
+import type { KernelContext } from './context.js';
+import type { KernelEmitter, ResumeSummary } from './events.js';
+import type { Clock, ResolvedEngineOptions, TaskOptions } from './options.js';
+import type { KernelPort, PromiseItem } from './port.js';
+import { toRecord, type PromiseRecord } from './records.js';
+import { Recovery } from './recovery.js';
+import { ResultWaiters } from './result-waiters.js';
+import { Scheduler } from './scheduler.js';
+import type { TaskHandler } from './task-context.js';
+import { TaskRegistry } from './task-registry.js';
+import type { AppliedTransition, NewPromiseSpec, SettleHook } from './transition-types.js';
+import { PromiseTransitions } from './transitions.js';
+import { UnitOfWork, type Work } from './unit-of-work.js';
+
+type Phase = 'created' | 'started' | 'stopping' | 'stopped';
+
+/**
+ * The promise kernel: the task registry, the one write path, claims and leases, transitions,
+ * timers, recovery and rehydration. It knows nothing of what is built on it (workflows, the
+ * inbox, periodic schedules, inspection): those use its {@link KernelPort}.
+ */
+export class Kernel implements KernelPort {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly tasks: TaskRegistry;
+  readonly promises: PromiseTransitions;
+  /** This process's lease owner id (`host:pid:nonce`). */
+  readonly owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly #options: ResolvedEngineOptions;
+  readonly #emitter: KernelEmitter;
+  readonly #settleHooks: SettleHook[] = [];
+  readonly #externalListeners = new Set<() => void>();
+  readonly #runner: ClaimRunner;
+  readonly #scheduler: Scheduler;
+  readonly #recovery: Recovery;
+  readonly #waiters = new ResultWaiters((id) => this.#settledResult(id), () => this.#watchExternalChanges());
+  #phase: Phase = 'created';
+  #wasStarted = false;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #cleanupTimer: NodeJS.Timeout | undefined;
+  #unsubscribeChanges: (() => void) | undefined;
+  #immediateDrain: Promise<void> = Promise.resolve();
+
+  constructor(store: Store, options: ResolvedEngineOptions, emitter: KernelEmitter) {
+    this.store = store;
+    this.clock = options.clock;
+    this.log = options.logger;
+    this.#options = options;
+    this.#emitter = emitter;
+    this.tasks = new TaskRegistry(options.clock, options.resultTtl);
+    this.promises = new PromiseTransitions(promiseLaw, {
+      policyOf: (type) => this.tasks.policyOf(type),
+      followUp: (type, payload, now) => ({ ...this.tasks.specOf({ type, payload }, 'payload'), runAt: now }),
+      settleHooks: this.#settleHooks,
+    });
+    const ctx: KernelContext = {
+      store,
+      options,
+      owner: this.owner,
+      tasks: this.tasks,
+      transitions: this.promises,
+      emitter,
+      write: (work) => this.write(work),
+      reportError: (error, message) => this.reportError(error, message),
+    };
+    this.#runner = new ClaimRunner(ctx, () => this.#scheduler.wake());
+    this.#recovery = new Recovery(ctx, this.#runner);
+    this.#scheduler = new Scheduler(ctx, this.#runner, () => this.#phase === 'started', () => this.#recovery.recoverExpiredLeases());
+  }
+
+  get started(): boolean {
+    return this.#phase === 'started';
+  }
+
+  // ---- the port ----
+
+  registerTask(type: string, handler: TaskHandler, options?: TaskOptions): void {
+    this.tasks.register(type, handler, options);
+  }
+
+  specOf(item: PromiseItem, payloadPath: string): NewPromiseSpec {
+    return this.tasks.specOf(item, payloadPath);
+  }
+
+  onSettled(hook: SettleHook): void {
+    this.#settleHooks.push(hook);
+  }
+
+  onExternalChange(listener: () => void): () => void {
+    this.#externalListeners.add(listener);
+    return () => this.#externalListeners.delete(listener);
+  }
+
+  background(work: () => Promise<unknown>, message: string): void {
+    work().catch((error: unknown) => this.reportError(error, message));
+  }
+
+  /**
+   * The one write path. Each transaction attempt gets its own {@link UnitOfWork}; the store runs
+   * the attempts one after another, so the last one is the one that committed: only its
+   * transitions are announced and only its effects run. Announcing after the commit means no
+   * listener ever sees a change that was rolled back.
+   */
+  async write<T>(work: Work<T>): Promise<T> {
+    if (this.#phase === 'stopped') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
+    const now = this.clock.now();
+    let committed: UnitOfWork | undefined;
+    const value = await this.store.transaction((tx) => {
+      committed = new UnitOfWork(tx, now);
+      return work(committed);
+    });
+    committed!.runEffects((error) => this.reportError(error, 'an after-commit effect failed'));
+    if (committed!.transitions.length > 0) this.#announce(committed!.transitions, now);
+    return value;
+  }
+
+  reportError(thrown: unknown, message: string): void {
+    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+    this.log.error({ err: error }, message);
+    this.#emitter.emit('error', error);
+  }
+
+  // ---- lifecycle: resume, begin, stop ----
+
+  /** Resumes every unfinished promise in the database; nothing is claimed until {@link Kernel.begin}. */
+  async resume(): Promise<ResumeSummary> {
+    if (this.#phase === 'started') throw new EngineStateError('ENGINE_STOPPED', 'the engine is already started');
+    if (this.#phase !== 'created') throw new EngineStateError('ENGINE_STOPPED', 'the engine is stopped; create a new one');
+    this.tasks.assertAllFollowUpsKnown();
+    await this.store.startMaintenance();
+    return this.#recovery.rehydrate();
+  }
+
+  /** Starts working: heartbeats, automatic cleanup, other processes' changes. Call {@link Kernel.wake} once the layers above have resumed. */
+  begin(): void {
+    this.#phase = 'started';
+    this.#wasStarted = true;
+    this.#watchExternalChanges();
+    if (this.#options.cleanupIntervalMs > 0) {
+      this.#cleanupTimer = setInterval(() => {
+        this.cleanup({ batchSize: 1_000 }).catch((error: unknown) => this.reportError(error, 'automatic cleanup failed'));
+      }, this.#options.cleanupIntervalMs);
+      this.#cleanupTimer.unref();
+    }
+    // Not unref'd: like a server, a started engine keeps its process alive until stop().
+    this.#heartbeatTimer = setInterval(() => void this.#runner.heartbeat(), this.#options.heartbeatMs);
+  }
+
+  /** Asks for a claim pass: something may have become runnable. */
+  wake(): void {
+    this.#scheduler.wake();
+  }
+
+  /** Stops claiming and watching; returns false when a stop already began. The database stays open until {@link Kernel.close}. */
+  stopClaiming(): boolean {
+    if (this.#phase === 'stopped' || this.#phase === 'stopping') return false;
+    this.#phase = 'stopping';
+    this.#scheduler.stop();
+    if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
+    this.#unsubscribeChanges?.();
+    return true;
+  }
+
+  /**
+   * Waits up to `stopTimeoutMs` for running handlers and commits their outcomes, hands back the
+   * claims still running, answers waiters with `ENGINE_STOPPED`, and closes the database.
+   */
+  async close(): Promise<void> {
+    if (this.#wasStarted) await this.#runner.drain(this.#options.stopTimeoutMs);
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    await this.#immediateDrain;
+    this.#waiters.rejectAll((rowId) => new EngineStateError('ENGINE_STOPPED', `engine stopped while waiting for promise ${rowId}`));
+    this.#phase = 'stopped';
+    await this.store.close();
+    this.log.info({ owner: this.owner }, 'engine stopped');
+  }
+
+  /** Work and results committed by other processes reach this one through the store's change signal. */
+  #watchExternalChanges(): void {
+    this.#unsubscribeChanges ??= this.store.onExternalChange(() => {
+      this.#scheduler.wake();
+      if (this.#runner.size > 0) this.background(() => this.#runner.checkClaims(), 'could not check running claims');
+      this.#waiters.settleAll();
+      for (const listener of this.#externalListeners) listener();
+    });
+  }
+
+  // ---- what the engine's public API needs ----
+
+  /** After promises were stored: run them now (`immediate` mode) or wake the scheduler. */
+  async enqueued(): Promise<void> {
+    if (this.#options.immediate) await this.#drainImmediately();
+    else this.#scheduler.wake();
+  }
+
+  #drainImmediately(): Promise<void> {
+    const run = this.#immediateDrain.then(async () => {
+      const types = this.tasks.types;
+      while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
+        // Delays are not waited for: "immediate" means run everything runnable now.
+        const [row] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
+        if (!row) return;
+        await this.#runner.runInline(row);
+      }
+    });
+    this.#immediateDrain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Cancels a promise; a handler running it here has its signal aborted and its outcome refused. */
+  async cancel(id: number): Promise<void> {
+    await this.write((uow) => this.promises.cancel(uow, id));
+    this.#runner.fenceOff(id, new CancelledError(String(id)));
+  }
+
+  async retry(id: number): Promise<void> {
+    await this.write((uow) => this.promises.retry(uow, id));
+    await this.enqueued();
+  }
+
+  cleanup(request: CleanupRequest): Promise<{ removed: number }> {
+    return removeFinished((work) => this.write(work), this.log, request);
+  }
+
+  /** The promise with this id as the API shows it, or `undefined`. */
+  async record(id: number): Promise<PromiseRecord | undefined> {
+    const row = await this.store.getPromise(id);
+    if (!row) return undefined;
+    return toRecord(row, await this.store.dependenciesOf(id));
+  }
+
+  /** Waits for promise `id` to finish: its result, or a rejection with why it failed. */
+  waitForResult(id: number, timeout: number | undefined): Promise<unknown> {
+    return this.#waiters.wait(id, timeout);
+  }
+
+  /** `{ value }` when finished successfully; throws when failed or missing; `undefined` while unfinished. */
+  async #settledResult(id: number): Promise<{ value: unknown } | undefined> {
+    const record = await this.record(id);
+    if (!record) throw new NotFoundError(String(id));
+    if (record.status === 'completed') return { value: record.result };
+    if (record.status === 'failed') throw new PromiseFailedError(record.id, record.error ?? { code: 'UNKNOWN', message: 'failed' });
+    return undefined;
+  }
+
+  // ---- announcing, after each commit ----
+
+  #announce(transitions: AppliedTransition[], now: number): void {
+    const emitter = this.#emitter;
+    const at = new Date(now);
+    const wantsTransitions = emitter.listenerCount('transition') > 0;
+    const wantsRecords = emitter.listenerCount('completed') + emitter.listenerCount('failed') + emitter.listenerCount('retrying') > 0;
+    for (const t of transitions) {
+      if (wantsTransitions) emitter.emit('transition', { id: String(t.id), type: t.type, event: t.event, from: t.from, to: t.to, attempt: 0, at });
+      const finished = t.to === 'completed' || t.to === 'failed';
+      const retrying = t.to === 'pending' && (t.event === 'FAIL' || t.event === 'LEASE_LOST');
+      if (finished) void this.#waiters.settle(t.id);
+      if (wantsRecords && (finished || retrying)) void this.#emitRecord(t.id, t.to === 'completed' ? 'completed' : retrying ? 'retrying' : 'failed');
+    }
+    this.#scheduler.wake();
+  }
+
+  async #emitRecord(id: number, event: 'completed' | 'failed' | 'retrying'): Promise<void> {
+    try {
+      const record = await this.record(id);
+      if (record) this.#emitter.emit(event, record);
+    } catch (error) {
+      this.reportError(error, `could not read promise ${id} for its ${event} event`);
+    }
+  }
+}

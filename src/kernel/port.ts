@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import type { Store } from '../persistence/store.js';
+import type { Clock, TaskOptions } from './options.js';
+import type { TaskHandler } from './task-context.js';
+import type { NewPromiseSpec, SettleHook } from './transition-types.js';
+import type { PromiseTransitions } from './transitions.js';
+import type { Work } from './unit-of-work.js';
+
+/** A promise to create, as `enqueue` takes it (validated by {@link KernelPort.specOf}). */
+export interface PromiseItem {
+  type: string;
+  payload?: unknown;
+  priority?: number;
+  delay?: number;
+  dependsOn?: string[];
+  key?: string;
+}
+
+/**
+ * The one surface of the promise kernel that the layers built on it (workflows, the inbox,
+ * periodic schedules) use. They write through units of work, react to settlements through
+ * hooks that run inside the settling transaction, and hear of other processes' commits through
+ * a subscription; the kernel knows none of them.
+ */
+export interface KernelPort {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** True between `start()` and `stop()`. */
+  readonly started: boolean;
+  /** Reads. Every write goes through {@link KernelPort.write}. */
+  readonly store: Store;
+  /** The promise machine's transitions, applied inside a unit of work. */
+  readonly promises: PromiseTransitions;
+  /**
+   * Runs `work` in one transaction: its recorded transitions are announced and its
+   * `afterCommit` effects run once it commits, never when it rolls back.
+   */
+  write<T>(work: Work<T>): Promise<T>;
+  /** Registers a promise type and its handler. */
+  registerTask(type: string, handler: TaskHandler, options?: TaskOptions): void;
+  /** Validates an item as `enqueue` would and returns what to insert. */
+  specOf(item: PromiseItem, payloadPath: string): NewPromiseSpec;
+  /** Runs `hook` inside every transaction that settles a promise (in registration order). */
+  onSettled(hook: SettleHook): void;
+  /** Calls `listener` when another process committed changes; returns the function that stops it. */
+  onExternalChange(listener: () => void): () => void;
+  /** Runs background work, reporting its failure on the engine's `error` event. */
+  background(work: () => Promise<unknown>, message: string): void;
+}

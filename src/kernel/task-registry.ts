@@ -1,0 +1,82 @@
+import { EngineStateError, InvalidOptionError, UnknownDependencyError, UnknownTaskTypeError } from '../errors.js';
+import { toJsonText } from '../json.js';
+import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type Clock, type TaskOptions } from './options.js';
+import type { PromiseItem } from './port.js';
+import { parseId } from './records.js';
+import type { TaskDefinition, TaskHandler } from './task-context.js';
+import type { NewPromiseSpec, TypePolicy } from './transition-types.js';
+
+/**
+ * The registered promise types: their handlers and resolved options, and the one validation of
+ * a promise to create (every enqueue, follow-up, step and message goes through `specOf`).
+ */
+export class TaskRegistry {
+  readonly #tasks = new Map<string, TaskDefinition>();
+  readonly #clock: Clock;
+  readonly #defaultResultTtl: number;
+
+  constructor(clock: Clock, defaultResultTtl: number) {
+    this.#clock = clock;
+    this.#defaultResultTtl = defaultResultTtl;
+  }
+
+  register(type: string, handler: TaskHandler, options?: TaskOptions): void {
+    if (typeof type !== 'string' || type.length === 0 || type.length > 200) throw new InvalidOptionError('type', type, 'a non-empty string of at most 200 characters');
+    if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (payload, ctx) => result');
+    if (this.#tasks.has(type)) throw new EngineStateError('DUPLICATE_TASK', `task type "${type}" is already registered`);
+    this.#tasks.set(type, { type, handler, options: resolveTaskOptions(options) });
+  }
+
+  get(type: string): TaskDefinition | undefined {
+    return this.#tasks.get(type);
+  }
+
+  get types(): string[] {
+    return [...this.#tasks.keys()];
+  }
+
+  policyOf(type: string): TypePolicy {
+    const options = this.#tasks.get(type)?.options;
+    return { resultTtl: options?.resultTtl ?? this.#defaultResultTtl, onComplete: options?.onComplete ?? null, onFail: options?.onFail ?? null };
+  }
+
+  /** A completion or failure follow-up must name a registered type before anything is written. */
+  assertFollowUpsKnown(task: TaskDefinition): void {
+    for (const followUp of [task.options.onComplete, task.options.onFail]) {
+      if (followUp !== null && !this.#tasks.has(followUp)) throw new UnknownTaskTypeError(followUp, this.types);
+    }
+  }
+
+  /** Every registered type's follow-ups are known (checked again at start: types may be registered in any order). */
+  assertAllFollowUpsKnown(): void {
+    for (const task of this.#tasks.values()) this.assertFollowUpsKnown(task);
+  }
+
+  /** Validates an item as `enqueue` takes it and returns what to insert; throws a typed error before anything is written. */
+  specOf(item: PromiseItem, payloadPath: string): NewPromiseSpec {
+    if (item === null || typeof item !== 'object') throw new InvalidOptionError('item', item, 'an object { type, payload }');
+    const task = this.#tasks.get(item.type);
+    if (!task) throw new UnknownTaskTypeError(String(item.type), this.types);
+    this.assertFollowUpsKnown(task);
+    const priority = item.priority === undefined ? task.options.priority : integerIn('priority', item.priority, ...PRIORITY_RANGE);
+    const delay = integerIn('delay', item.delay ?? 0, 0, MAX_DELAY_MS);
+    if (item.key !== undefined && (typeof item.key !== 'string' || item.key.length === 0 || item.key.length > 512)) {
+      throw new InvalidOptionError('key', item.key, 'a non-empty string of at most 512 characters');
+    }
+    if (item.dependsOn !== undefined && !Array.isArray(item.dependsOn)) throw new InvalidOptionError('dependsOn', item.dependsOn, 'an array of promise ids');
+    const parents = (item.dependsOn ?? []).map((parent) => {
+      const id = parseId(parent);
+      if (id === undefined) throw new UnknownDependencyError(String(parent));
+      return id;
+    });
+    return {
+      type: item.type,
+      payload: toJsonText(item.payload, payloadPath),
+      priority,
+      maxAttempts: task.options.maxAttempts,
+      runAt: this.#clock.now() + delay,
+      key: item.key ?? null,
+      parents: [...new Set(parents)],
+    };
+  }
+}

@@ -1,0 +1,83 @@
+import type { PromiseEventType, PromiseStatus } from '../machines/promise-machine.js';
+import type { UnitOfWork } from './unit-of-work.js';
+
+/** One state change that a transaction committed; the kernel announces it after the commit. */
+export interface AppliedTransition {
+  id: number;
+  type: string;
+  event: PromiseEventType;
+  from: PromiseStatus;
+  to: PromiseStatus;
+}
+
+/** A claim as the engine holds it while its handler runs. */
+export interface ClaimRef {
+  id: number;
+  type: string;
+  leaseToken: number;
+  attempts: number;
+  maxAttempts: number;
+  /** Set when the promise is a workflow step. */
+  step?: StepRef | undefined;
+}
+
+/** A promise that runs one invocation of a workflow. */
+export interface StepRef {
+  promiseId: number;
+  workflowId: number;
+  invokeId: string;
+}
+
+/**
+ * A promise that reached `completed` or `failed` by its own transition (not a cascade from a
+ * parent), as the settle hooks see it inside the transaction that settles it.
+ */
+export interface SettledPromise {
+  id: number;
+  type: string;
+  /** Set when the promise runs one invocation of a workflow. */
+  step: StepRef | undefined;
+  status: 'completed' | 'failed';
+  /** The stored result's JSON text, when completed. */
+  result: string | null;
+  error: ErrorRecord | null;
+}
+
+/**
+ * Runs inside the transaction that settles a promise, so what it writes commits or rolls back
+ * with the settlement (a workflow hears of its step this way).
+ */
+export type SettleHook = (uow: UnitOfWork, settled: SettledPromise) => Promise<void>;
+
+/** The step of a row, if the row is one. */
+export function stepOf(row: { id: number; workflow_id: number | null; invoke_id: string | null }): StepRef | undefined {
+  return row.workflow_id === null || row.invoke_id === null ? undefined : { promiseId: row.id, workflowId: row.workflow_id, invokeId: row.invoke_id };
+}
+
+export interface NewPromiseSpec {
+  type: string;
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  runAt: number;
+  key: string | null;
+  parents: number[];
+  /** Set for a workflow step. */
+  workflowId?: number;
+  invokeId?: string;
+}
+
+export interface ErrorRecord {
+  code: string;
+  message: string;
+}
+
+/** What the engine's task registry says about a type, as far as transitions care. */
+export interface TypePolicy {
+  /** How long a finished promise is kept; `null`: forever. */
+  resultTtl: number | null;
+  /** Task type enqueued, in the same transaction, when a promise of this type completes. */
+  onComplete: string | null;
+  /** Task type enqueued, in the same transaction, when a promise of this type fails for good. */
+  onFail: string | null;
+}

@@ -1,0 +1,84 @@
+import type { AnyStateMachine } from 'xstate';
+import { InvalidOptionError, InvalidPayloadError } from '../errors.js';
+import { toJsonText } from '../json.js';
+import { actorSources, machineVersion, type MachineStep } from '../machines/workflow-machine.js';
+import type { TaskOptions } from '../kernel/options.js';
+import { WorkflowError } from './workflow-errors.js';
+import type { WorkflowOptions } from './workflow-types.js';
+
+/** A registered workflow. */
+export interface Definition {
+  name: string;
+  machine: AnyStateMachine;
+  version: string;
+  /** The step names: the only actors a transition may start. */
+  steps: Set<string>;
+}
+
+/**
+ * Checks a workflow before it is registered: an XState v5 machine whose every started actor is
+ * named in `setup({ actors })` and has a step, and no step that is never started.
+ */
+export function defineWorkflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): Definition {
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty workflow name');
+  if (!machine || typeof (machine as { transition?: unknown }).transition !== 'function' || !(machine as { root?: unknown }).root) {
+    throw new InvalidOptionError('machine', machine, 'an XState v5 machine (createMachine or setup(...).createMachine)');
+  }
+  const steps = options?.steps ?? {};
+  const started = actorSources(machine);
+  const inline = started.find((actor) => actor.src === null);
+  if (inline) {
+    throw new WorkflowError(
+      'WORKFLOW_STEP_MISMATCH',
+      inline.how === 'invoke'
+        ? `state ${inline.state} invokes an inline actor; register it by name in setup({ actors }) and give it a step`
+        : `state ${inline.state} spawns an inline actor (spawnChild with logic, not a name): restored from a snapshot it would be a silent zombie; register it by name in setup({ actors }) and give it a step`,
+    );
+  }
+  const sources = new Set(started.map((actor) => actor.src!));
+  for (const src of sources) {
+    if (!Object.hasOwn(steps, src)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `workflow "${name}" invokes "${src}" but steps has no "${src}"`);
+  }
+  for (const step of Object.keys(steps)) {
+    if (!sources.has(step)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `steps.${step} is never invoked by workflow "${name}" (it invokes: ${[...sources].join(', ') || 'nothing'})`);
+  }
+  return { name, machine, version: machineVersion(machine), steps: new Set(Object.keys(steps)) };
+}
+
+/** The task options of one step: `stepOptions` itself, or its entry for `step` when it is keyed by step. */
+export function pickStepOptions(options: WorkflowOptions['stepOptions'], step: string): TaskOptions | undefined {
+  if (!options) return undefined;
+  const perStep = (options as Record<string, TaskOptions>)[step];
+  if (perStep && typeof perStep === 'object') return perStep;
+  const keys = Object.keys(options);
+  const looksPerStep = keys.length > 0 && keys.every((key) => typeof (options as Record<string, unknown>)[key] === 'object');
+  return looksPerStep ? undefined : (options as TaskOptions);
+}
+
+/**
+ * Every actor a transition starts must be a step: one spawned from inline logic, spawned with
+ * `spawn` inside `assign` (no action reports it), or named but without a step would be kept in
+ * the snapshot and never run: a silent zombie after any restore.
+ */
+export function refuseUnmanagedActors(definition: Definition, step: MachineStep): void {
+  const unmanaged = step.unmanaged[0];
+  if (unmanaged) {
+    const what = unmanaged.src === null ? 'an inline actor' : `"${unmanaged.src}" without a spawnChild action (spawn inside assign or enqueueActions)`;
+    throw new WorkflowError(
+      'WORKFLOW_STEP_MISMATCH',
+      `workflow "${definition.name}" spawned ${what} as "${unmanaged.id}": it would never run and never finish; start steps with invoke or spawnChild("name") of an actor named in setup({ actors }) with a step`,
+    );
+  }
+  const stray = step.started.find((started) => !definition.steps.has(started.src));
+  if (stray) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `workflow "${definition.name}" started "${stray.src}" as "${stray.invokeId}", which has no step; add steps.${stray.src}`);
+}
+
+/** The snapshot as stored. Context must survive JSON: a BigInt, Map or Date in it would be lost or throw on resume. */
+export function serialiseSnapshot(step: MachineStep): string {
+  try {
+    return toJsonText(step.persisted, 'snapshot');
+  } catch (error) {
+    if (error instanceof InvalidPayloadError) throw new InvalidPayloadError(error.path.replace(/^snapshot/, 'context'), error.message.replace(/^.*?: /, ''));
+    throw error;
+  }
+}

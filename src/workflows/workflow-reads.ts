@@ -1,0 +1,59 @@
+import { InvalidOptionError, NotFoundError, PromiseFailedError } from '../errors.js';
+import { fromJsonText } from '../json.js';
+import type { PersistedWorkflowSnapshot } from '../machines/workflow-machine.js';
+import type { WorkflowRow } from '../persistence/schema.js';
+import type { Store } from '../persistence/store.js';
+import { integerIn } from '../kernel/options.js';
+import { parseId, toRecord } from '../kernel/records.js';
+import { WORKFLOW_STATUSES, type WorkflowRecord } from './workflow-types.js';
+
+/** Filter for {@link listWorkflows}. */
+export interface WorkflowFilter {
+  status?: WorkflowRecord['status'];
+  name?: string;
+  limit?: number;
+}
+
+/** Workflows without their steps, newest first. */
+export async function listWorkflows(store: Store, filter: WorkflowFilter = {}): Promise<Array<Omit<WorkflowRecord, 'steps'>>> {
+  if (filter.status !== undefined && !WORKFLOW_STATUSES.includes(filter.status)) {
+    throw new InvalidOptionError('status', filter.status, WORKFLOW_STATUSES.join(' | '));
+  }
+  const limit = integerIn('limit', filter.limit ?? 100, 1, 10_000);
+  const rows = await store.listWorkflows({ status: filter.status, name: filter.name, limit });
+  return rows.map((row) => summaryOf(row));
+}
+
+/** The workflow with this id and its steps, or `undefined`. */
+export async function readWorkflow(store: Store, id: string): Promise<WorkflowRecord | undefined> {
+  const workflowId = parseId(id);
+  if (workflowId === undefined) return undefined;
+  const row = await store.getWorkflow(workflowId);
+  if (!row) return undefined;
+  const steps = await store.stepsOf(workflowId);
+  return { ...summaryOf(row), steps: await Promise.all(steps.map(async (step) => toRecord(step, await store.dependenciesOf(step.id)))) };
+}
+
+/** `{ value }` (the output) once completed; throws once failed or when missing; `undefined` while running. */
+export async function settledOutput(store: Store, id: number): Promise<{ value: unknown } | undefined> {
+  const row = await store.getWorkflow(id);
+  if (!row) throw new NotFoundError(String(id), 'workflow');
+  if (row.status === 'completed') return { value: fromJsonText(row.output) };
+  if (row.status === 'failed') throw new PromiseFailedError(String(id), { code: row.error_code ?? 'WORKFLOW_ERROR', message: row.error_message ?? '' });
+  return undefined;
+}
+
+function summaryOf(row: WorkflowRow): Omit<WorkflowRecord, 'steps'> {
+  const snapshot = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+  return {
+    id: String(row.id),
+    name: row.name,
+    status: row.status as WorkflowRecord['status'],
+    value: snapshot.value,
+    context: snapshot.context,
+    output: fromJsonText(row.output),
+    error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    createdAt: new Date(row.created_at),
+    completedAt: row.completed_at === null ? null : new Date(row.completed_at),
+  };
+}
