@@ -1,7 +1,7 @@
 import type { AnyStateMachine } from 'xstate';
 import type { Engine } from '../engine/engine.js';
 import type { TransitionEvent } from '../kernel/events.js';
-import { PROMISE_EVENT_TYPES, promiseMachine, type PromiseStatus } from '../machines/promise-machine.js';
+import { PROMISE_EVENT_TYPES, promiseMachine, UNFINISHED_STATUSES, type PromiseStatus } from '../machines/promise-machine.js';
 import { promiseLaw } from '../machines/transition-table.js';
 import type { WorkflowChange, WorkflowRecord } from '../workflows/workflow-types.js';
 import { actorFrame, eventFrame, snapshotFrame, type ActorFrame, type InspectedSnapshot, type InspectionFrame, type SnapshotFrame } from './frames.js';
@@ -55,7 +55,6 @@ interface Entry {
 const PROMISE_DEFINITION = machineDefinition(promiseMachine);
 /** Each workflow machine's definition, serialised once. */
 const definitions = new WeakMap<AnyStateMachine, string>();
-const UNFINISHED: PromiseStatus[] = ['waiting', 'pending', 'in_progress'];
 const RECONCILE_LIMIT = 1_000;
 
 /** The constant persisted snapshot of a promise machine in `status` (its machine has no context). */
@@ -187,7 +186,7 @@ export class InspectionFeed {
     const now = Date.now();
     try {
       const seen = new Set<string>();
-      for (const status of UNFINISHED) {
+      for (const status of UNFINISHED_STATUSES) {
         for (const record of await this.#engine.list({ status, limit: RECONCILE_LIMIT })) {
           seen.add(promiseSessionId(this.fingerprint, record.id));
           this.#promiseRead(record.id, record.type, record.status, since, now);

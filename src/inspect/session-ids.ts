@@ -45,8 +45,3 @@ export function workflowSessionId(fingerprint: string, id: string): string {
   return `promised:${fingerprint}:workflow:${id}`;
 }
 
-/** Splits a session id made by this module, or `undefined` for any other. */
-export function parseSessionId(sessionId: string): { fingerprint: string; kind: 'promise' | 'workflow'; id: string } | undefined {
-  const match = /^promised:([^:]+):(promise|workflow):(.+)$/.exec(sessionId);
-  return match ? { fingerprint: match[1]!, kind: match[2] as 'promise' | 'workflow', id: match[3]! } : undefined;
-}

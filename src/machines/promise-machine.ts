@@ -4,6 +4,8 @@ import { setup } from 'xstate';
 export const PROMISE_STATUSES = ['waiting', 'pending', 'in_progress', 'completed', 'failed'] as const;
 /** A promise's status: `waiting | pending | in_progress | completed | failed`. */
 export type PromiseStatus = (typeof PROMISE_STATUSES)[number];
+/** The statuses of a promise that is not finished yet. */
+export const UNFINISHED_STATUSES = ['waiting', 'pending', 'in_progress'] as const satisfies readonly PromiseStatus[];
 
 /**
  * The counters a guard needs. They live in the database row (the truth), not in machine
