@@ -5,7 +5,6 @@ import { Kernel } from '../src/kernel/kernel.js';
 import { resolveEngineOptions } from '../src/kernel/options.js';
 import { openStore } from '../src/persistence/open-store.js';
 import { engineBackends, executeSql } from './helpers/backends.js';
-import { until } from './helpers/wait.js';
 
 // The effects of a transaction attempt that rolled back (announcements, workflow wake-ups and
 // events, waiter resolutions) never run: not at the rollback, not at the next commit. On SQLite
@@ -32,8 +31,8 @@ async function refuseInsertsOf(database: string, type: string): Promise<void> {
   }
 }
 
-/** A trigger that refuses completing a promise of `type`; `allow` drops it. */
-async function refuseCompletionsOf(database: string, type: string): Promise<{ allow(): Promise<void> }> {
+/** A trigger that refuses completing a promise of `type`. */
+async function refuseCompletionsOf(database: string, type: string): Promise<void> {
   if (database.startsWith('postgres')) {
     await executeSql(
       database,
@@ -46,7 +45,6 @@ async function refuseCompletionsOf(database: string, type: string): Promise<{ al
       `create trigger refuse_completion before update on promises when new.type = '${type}' and new.status = 'completed' begin select raise(abort, 'refused by test trigger'); end;`,
     );
   }
-  return { allow: () => executeSql(database, 'drop trigger refuse_completion' + (database.startsWith('postgres') ? ' on promises' : '')) };
 }
 
 // The step's logic is a placeholder: the engine runs the step given to engine.workflow().
@@ -118,11 +116,11 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`rolled-back
     expect(transitions.filter((t) => t.type === 'workflow:doomed:work')).toEqual([]);
   });
 
-  it('a completion that rolled back resolves no waiter and announces nothing until it commits', async () => {
+  it('a completion the database refuses is never announced nor answered; the failure committed instead is', async () => {
     const database = await backend.fresh();
     const engine = await createEngine({ database, changeCheckIntervalMs: 0, stopTimeoutMs: 5_000 });
     engines.push(engine);
-    const refusal = await refuseCompletionsOf(database, 'held');
+    await refuseCompletionsOf(database, 'held');
     engine.task('held', async () => 'done');
     const transitions: TransitionEvent[] = [];
     const errors: Error[] = [];
@@ -130,17 +128,10 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`rolled-back
     engine.on('error', (error) => errors.push(error));
     await engine.start();
     const id = await engine.enqueue('held');
-    let settled = false;
-    const result = engine.result(id, { timeout: 20_000 }).finally(() => (settled = true));
-
-    // The outcome's commit is refused (and retried); nothing of it may be seen meanwhile.
-    await until(() => errors.some((error) => /refused by test trigger/.test(error.message)), 10_000, 'a refused commit');
-    expect(settled).toBe(false);
-    expect(transitions.filter((t) => t.id === id && t.event === 'SUCCEED')).toEqual([]);
-    expect((await engine.get(id))!.status).toBe('in_progress');
-
-    await refusal.allow();
-    expect(await result).toBe('done');
-    expect(transitions.filter((t) => t.id === id && t.event === 'SUCCEED')).toHaveLength(1);
+    // The completion's commit is refused: the waiter hears the failure committed in its place, never a success.
+    await expect(engine.result(id, { timeout: 20_000 })).rejects.toMatchObject({ error: { code: 'OUTCOME_NOT_STORABLE' } });
+    expect(transitions.filter((t) => t.id === id).map((t) => `${t.event}:${t.to}`)).toEqual(['DEPENDENCIES_RESOLVED:pending', 'CLAIM:in_progress', 'FAIL:failed']);
+    expect((await engine.get(id))!.status).toBe('failed');
+    expect(errors).toEqual([]);
   });
 });

@@ -1,13 +1,15 @@
+import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
-import { CancelledError, errorRecordOf, InvalidOptionError, PromisedError } from '../errors.js';
+import { CancelledError, errorRecordOf, PromisedError } from '../errors.js';
 import { toJsonText } from '../json.js';
 import type { ClaimedRow } from '../persistence/store.js';
-import { retryDelayMs } from './backoff.js';
 import type { KernelContext } from './context.js';
-import { runHandler } from './run-handler.js';
+import { OutcomeBatch, type Outcome } from './outcome-batch.js';
+import { ProgressWriter } from './progress-writer.js';
+import { runHandler, type HandlerRun } from './run-handler.js';
+import { storableError } from './storable-text.js';
 import type { TaskContext, TaskDefinition } from './task-context.js';
-import { stepOf, type ClaimRef, type ErrorRecord } from './transition-types.js';
-import type { UnitOfWork } from './unit-of-work.js';
+import { stepOf, type ClaimRef } from './transition-types.js';
 
 interface RunningClaim {
   claim: ClaimRef;
@@ -15,23 +17,18 @@ interface RunningClaim {
   controller: AbortController;
   /** Set when the claim was cancelled or taken over: its outcome must not be committed. */
   fencedOff: boolean;
-  progressTimer?: NodeJS.Timeout;
-  pendingProgress?: { current: number; total: number };
-  lastProgressWrite: number;
+  progress: ProgressWriter;
 }
 
-type Outcome = { claim: ClaimRef; task: TaskDefinition } & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord });
-
-const PROGRESS_WRITE_INTERVAL_MS = 250;
-const COMMIT_RETRY_MS = 1_000;
 /** How often claims are checked against changes made elsewhere (a cancel from another process lands within this). */
 const CLAIM_CHECK_INTERVAL_MS = 250;
 
 /**
  * Runs claimed promises: each handler in a bounded, prioritised pool (p-queue), its outcome
- * committed through the promise machine with the claim's fencing token. Outcomes of handlers
- * that finish in the same event-loop turn commit in one transaction. Heartbeats renew every
- * lease this process holds in one statement and abort handlers whose claim was taken over.
+ * committed through the promise machine with the claim's fencing token. Concurrency counts
+ * handler bodies, not signals: a body that ignores its aborted signal keeps its slot until it
+ * returns. Heartbeats renew every lease this process holds in one statement and abort handlers
+ * whose claim was taken over.
  */
 export class ClaimRunner {
   readonly #ctx: KernelContext;
@@ -39,20 +36,26 @@ export class ClaimRunner {
   readonly #onSettled: () => void;
   readonly #pool: PQueue;
   readonly #running = new Map<number, RunningClaim>();
-  #outcomes: Outcome[] = [];
-  #flush: Promise<void> | undefined;
+  readonly #outcomes: OutcomeBatch;
+  /** Bodies still running after their claim was finished (they ignored an aborted signal): they hold slots. */
+  #lingering = 0;
   #lastClaimCheck = 0;
   #claimCheckQueued = false;
+  #lastHeartbeat = performance.now();
 
   constructor(ctx: KernelContext, onSettled: () => void) {
     this.#ctx = ctx;
     this.#onSettled = onSettled;
     this.#pool = new PQueue({ concurrency: ctx.options.concurrency });
+    this.#outcomes = new OutcomeBatch(ctx, (outcome) => {
+      this.#finish(this.#running.get(outcome.claim.id));
+      this.#onSettled();
+    });
   }
 
-  /** Claims running or awaiting their commit: they occupy slots. */
+  /** Slots in use: claims running or awaiting their commit, and bodies that outlived their claim. */
   get size(): number {
-    return this.#running.size;
+    return this.#running.size + this.#lingering;
   }
 
   has(id: number): boolean {
@@ -60,30 +63,32 @@ export class ClaimRunner {
   }
 
   #entryOf(row: ClaimedRow): RunningClaim {
+    const claim: ClaimRef = { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts, step: stepOf(row) };
     const entry: RunningClaim = {
-      claim: { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts, step: stepOf(row) },
+      claim,
       task: this.#ctx.tasks.get(row.type)!,
       controller: new AbortController(),
       fencedOff: false,
-      lastProgressWrite: 0,
+      progress: new ProgressWriter(this.#ctx, claim, () => !entry.fencedOff && this.#running.get(claim.id) === entry),
     };
     this.#running.set(row.id, entry);
     return entry;
   }
 
-  /** Runs a claim in the pool; its outcome joins the next batched commit. */
+  /** Runs a claim in the pool; its outcome joins the next batched commit; the slot is held until the body returns. */
   start(row: ClaimedRow): void {
     const entry = this.#entryOf(row);
     void this.#pool.add(
       async () => {
-        const outcome = await this.#attempt(entry, row.payload);
+        const run = this.#run(entry, row.payload);
+        const outcome = await this.#outcomeOf(entry, run);
         if (entry.fencedOff) {
           this.#finish(entry);
           this.#onSettled();
-          return;
+        } else {
+          this.#outcomes.push(outcome);
         }
-        this.#outcomes.push(outcome);
-        this.#scheduleFlush();
+        await this.#holdSlotUntilBodyReturns(run);
       },
       { priority: row.priority },
     );
@@ -93,8 +98,8 @@ export class ClaimRunner {
   async runInline(row: ClaimedRow): Promise<void> {
     const entry = this.#entryOf(row);
     try {
-      const outcome = await this.#attempt(entry, row.payload);
-      if (!entry.fencedOff) await this.#commit([outcome]);
+      const outcome = await this.#outcomeOf(entry, this.#run(entry, row.payload));
+      if (!entry.fencedOff) await this.#outcomes.commitNow([outcome]);
     } finally {
       this.#finish(entry);
     }
@@ -108,10 +113,8 @@ export class ClaimRunner {
     entry.controller.abort(reason);
   }
 
-  /** Runs the handler once and turns whatever happened into an outcome. Never throws. */
-  async #attempt(entry: RunningClaim, payloadText: string): Promise<Outcome> {
+  #run(entry: RunningClaim, payloadText: string): HandlerRun {
     const { claim, task, controller } = entry;
-    const log = this.#ctx.options.logger.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
     const ctx: TaskContext = {
       id: String(claim.id),
       type: claim.type,
@@ -119,89 +122,85 @@ export class ClaimRunner {
       maxAttempts: claim.maxAttempts,
       signal: controller.signal,
       key: `promise:${claim.id}`,
-      logger: log,
-      progress: (current, total) => this.#progress(entry, current, total),
+      logger: this.#logOf(claim),
+      progress: (current, total) => entry.progress.report(current, total),
     };
+    return runHandler(task, JSON.parse(payloadText), ctx, controller);
+  }
+
+  #logOf(claim: ClaimRef) {
+    return this.#ctx.options.logger.child({ promiseId: claim.id, type: claim.type, attempt: claim.attempts });
+  }
+
+  /**
+   * Turns whatever the attempt did into an outcome. Never throws. An attempt that ended by its
+   * signal (a timeout) while its body runs on commits only once the body returns, or after one
+   * lease: its retry never runs beside it, and a body that never returns cannot hold its promise
+   * for ever.
+   */
+  async #outcomeOf(entry: RunningClaim, run: HandlerRun): Promise<Outcome> {
+    const { claim, task } = entry;
+    let outcome: Outcome;
     try {
-      const result = await runHandler(task, JSON.parse(payloadText), ctx, controller);
+      const result = await run.outcome;
       const stored = result === undefined || !task.options.storeResult ? null : toJsonText(result, 'result');
-      return { claim, task, kind: 'succeed', result: stored };
+      outcome = { claim, task, kind: 'succeed', result: stored };
     } catch (thrown) {
-      const error = errorRecordOf(thrown);
-      if (!entry.fencedOff) log.warn({ code: error.code, err: thrown }, 'attempt failed');
-      return { claim, task, kind: 'fail', error };
+      const error = storableError(errorRecordOf(thrown));
+      if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, err: thrown }, 'attempt failed');
+      outcome = { claim, task, kind: 'fail', error };
+    }
+    if (!entry.fencedOff && !run.bodyDone()) await this.#waitForBody(entry, run, this.#ctx.options.leaseMs);
+    return { ...outcome, progress: entry.progress.takeUnwritten() };
+  }
+
+  /** Waits up to `graceMs` for a body that outlived its attempt; says so when it does not return. */
+  async #waitForBody(entry: RunningClaim, run: HandlerRun, graceMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([run.body, grace]);
+    clearTimeout(timer);
+    if (!run.bodyDone()) {
+      this.#logOf(entry.claim).error(
+        { graceMs },
+        'the handler ignored its aborted signal: its outcome is committed now, and its concurrency slot stays held until its body returns',
+      );
     }
   }
 
-  #scheduleFlush(): void {
-    if (this.#flush) return;
-    // setImmediate: every handler that finished in this turn commits in the same transaction.
-    this.#flush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushOutcomes());
-  }
-
-  async #flushOutcomes(): Promise<void> {
-    const batch = this.#outcomes;
-    this.#outcomes = [];
+  /** The pool slot is the body's: it is freed when the handler's own code returns, not when its signal aborts. */
+  async #holdSlotUntilBodyReturns(run: HandlerRun): Promise<void> {
+    if (run.bodyDone()) return;
+    this.#lingering++;
+    // The claim itself may be finished (committed, cancelled, taken over) while the body runs on.
     try {
-      await this.#commit(batch);
-      for (const outcome of batch) this.#finish(this.#running.get(outcome.claim.id));
-    } catch (error) {
-      // Nothing was committed; the claims are still ours (heartbeats keep the leases), so try again.
-      this.#ctx.reportError(error, 'could not commit outcomes; retrying');
-      this.#outcomes.unshift(...batch);
-      await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+      await run.body;
     } finally {
-      this.#flush = undefined;
-      if (this.#outcomes.length > 0) this.#scheduleFlush();
+      this.#lingering--;
       this.#onSettled();
     }
   }
 
-  async #commit(batch: Outcome[]): Promise<void> {
-    if (batch.length === 0) return;
-    await this.#ctx.write(async (uow) => {
-      for (const outcome of batch) {
-        if (await this.#apply(uow, outcome)) continue;
-        this.#ctx.options.logger.warn({ promiseId: outcome.claim.id, type: outcome.claim.type, attempt: outcome.claim.attempts }, 'outcome refused: the claim was taken over or cancelled');
-      }
-    });
-  }
-
-  #apply(uow: UnitOfWork, outcome: Outcome): Promise<boolean> {
-    const { transitions } = this.#ctx;
-    if (outcome.kind === 'succeed') return transitions.succeed(uow, outcome.claim, outcome.result);
-    const retryAt = uow.now + retryDelayMs(outcome.task.options, outcome.claim.attempts);
-    return transitions.fail(uow, outcome.claim, outcome.error, retryAt);
-  }
-
   #finish(entry: RunningClaim | undefined): void {
     if (!entry) return;
-    if (entry.progressTimer) clearTimeout(entry.progressTimer);
+    entry.progress.stop();
     this.#running.delete(entry.claim.id);
   }
 
-  #progress(entry: RunningClaim, current: number, total: number): void {
-    if (!Number.isFinite(current) || !Number.isFinite(total) || total < 0) {
-      throw new InvalidOptionError('progress', { current, total }, 'finite numbers with total >= 0');
-    }
-    if (entry.fencedOff) return;
-    this.#ctx.emitter.emit('progress', { id: String(entry.claim.id), type: entry.claim.type, current, total });
-    entry.pendingProgress = { current, total };
-    if (entry.progressTimer) return;
-    const wait = Math.max(0, entry.lastProgressWrite + PROGRESS_WRITE_INTERVAL_MS - Date.now());
-    entry.progressTimer = setTimeout(() => {
-      entry.progressTimer = undefined;
-      const progress = entry.pendingProgress;
-      if (!progress || entry.fencedOff || !this.#running.has(entry.claim.id)) return;
-      entry.lastProgressWrite = Date.now();
-      this.#ctx
-        .write(async ({ tx, now }) => tx.saveProgress(entry.claim.id, entry.claim.leaseToken, progress.current, progress.total, now))
-        .catch((error: unknown) => this.#ctx.reportError(error, 'could not save progress'));
-    }, wait);
-  }
-
-  /** Renews every lease this process holds; aborts the handlers whose claim was taken over. */
+  /**
+   * Renews every lease this process holds; aborts the handlers whose claim was taken over. A
+   * heartbeat that comes a lease late means the event loop was blocked (CPU-bound work on it):
+   * said, since other processes may have taken the claims over meanwhile.
+   */
   async heartbeat(): Promise<void> {
+    const sinceLast = performance.now() - this.#lastHeartbeat;
+    this.#lastHeartbeat = performance.now();
+    if (sinceLast > this.#ctx.options.leaseMs && this.#running.size > 0) {
+      this.#ctx.options.logger.warn(
+        { blockedMs: Math.round(sinceLast), leaseMs: this.#ctx.options.leaseMs, running: [...new Set([...this.#running.values()].map((entry) => entry.claim.type))] },
+        'heartbeat ran late: the event loop was blocked longer than the lease, so other processes may have taken these claims over; run CPU-bound work in a worker thread (docs/durability.md)',
+      );
+    }
     if (this.#running.size === 0) return;
     try {
       // Only claims already running now are judged by the renewal: on a store with concurrent
@@ -257,11 +256,12 @@ export class ClaimRunner {
    * hands the claims still running back (`RELEASE`, the attempt not counted) for another worker.
    */
   async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     await Promise.race([this.#pool.onIdle(), timedOut]);
     clearTimeout(timer);
-    while (this.#flush || this.#outcomes.length > 0) await (this.#flush ?? this.#flushOutcomes());
+    await this.#outcomes.drain(Math.max(deadline, Date.now() + 5_000));
     const unfinished = [...this.#running.values()];
     if (unfinished.length === 0) return;
     for (const entry of unfinished) this.fenceOff(entry.claim.id, new PromisedError('ENGINE_STOPPED', 'the engine is stopping; this attempt will run again'));

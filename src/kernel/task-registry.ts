@@ -3,6 +3,7 @@ import { toJsonText } from '../json.js';
 import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type Clock, type TaskOptions } from './options.js';
 import type { PromiseItem } from './port.js';
 import { parseId } from './records.js';
+import { assertStorableName } from './storable-text.js';
 import type { TaskDefinition, TaskHandler } from './task-context.js';
 import type { NewPromiseSpec, TypePolicy } from './transition-types.js';
 
@@ -22,6 +23,7 @@ export class TaskRegistry {
 
   register(type: string, handler: TaskHandler, options?: TaskOptions): void {
     if (typeof type !== 'string' || type.length === 0 || type.length > 200) throw new InvalidOptionError('type', type, 'a non-empty string of at most 200 characters');
+    assertStorableName('type', type);
     if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (payload, ctx) => result');
     if (this.#tasks.has(type)) throw new EngineStateError('DUPLICATE_TASK', `task type "${type}" is already registered`);
     this.#tasks.set(type, { type, handler, options: resolveTaskOptions(options) });
@@ -63,6 +65,7 @@ export class TaskRegistry {
     if (item.key !== undefined && (typeof item.key !== 'string' || item.key.length === 0 || item.key.length > 512)) {
       throw new InvalidOptionError('key', item.key, 'a non-empty string of at most 512 characters');
     }
+    if (item.key !== undefined) assertStorableName('key', item.key);
     if (item.dependsOn !== undefined && !Array.isArray(item.dependsOn)) throw new InvalidOptionError('dependsOn', item.dependsOn, 'an array of promise ids');
     const parents = (item.dependsOn ?? []).map((parent) => {
       const id = parseId(parent);

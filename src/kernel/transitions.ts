@@ -123,10 +123,10 @@ export class PromiseTransitions {
 
   /**
    * `FAIL`: the handler threw or timed out. Back to `pending` at `retryAt` while attempts are
-   * left, else `failed`, taking every waiting descendant with it.
+   * left (and the failure is not `final`), else `failed`, taking every waiting descendant with it.
    */
-  async fail(uow: UnitOfWork, claim: ClaimRef, error: ErrorRecord, retryAt: number): Promise<boolean> {
-    const to = this.#to('in_progress', 'FAIL', claim.attempts < claim.maxAttempts);
+  async fail(uow: UnitOfWork, claim: ClaimRef, error: ErrorRecord, retryAt: number, final = false): Promise<boolean> {
+    const to = this.#to('in_progress', 'FAIL', !final && claim.attempts < claim.maxAttempts);
     return this.#endAttempt(uow, claim, 'FAIL', to, error, retryAt);
   }
 

@@ -1,0 +1,140 @@
+import { PromisedError } from '../errors.js';
+import { retryDelayMs } from './backoff.js';
+import type { KernelContext } from './context.js';
+import { storableError } from './storable-text.js';
+import type { TaskDefinition } from './task-context.js';
+import type { ClaimRef, ErrorRecord } from './transition-types.js';
+import type { UnitOfWork } from './unit-of-work.js';
+
+/** How an attempt ended, waiting to be committed with its claim's fencing token. */
+export type Outcome = {
+  claim: ClaimRef;
+  task: TaskDefinition;
+  /** The last progress report not written yet: written with the outcome. */
+  progress?: { current: number; total: number } | undefined;
+} & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord; final?: boolean });
+
+const COMMIT_RETRY_MS = 1_000;
+const UNSTORABLE = 'OUTCOME_NOT_STORABLE';
+
+/**
+ * Commits outcomes: those of handlers that finish in the same event-loop turn in one
+ * transaction. An outcome the database refuses must not take its batch down with it: the batch
+ * is retried one outcome at a time, and an outcome refused alone fails its promise with
+ * `OUTCOME_NOT_STORABLE` (a storable message saying why). Only when even that cannot be written
+ * (the database is unreachable) are the outcomes kept and tried again.
+ */
+export class OutcomeBatch {
+  readonly #ctx: KernelContext;
+  /** An outcome was committed (or refused for a claim no longer ours): its claim is done. */
+  readonly #onCommitted: (outcome: Outcome) => void;
+  #pending: Outcome[] = [];
+  #flush: Promise<void> | undefined;
+
+  constructor(ctx: KernelContext, onCommitted: (outcome: Outcome) => void) {
+    this.#ctx = ctx;
+    this.#onCommitted = onCommitted;
+  }
+
+  /** Adds an outcome to the next commit. */
+  push(outcome: Outcome): void {
+    this.#pending.push(outcome);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    // setImmediate: every handler that finished in this turn commits in the same transaction.
+    this.#flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushPending());
+  }
+
+  /** Commits `outcomes` now (immediate mode); true when nothing is left to retry. */
+  async commitNow(outcomes: Outcome[]): Promise<boolean> {
+    const left = await this.#commit(outcomes);
+    for (const outcome of outcomes) if (!left.includes(outcome)) this.#onCommitted(outcome);
+    return left.length === 0;
+  }
+
+  /** Commits everything pending, trying until `deadline` (a database that stays unreachable is given up on: the leases expire and the claims are recovered). */
+  async drain(deadline: number): Promise<void> {
+    while ((this.#flush || this.#pending.length > 0) && Date.now() < deadline) await (this.#flush ?? this.#flushPending());
+    if (this.#pending.length > 0) {
+      this.#ctx.options.logger.error({ outcomes: this.#pending.length }, 'stopping with outcomes the database did not take; their leases will expire and the promises run again');
+    }
+  }
+
+  async #flushPending(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = [];
+    try {
+      const left = await this.#commit(batch);
+      for (const outcome of batch) if (!left.includes(outcome)) this.#onCommitted(outcome);
+      if (left.length > 0) {
+        // Nothing of these was committed; the claims are still ours (heartbeats keep the leases).
+        this.#pending.unshift(...left);
+        await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+      }
+    } finally {
+      this.#flush = undefined;
+      if (this.#pending.length > 0) this.#scheduleFlush();
+    }
+  }
+
+  /** Commits the batch; returns the outcomes that could not be committed at all. */
+  async #commit(batch: Outcome[]): Promise<Outcome[]> {
+    if (batch.length === 0) return [];
+    try {
+      await this.#write(batch);
+      return [];
+    } catch (error) {
+      if (batch.length > 1) this.#ctx.options.logger.warn({ err: error, outcomes: batch.length }, 'an outcome batch was refused; committing its outcomes one by one');
+      const left: Outcome[] = [];
+      for (const outcome of batch) {
+        try {
+          if (batch.length > 1) await this.#write([outcome]);
+          else throw error;
+        } catch (refused) {
+          if (!(await this.#failUnstorable(outcome, refused))) left.push(outcome);
+        }
+      }
+      if (left.length > 0) this.#ctx.reportError(error, 'could not commit outcomes; retrying');
+      return left;
+    }
+  }
+
+  /** The database refused this outcome alone: its promise fails, for good, with why. True when that was committed. */
+  async #failUnstorable(outcome: Outcome, refused: unknown): Promise<boolean> {
+    if ((outcome.kind === 'fail' && outcome.error.code === UNSTORABLE) || isStopping(refused)) return false;
+    const reason = refused instanceof Error ? refused.message : String(refused);
+    const error = storableError({ code: UNSTORABLE, message: `the database refused this attempt's outcome (${reason}); the promise fails instead of retrying for ever` });
+    try {
+      await this.#write([{ claim: outcome.claim, task: outcome.task, kind: 'fail', error, final: true }]);
+    } catch {
+      return false;
+    }
+    this.#ctx.options.logger.error({ promiseId: outcome.claim.id, type: outcome.claim.type, err: refused }, 'outcome not storable; the promise failed with OUTCOME_NOT_STORABLE');
+    return true;
+  }
+
+  #write(batch: Outcome[]): Promise<void> {
+    return this.#ctx.write(async (uow) => {
+      for (const outcome of batch) {
+        if (await this.#apply(uow, outcome)) continue;
+        const { id, type, attempts } = outcome.claim;
+        this.#ctx.options.logger.warn({ promiseId: id, type, attempt: attempts }, 'outcome refused: the claim was taken over or cancelled');
+      }
+    });
+  }
+
+  async #apply(uow: UnitOfWork, outcome: Outcome): Promise<boolean> {
+    const { transitions } = this.#ctx;
+    const { claim, progress } = outcome;
+    if (progress) await uow.tx.saveProgress(claim.id, claim.leaseToken, progress.current, progress.total, uow.now);
+    if (outcome.kind === 'succeed') return transitions.succeed(uow, claim, outcome.result);
+    const retryAt = uow.now + retryDelayMs(outcome.task.options, claim.attempts);
+    return transitions.fail(uow, claim, outcome.error, retryAt, outcome.final ?? false);
+  }
+}
+
+function isStopping(error: unknown): boolean {
+  return error instanceof PromisedError && error.code === 'ENGINE_STOPPED';
+}
