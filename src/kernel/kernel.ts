@@ -153,6 +153,7 @@ export class Kernel implements KernelPort {
     }
     // Not unref'd: like a server, a started engine keeps its process alive until stop().
     this.#heartbeatTimer = setInterval(() => void this.#runner.heartbeat(), this.#options.heartbeatMs);
+    void this.#scheduler.watchLeases();
   }
 
   /** Asks for a claim pass: something may have become runnable. */

@@ -8,8 +8,9 @@ const BACKGROUND_RETRY_MS = 1_000;
 
 /**
  * Claims as many due promises as there are free slots, whenever something may have become
- * runnable (a wake-up), and otherwise sleeps on one timer for the earliest due run-at or lease
- * expiry. Never polls.
+ * runnable (a wake-up), and otherwise sleeps on one timer for the earliest due run-at. Lease
+ * recovery has a timer of its own, for the earliest lease expiry: tied to free slots, a dead
+ * worker's claims would wait for as long as the survivors stay busy.
  */
 export class Scheduler {
   readonly #ctx: KernelContext;
@@ -21,6 +22,7 @@ export class Scheduler {
   #claiming = false;
   #wakeAgain = false;
   #dueTimer: NodeJS.Timeout | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
 
   constructor(ctx: KernelContext, runner: ClaimRunner, started: () => boolean, recoverExpiredLeases: () => Promise<number>) {
     this.#ctx = ctx;
@@ -42,6 +44,32 @@ export class Scheduler {
   stop(): void {
     if (this.#dueTimer) clearTimeout(this.#dueTimer);
     this.#dueTimer = undefined;
+    if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
+    this.#leaseTimer = undefined;
+  }
+
+  /**
+   * Watches leases: sleeps until the earliest lease expiry (or one lease when none is held: a
+   * claim made meanwhile expires no sooner), recovers what expired, and sleeps again. Recovery
+   * skips this process's own live claims; the floor keeps an own lease whose heartbeat is late
+   * from turning this into a busy loop.
+   */
+  async watchLeases(): Promise<void> {
+    if (!this.#started()) return;
+    const { leaseMs } = this.#ctx.options;
+    let delay = leaseMs;
+    try {
+      await this.#recoverExpiredLeases();
+      const next = await this.#ctx.store.nextLeaseExpiry();
+      if (next !== null) delay = next + 1 - this.#ctx.options.clock.now();
+    } catch (error) {
+      this.#ctx.reportError(error, 'lease recovery failed; retrying');
+      delay = BACKGROUND_RETRY_MS;
+    }
+    if (!this.#started()) return;
+    if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
+    this.#leaseTimer = setTimeout(() => void this.watchLeases(), timerDelay(Math.max(delay, Math.max(10, leaseMs / 10))));
+    this.#leaseTimer.unref();
   }
 
   async #claimPass(): Promise<void> {
@@ -94,32 +122,21 @@ export class Scheduler {
   }
 
   async #armDueTimer(): Promise<void> {
-    const { store } = this.#ctx;
-    const [runAt, leaseExpiry] = await Promise.all([store.nextRunAt(this.#ctx.tasks.types), store.nextLeaseExpiry()]);
-    const candidates = [runAt, leaseExpiry === null ? null : leaseExpiry + 1].filter((at): at is number => at !== null);
-    if (candidates.length === 0) {
-      this.stop();
+    const runAt = await this.#ctx.store.nextRunAt(this.#ctx.tasks.types);
+    if (runAt === null) {
+      if (this.#dueTimer) clearTimeout(this.#dueTimer);
+      this.#dueTimer = undefined;
       return;
     }
-    this.#armTimer(Math.min(...candidates) - this.#ctx.options.clock.now());
+    this.#armTimer(runAt - this.#ctx.options.clock.now());
   }
 
   #armTimer(delayMs: number): void {
     if (this.#dueTimer) clearTimeout(this.#dueTimer);
     this.#dueTimer = setTimeout(() => {
       this.#dueTimer = undefined;
-      void this.#onDue();
+      this.wake();
     }, timerDelay(delayMs));
     this.#dueTimer.unref();
-  }
-
-  async #onDue(): Promise<void> {
-    if (!this.#started()) return;
-    try {
-      await this.#recoverExpiredLeases();
-    } catch (error) {
-      this.#ctx.reportError(error, 'lease recovery failed; retrying');
-    }
-    this.wake();
   }
 }
