@@ -183,6 +183,18 @@ function parseInfo(content: string): WorkerInfo | undefined {
   }
 }
 
+/**
+ * Why the live local process a PID file names cannot be confirmed as the worker that wrote it,
+ * or null when its start time matches the one recorded. Such a process is never signalled: a pid
+ * whose start time cannot be compared may belong to any program by now.
+ */
+export function unconfirmedWorker(info: WorkerInfo): string | null {
+  if (info.startTime === null) return 'the file records no start time';
+  const startTime = processStartTime(info.pid);
+  if (startTime === null) return `this system does not tell when process ${info.pid} started`;
+  return startTime === info.startTime ? null : `pid ${info.pid} now belongs to another program`;
+}
+
 /** True while the process a PID file names is alive and is still the worker that wrote it. */
 export function isWorkerAlive(info: WorkerInfo): boolean {
   if (!isProcessAlive(info.pid)) return false;
