@@ -79,6 +79,40 @@ describe('stale PID files', () => {
     expect(sleeper.signalCode).toBeNull();
   });
 
+  it('recording no start time and naming a live process: that process is never signalled, worker stop says why and exits 1', async () => {
+    const { db, pidFile, cli } = workspace();
+    const sleeper = spawn('sleep', ['60']);
+    cleanups.push(() => sleeper.kill('SIGKILL'));
+    await new Promise((resolve) => sleeper.once('spawn', resolve));
+    writeForeignPidFile(pidFile, sleeper.pid!, db);
+    fs.writeFileSync(pidFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(pidFile, 'utf8')), startTime: null }));
+
+    const stopped = await cli('worker', 'stop', '--timeout', '1s');
+    expect(stopped.code).toBe(1);
+    expect(stopped.stdout).toBe('');
+    expect(stopped.errLines).toEqual([
+      `promised: WORKER_UNCONFIRMED: pid ${sleeper.pid} of PID file ${pidFile} was not signalled: the file records no start time, so nothing shows that pid ${sleeper.pid} is still the worker that wrote it; if it is, stop it with kill -TERM ${sleeper.pid}; if not, remove ${pidFile}`,
+    ]);
+    expect(fs.existsSync(pidFile)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(sleeper.exitCode).toBeNull();
+    expect(sleeper.signalCode).toBeNull();
+
+    // Beside a real worker (its own PID file), the real one is stopped and the other one left alone.
+    const real = `${db}.worker-real.pid`;
+    expect((await cli('worker', 'start', tasksModule, '--pid-file', real)).code).toBe(0);
+    const both = await cli('worker', 'stop', '--json');
+    expect(both.code).toBe(1);
+    const report = JSON.parse(both.stdout);
+    expect(report.unconfirmed).toEqual([sleeper.pid]);
+    expect(report.stopped).toHaveLength(1);
+    expect(report.stopped).not.toContain(sleeper.pid);
+    expect(both.errLines).toEqual([expect.stringMatching(new RegExp(`^promised: pid ${sleeper.pid} of PID file .* was not signalled: the file records no start time`))]);
+    expect(fs.existsSync(real)).toBe(false);
+    expect(sleeper.exitCode).toBeNull();
+    expect(sleeper.signalCode).toBeNull();
+  });
+
   it('written on another host: trusted, and its pid (which means nothing here) is never signalled', async () => {
     const { db, pidFile, cli } = workspace();
     const sleeper = spawn('sleep', ['60']);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createDashboardHandler, createEngine, startDashboard, type Engine, type RunningDashboard } from '../src/index.js';
@@ -123,5 +124,68 @@ describe('the dashboard server', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+});
+
+/** A request whose target is sent exactly as given (no URL normalisation on our side). */
+function rawRequest(port: number, target: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  return new Promise<{ status: number; body: string; type: string }>((resolve, reject) => {
+    const outgoing = http.request({ host: '127.0.0.1', port, path: target, method: options.method ?? 'GET', headers: options.headers }, (response) => {
+      let body = '';
+      response.on('data', (chunk) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body, type: String(response.headers['content-type']) }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(options.body);
+  });
+}
+
+describe('the dashboard API refuses malformed requests with 400 and a stable code', () => {
+  it.each([
+    ['a truncated percent-encoding in the path', 'GET', '/api/promises/%E0%A4%A'],
+    ['a lone percent sign in the path', 'GET', '/api/promises/%'],
+    ['a percent-encoding that is not UTF-8, in an action', 'POST', '/api/promises/%FF/cancel'],
+  ])('%s: INVALID_URL', async (_label, method, target) => {
+    const { dashboard, base } = await setUp();
+    const answer = await rawRequest(dashboard.port, target, { method, headers: method === 'POST' ? { ...ACTION, origin: base } : {}, body: method === 'POST' ? '{}' : undefined });
+    expect(answer.status).toBe(400);
+    expect(answer.type).toMatch(/^application\/json/);
+    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'INVALID_URL', message: expect.stringMatching(/percent-encoding/) } });
+  });
+
+  it('a request target that is no URL at all: 400, and the server goes on answering', async () => {
+    const { dashboard, engine } = await setUp();
+    for (const target of ['//host:99999/api/stats', 'http://[::1/api/stats']) {
+      const answer = await rawRequest(dashboard.port, target);
+      expect(answer.status, target).toBe(400);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'INVALID_URL' } });
+    }
+    expect((await rawRequest(dashboard.port, '/api/stats')).status).toBe(200);
+    // A WebSocket upgrade to such a target is not ours: the socket is closed, nothing thrown.
+    const closed = await new Promise<string>((resolve) => {
+      const socket = net.connect(dashboard.port, '127.0.0.1', () =>
+        socket.write('GET //host:99999/inspect HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+      );
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk));
+      socket.on('close', () => resolve(received));
+      socket.on('error', () => undefined);
+    });
+    expect(closed).toBe('');
+    expect((await rawRequest(dashboard.port, '/api/stats')).status).toBe(200);
+    expect(await engine.stats()).toMatchObject({ pending: 0 });
+  });
+
+  it('an action whose body is not JSON: 400 INVALID_JSON; one too large: 413 BODY_TOO_LARGE; nothing is done', async () => {
+    const { dashboard, base, engine } = await setUp();
+    const id = await engine.enqueue('work', {});
+    const headers = { ...ACTION, origin: base };
+    const bad = await rawRequest(dashboard.port, `/api/promises/${id}/cancel`, { method: 'POST', headers, body: '{not json' });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ error: { code: 'INVALID_JSON' } });
+    const large = await rawRequest(dashboard.port, `/api/promises/${id}/cancel`, { method: 'POST', headers, body: JSON.stringify({ pad: 'x'.repeat(20_000) }) });
+    expect(large.status).toBe(413);
+    expect(JSON.parse(large.body)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+    expect((await engine.get(id))!.status).toBe('pending');
   });
 });

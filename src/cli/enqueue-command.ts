@@ -1,9 +1,8 @@
-import fs from 'node:fs';
-import type { Engine, PromiseRecord } from '../index.js';
+import type { Engine, EnqueueOptions, PromiseRecord } from '../index.js';
 import { parseJsonArgument } from './arguments.js';
-import { displayDatabase, isPostgresUrl } from './database.js';
-import { CliError, EXIT, exitCodeOf } from './exit-codes.js';
-import { loadTasks, registerTasks } from './load-tasks.js';
+import { displayDatabase, isPostgresUrl, probeDatabase } from './database.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { loadTasks, registerTasks, type TasksModule } from './load-tasks.js';
 import { openEngine, type GlobalOptions } from './open-engine.js';
 import type { Output } from './output.js';
 import { liveWorkers, pidFilesOf } from './pid-file.js';
@@ -39,15 +38,14 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
   }
   const tasks = await loadTasks(tasksPath);
   const here = workers.length === 0;
-  // A PostgreSQL database is never removed: a refused enqueue on an empty one leaves the tables.
-  const existed = isPostgresUrl(options.db) || fs.existsSync(options.db);
+  const enqueueOptions = { priority: options.priority, delay: options.delay, dependsOn: options.dependsOn, key: options.key };
+  if (await isMissingFile(options.db)) await rehearse(tasks, type, payload, enqueueOptions);
   const engine = await openEngine(options.db, { immediate: here, concurrency: 1 });
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= engine.stop());
   let id: string | undefined;
   try {
     await registerTasks(tasks, engine);
-    const enqueueOptions = { priority: options.priority, delay: options.delay, dependsOn: options.dependsOn, key: options.key };
     if (here) {
       let interruptedBy: NodeJS.Signals | undefined;
       const release = onShutdownSignal((signal) => {
@@ -80,13 +78,6 @@ export async function enqueueCommand(type: string, json: string | undefined, opt
     }
     output.line(id);
     return await waitForOutcome(engine, id, options, output, stop);
-  } catch (error) {
-    // A refused enqueue writes nothing; on a --db that did not exist, that includes the file.
-    if (id === undefined && !existed && exitCodeOf(error) === EXIT.badInput) {
-      await stop();
-      removeDatabaseFiles(options.db);
-    }
-    throw error;
   } finally {
     await stop();
   }
@@ -145,7 +136,24 @@ function describeOutcome(record: PromiseRecord): string {
   return record.status;
 }
 
-/** A refused enqueue on a --db that did not exist leaves no file behind. */
-function removeDatabaseFiles(database: string): void {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) fs.rmSync(`${database}${suffix}`, { force: true });
+/** An SQLite `--db` with no file there (a dangling symlink included): opening it would create one. */
+async function isMissingFile(database: string): Promise<boolean> {
+  return !isPostgresUrl(database) && (await probeDatabase(database)) === 'missing';
+}
+
+/**
+ * Refuses, before any file is created, an enqueue that the database it would create would
+ * refuse: the same enqueue on an empty in-memory database with the same tasks. That database
+ * holds no promise, as the file did not exist when we looked, so an unknown type, a bad payload
+ * or option and any `--depends-on` id are refused here exactly as they would be there. Nothing
+ * is ever deleted afterwards: by then another process may have created the file and written to it.
+ */
+async function rehearse(tasks: TasksModule, type: string, payload: unknown, enqueueOptions: EnqueueOptions): Promise<void> {
+  const rehearsal = await openEngine(':memory:', { concurrency: 1, changeCheckIntervalMs: 0, cleanupIntervalMs: 0 });
+  try {
+    await registerTasks(tasks, rehearsal);
+    await rehearsal.enqueue(type, payload, enqueueOptions);
+  } finally {
+    await rehearsal.stop();
+  }
 }

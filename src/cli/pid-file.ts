@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isProcessAlive, processStartTime } from '../kernel/local-process.js';
 import { workerFileBase } from './database.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -67,22 +68,6 @@ export function pidFilesOf(database: string, explicit: string | undefined): stri
   return [...new Set([primary, ...siblings.sort()])];
 }
 
-/** The start time of process `pid` in clock ticks since boot, or null where /proc cannot tell. */
-export function processStartTime(pid: number): string | null {
-  return procStat(pid)?.[19] ?? null;
-}
-
-/** The fields of `/proc/<pid>/stat` after the command name (state first), or null without /proc. */
-function procStat(pid: number): string[] | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
 /** The PID file's content for this process. */
 export function describeThisWorker(fields: Omit<WorkerInfo, 'pid' | 'startTime' | 'token' | 'host' | 'startedAt'>): WorkerInfo {
   return {
@@ -108,7 +93,7 @@ export function inspectPidFile(file: string): PidFileState {
   if (!info) return { state: 'stale', file, content, reason: 'it does not hold a promised worker record' };
   // Another host's pid means nothing here; trust the file rather than remove a live worker's.
   if (info.host !== os.hostname()) return { state: 'running', file, info };
-  if (!isAlive(info.pid)) return { state: 'stale', file, content, reason: `process ${info.pid} is not running` };
+  if (!isProcessAlive(info.pid)) return { state: 'stale', file, content, reason: `process ${info.pid} is not running` };
   const startTime = processStartTime(info.pid);
   if (startTime !== null && info.startTime !== null && startTime !== info.startTime) {
     return { state: 'stale', file, content, reason: `pid ${info.pid} now belongs to another program` };
@@ -198,20 +183,21 @@ function parseInfo(content: string): WorkerInfo | undefined {
   }
 }
 
-/** True while the process a PID file names is alive and is still the worker that wrote it. */
-export function isWorkerAlive(info: WorkerInfo): boolean {
-  if (!isAlive(info.pid)) return false;
+/**
+ * Why the live local process a PID file names cannot be confirmed as the worker that wrote it,
+ * or null when its start time matches the one recorded. Such a process is never signalled: a pid
+ * whose start time cannot be compared may belong to any program by now.
+ */
+export function unconfirmedWorker(info: WorkerInfo): string | null {
+  if (info.startTime === null) return 'the file records no start time';
   const startTime = processStartTime(info.pid);
-  return startTime === null || info.startTime === null || startTime === info.startTime;
+  if (startTime === null) return `this system does not tell when process ${info.pid} started`;
+  return startTime === info.startTime ? null : `pid ${info.pid} now belongs to another program`;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    // A zombie has exited; only its parent has not collected it yet.
-    return procStat(pid)?.[0] !== 'Z';
-  } catch (error) {
-    // EPERM: it exists but belongs to another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** True while the process a PID file names is alive and is still the worker that wrote it. */
+export function isWorkerAlive(info: WorkerInfo): boolean {
+  if (!isProcessAlive(info.pid)) return false;
+  const startTime = processStartTime(info.pid);
+  return startTime === null || info.startTime === null || startTime === info.startTime;
 }

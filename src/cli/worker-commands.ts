@@ -8,7 +8,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import { loadTasks, registerTasks } from './load-tasks.js';
 import { openEngine, type GlobalOptions } from './open-engine.js';
 import { formatCounts, formatDuration, type Output } from './output.js';
-import { defaultLogFile, defaultPidFile, inspectPidFile, isWorkerAlive, liveWorkers, pidFilesOf, removeStale, workerRunningError, type WorkerInfo } from './pid-file.js';
+import { defaultLogFile, defaultPidFile, inspectPidFile, isWorkerAlive, liveWorkers, pidFilesOf, removeStale, unconfirmedWorker, workerRunningError, type WorkerInfo } from './pid-file.js';
 import { onShutdownSignal } from './signals.js';
 import { REPORT_TO_PARENT_ENV, runWorker, type WorkerReport } from './worker-process.js';
 
@@ -114,7 +114,16 @@ export async function workerStop(options: WorkerStopOptions, output: Output): Pr
   // A pid recorded on another host (a shared folder) names some unrelated process here.
   const remote = found.filter(({ info }) => info.host !== os.hostname());
   for (const { file, info } of remote) output.note(`worker ${info.pid} of ${file} runs on host ${info.host}; stop it there`);
-  const workers = found.filter(({ info }) => info.host === os.hostname());
+  const local = found.filter(({ info }) => info.host === os.hostname());
+  // Only a process proven to be the worker (by its start time) is signalled.
+  const unconfirmed = local.flatMap(({ file, info }) => {
+    const reason = unconfirmedWorker(info);
+    const why = `pid ${info.pid} of PID file ${file} was not signalled: ${reason}, so nothing shows that pid ${info.pid} is still the worker that wrote it; if it is, stop it with kill -TERM ${info.pid}; if not, remove ${file}`;
+    return reason === null ? [] : [{ file, pid: info.pid, why }];
+  });
+  const workers = local.filter(({ file }) => !unconfirmed.some((other) => other.file === file));
+  if (workers.length === 0 && unconfirmed.length > 0) throw new CliError('WORKER_UNCONFIRMED', unconfirmed.map(({ why }) => why).join('. '), EXIT.failure);
+  for (const { why } of unconfirmed) output.note(why);
   if (workers.length === 0) {
     output.result({ stopped: [] }, () => `no worker is running for ${displayDatabase(options.db)}${remote.length > 0 ? ' on this host' : ''}`);
     return remote.length > 0 ? EXIT.failure : EXIT.ok;
@@ -148,8 +157,11 @@ export async function workerStop(options: WorkerStopOptions, output: Output): Pr
     output.note,
   );
   const elapsed = Date.now() - started;
-  output.result({ stopped: workers.map(({ info }) => info.pid), elapsedMs: elapsed }, () => `worker stopped (${workers.map(({ info }) => `pid ${info.pid}`).join(', ')}) after ${formatDuration(elapsed)}`);
-  return EXIT.ok;
+  output.result(
+    { stopped: workers.map(({ info }) => info.pid), elapsedMs: elapsed, ...(unconfirmed.length > 0 ? { unconfirmed: unconfirmed.map(({ pid }) => pid) } : {}) },
+    () => `worker stopped (${workers.map(({ info }) => `pid ${info.pid}`).join(', ')}) after ${formatDuration(elapsed)}`,
+  );
+  return unconfirmed.length > 0 ? EXIT.failure : EXIT.ok;
 }
 
 export interface WorkerStatusOptions extends GlobalOptions {

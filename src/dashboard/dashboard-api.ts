@@ -17,7 +17,8 @@ const GRAPH_LIMIT = 200;
  * `path` is relative to the dashboard's base path, starting with `/api/`.
  */
 export async function answerApi(engine: Engine, feed: InspectionFeed, method: string, path: string, query: URLSearchParams): Promise<ApiAnswer> {
-  const parts = path.split('/').filter(Boolean).slice(1).map(decodeURIComponent);
+  const parts = decodedSegments(path);
+  if (!parts) return { status: 400, body: { error: { code: 'INVALID_URL', message: `the path ${path} holds a malformed percent-encoding: each % must start two hex digits, together UTF-8` } } };
   try {
     if (method === 'GET') return await read(engine, feed, parts, query);
     if (method === 'POST') return await act(engine, parts);
@@ -122,6 +123,15 @@ async function dependencyGraph(engine: Engine, id: string) {
   }
   const unique = [...new Map(edges.map((edge) => [edge.join('>'), edge])).values()].filter(([from, to]) => nodes.has(from) && nodes.has(to));
   return { nodes: [...nodes.values()].map(({ id: nodeId, type, status }) => ({ id: nodeId, type, status })), edges: unique };
+}
+
+/** The path's segments after `/api/`, percent-decoded, or undefined when a `%` escape is malformed. */
+function decodedSegments(path: string): string[] | undefined {
+  try {
+    return path.split('/').filter(Boolean).slice(1).map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
 }
 
 const ok = (body: unknown): ApiAnswer => ({ status: 200, body });

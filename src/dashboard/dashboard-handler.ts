@@ -68,7 +68,12 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
   const hub = await createInspectionHub(engine, { database: options.database, machines: options.machines, pollIntervalMs: options.pollIntervalMs ?? 1_000 });
 
   const handler = ((request: http.IncomingMessage, response: http.ServerResponse, next?: () => void) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const url = requestUrl(request);
+    if (!url) {
+      // Not a path at all: not ours to judge under a base path; a refusal when we own every path.
+      if (basePath && next) return next();
+      return sendError(response, 400, 'INVALID_URL', `the request target ${describeTarget(request.url)} is not a URL path`);
+    }
     if (!(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))) {
       if (next) return next();
       return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
@@ -85,7 +90,7 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
       return void response.end();
     }
     void route(request, response, path, url.searchParams).catch((error: unknown) => {
-      if (!response.headersSent) send(response, 500, 'application/json', JSON.stringify({ error: { code: 'INTERNAL', message: (error as Error).message } }));
+      if (!response.headersSent) sendError(response, 500, 'INTERNAL', (error as Error).message);
       else response.destroy();
     });
   }) as DashboardHandler;
@@ -94,8 +99,9 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
     if (path.startsWith('/api/')) {
       if (request.method === 'POST') {
         const refused = checkAction(request);
-        if (refused) return send(response, refused.status, 'application/json', JSON.stringify({ error: { code: 'REFUSED', message: refused.reason } }));
-        await readJsonBody(request);
+        if (refused) return sendError(response, refused.status, 'REFUSED', refused.reason);
+        const bodyRefused = await readJsonBody(request);
+        if (bodyRefused) return sendError(response, bodyRefused.status, bodyRefused.code, bodyRefused.message);
       }
       const answer = await answerApi(engine, hub.feed, request.method ?? 'GET', path, query);
       return send(response, answer.status, 'application/json; charset=utf-8', JSON.stringify(answer.body));
@@ -109,8 +115,8 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
   }
 
   handler.upgrade = (request, socket, head) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    if (url.pathname !== `${basePath}/inspect`) return false;
+    const url = requestUrl(request);
+    if (url?.pathname !== `${basePath}/inspect`) return false;
     const refusal = checkRequest(request, access);
     if (refusal) refuseUpgrade(socket, refusal.status, refusal.reason);
     else hub.handleUpgrade(request, socket, head);
@@ -129,15 +135,43 @@ function send(response: http.ServerResponse, status: number, type: string, body:
   response.end(body);
 }
 
-/** Actions carry no parameters beyond the path, but the body must be (small) JSON. */
-async function readJsonBody(request: http.IncomingMessage): Promise<unknown> {
+/** A JSON error answer, the one shape of every refusal under `/api/`. */
+function sendError(response: http.ServerResponse, status: number, code: string, message: string): void {
+  send(response, status, 'application/json; charset=utf-8', JSON.stringify({ error: { code, message } }));
+}
+
+/** The request's URL, or undefined when its target is not one (`//host:99999`, `http://[::1`). */
+function requestUrl(request: http.IncomingMessage): URL | undefined {
+  try {
+    return new URL(request.url ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}
+
+function describeTarget(target: string | undefined): string {
+  const text = JSON.stringify(target ?? '');
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+}
+
+/**
+ * Actions carry no parameters beyond the path, but the body must be (small) JSON: what is wrong
+ * with it, or undefined. A body too large is read to its end and dropped, so the answer reaches
+ * the client on a connection still in step.
+ */
+async function readJsonBody(request: http.IncomingMessage): Promise<{ status: 400 | 413; code: string; message: string } | undefined> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk as Buffer);
   }
+  if (size > MAX_BODY_BYTES) return { status: 413, code: 'BODY_TOO_LARGE', message: `the request body has ${size} bytes; actions take at most ${MAX_BODY_BYTES}` };
   const text = Buffer.concat(chunks).toString('utf8').trim();
-  return text ? JSON.parse(text) : {};
+  try {
+    if (text) JSON.parse(text);
+    return undefined;
+  } catch (error) {
+    return { status: 400, code: 'INVALID_JSON', message: `the request body is not JSON: ${(error as Error).message}` };
+  }
 }
