@@ -54,6 +54,12 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`bad input i
       await expectRefused(file, 'INVALID_PAYLOAD', () => engine.enqueue('work', payload));
     });
 
+    it.each([[1e16], [-1e16], [new Date(Number.NaN)]])('an inbox message received at %s (outside a Date)', async (receivedAt) => {
+      const { file, engine } = await openWithData(await backend.fresh());
+      const inbox = engine.inbox('mail', async () => undefined, { catchUpWindow: 60_000 });
+      await expectRefused(file, 'INVALID_MESSAGE', () => inbox.receive({ subject: 'hi' }, { id: 'm1', receivedAt }));
+    });
+
     it('circular payload', async () => {
       const { file, engine } = await openWithData(await backend.fresh());
       const payload: Record<string, unknown> = { a: 1 };

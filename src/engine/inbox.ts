@@ -2,6 +2,9 @@ import { InvalidMessageError } from '../errors.js';
 import type { KernelPort } from '../kernel/port.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 
+/** The largest epoch milliseconds a Date holds. */
+const MAX_DATE_MS = 8.64e15;
+
 /** What {@link Inbox.receive} did with a message. */
 export interface ReceiveResult {
   /** The promise that holds the message. */
@@ -42,7 +45,10 @@ export class Inbox {
     const id = meta?.id;
     if (typeof id !== 'string' || id.length === 0 || id.length > 400) throw new InvalidMessageError(this.name, `a message needs an id (a non-empty string), got ${JSON.stringify(id)}`);
     const receivedAt = meta.receivedAt === undefined ? this.#host.clock.now() : meta.receivedAt instanceof Date ? meta.receivedAt.getTime() : meta.receivedAt;
-    if (typeof receivedAt !== 'number' || !Number.isFinite(receivedAt)) throw new InvalidMessageError(this.name, `receivedAt must be a Date or epoch milliseconds`);
+    // A Date's range: beyond it there is no time to store (new Date(1e16) is Invalid Date).
+    if (typeof receivedAt !== 'number' || !Number.isFinite(receivedAt) || Math.abs(receivedAt) > MAX_DATE_MS) {
+      throw new InvalidMessageError(this.name, `receivedAt must be a valid Date or epoch milliseconds within ±${MAX_DATE_MS}, got ${String(meta.receivedAt)}`);
+    }
     const spec = this.#host.specOf({ type: this.type, payload: { id, message, receivedAt: new Date(receivedAt).toISOString() }, key: `${this.type}:${id}` }, 'message');
     return this.#host.write<ReceiveResult>(async (uow) => {
       // The run-at is the reception time: an inbox works through its backlog oldest first.
