@@ -42,6 +42,7 @@ export class ClaimRunner {
   #lastClaimCheck = 0;
   #claimCheckQueued = false;
   #lastHeartbeat = performance.now();
+  #typesSinceHeartbeat = new Set<string>();
 
   constructor(ctx: KernelContext, onSettled: () => void) {
     this.#ctx = ctx;
@@ -72,6 +73,7 @@ export class ClaimRunner {
       progress: new ProgressWriter(this.#ctx, claim, () => !entry.fencedOff && this.#running.get(claim.id) === entry),
     };
     this.#running.set(row.id, entry);
+    this.#typesSinceHeartbeat.add(row.type);
     return entry;
   }
 
@@ -195,9 +197,13 @@ export class ClaimRunner {
   async heartbeat(): Promise<void> {
     const sinceLast = performance.now() - this.#lastHeartbeat;
     this.#lastHeartbeat = performance.now();
-    if (sinceLast > this.#ctx.options.leaseMs && this.#running.size > 0) {
+    // Every claim held since the last heartbeat: the one that blocked may have committed before this ran.
+    for (const entry of this.#running.values()) this.#typesSinceHeartbeat.add(entry.claim.type);
+    const types = [...this.#typesSinceHeartbeat];
+    this.#typesSinceHeartbeat = new Set([...this.#running.values()].map((entry) => entry.claim.type));
+    if (sinceLast > this.#ctx.options.leaseMs && types.length > 0) {
       this.#ctx.options.logger.warn(
-        { blockedMs: Math.round(sinceLast), leaseMs: this.#ctx.options.leaseMs, running: [...new Set([...this.#running.values()].map((entry) => entry.claim.type))] },
+        { blockedMs: Math.round(sinceLast), leaseMs: this.#ctx.options.leaseMs, running: types },
         'heartbeat ran late: the event loop was blocked longer than the lease, so other processes may have taken these claims over; run CPU-bound work in a worker thread (docs/durability.md)',
       );
     }
