@@ -161,7 +161,7 @@ for (const backend of backends) {
       const id = await store.transaction(async (tx) => tx.insertPromise(row({ runAt: 1_700_000_000_123, idempotencyKey: 'k1' })));
       const stored = await store.getPromise(id);
       expect(stored).toMatchObject({ id, run_at: 1_700_000_000_123, created_at: 1, attempts: 0, lease_token: 0, result: null, idempotency_key: 'k1' });
-      expect(await store.countByStatus()).toEqual({ pending: 1 });
+      expect(await store.countByStatusAndType()).toEqual([{ status: 'pending', type: 't', count: 1 }]);
       expect(await store.nextRunAt(['t'])).toBe(1_700_000_000_123);
       expect(await store.nextRunAt(['other'])).toBeNull();
       expect(await store.transaction(async (tx) => tx.idByKey('k1'))).toBe(id);
@@ -316,7 +316,7 @@ for (const backend of backends) {
           throw new Error('changed my mind');
         }),
       ).rejects.toThrow('changed my mind');
-      expect(await store.countByStatus()).toEqual({});
+      expect(await store.countByStatusAndType()).toEqual([]);
     });
 
     it('reports writes made by another connection, not its own', async () => {

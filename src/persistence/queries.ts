@@ -255,10 +255,6 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     db.selectFrom('promise_dependencies').select('parent_id').where('child_id', '=', p('id')).orderBy('parent_id'),
   );
 
-  const countByStatus = prepareQuery<Record<string, never>>(() =>
-    db.selectFrom('promises').select(['status', (eb) => eb.fn.countAll<number>().as('count')]).groupBy('status'),
-  );
-
   const nextRunAt = prepareQuery<{ types: readonly string[] }>((p) =>
     db
       .selectFrom('promises')
@@ -297,7 +293,6 @@ export function buildQueries(db: Kysely<Database>, capabilities: QueryCapabiliti
     saveProgress,
     getPromise,
     dependenciesOf,
-    countByStatus,
     nextRunAt,
     nextLeaseExpiry,
     unfinished,

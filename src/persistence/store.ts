@@ -124,8 +124,6 @@ export interface PromiseFilter {
   status?: string;
   type?: string;
   limit: number;
-  /** Rows with an id below this (for paging newest first). */
-  beforeId?: number;
 }
 
 /** Operations inside one transaction. Each is one SQL statement. */
@@ -206,13 +204,11 @@ export interface WorkflowUpdate {
 
 /** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
 export interface Store {
-  readonly dialect: 'sqlite' | 'postgres';
   /** Runs `work` in one write transaction (serialised; retried on transient lock errors). */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   getPromise(id: number): Awaitable<PromiseRow | undefined>;
   dependenciesOf(id: number): Awaitable<number[]>;
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
-  countByStatus(): Awaitable<Record<string, number>>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */
   nextRunAt(types: readonly string[]): Awaitable<number | null>;
   /** Earliest expiry of any running claim's lease, if any. */

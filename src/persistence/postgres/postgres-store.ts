@@ -38,7 +38,6 @@ const ANALYZE_AFTER_CHANGES = 1_000;
  * what other processes wait for.
  */
 export class PostgresStore implements Store {
-  readonly dialect = 'postgres' as const;
   readonly #pool: pg.Pool;
   readonly #builder: Kysely<Database>;
   readonly #statements = new Map<PreparedQuery<any>, PgStatement<any>>();
@@ -308,7 +307,6 @@ export class PostgresStore implements Store {
     let query = this.#builder.selectFrom('promises').selectAll().orderBy('id', 'desc').limit(filter.limit);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.type !== undefined) query = query.where('type', '=', filter.type);
-    if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
     return this.#execute(query);
   }
 
@@ -322,12 +320,6 @@ export class PostgresStore implements Store {
   async #execute<Row>(query: Compilable<Row>): Promise<Row[]> {
     const compiled = query.compile();
     return (await this.#pool.query(compiled.sql, compiled.parameters as unknown[])).rows as Row[];
-  }
-
-  async countByStatus(): Promise<Record<string, number>> {
-    const counts: Record<string, number> = {};
-    for (const row of await this.#read<{ status: string; count: number }>(this.#q.countByStatus, {})) counts[row.status] = row.count;
-    return counts;
   }
 
   async nextRunAt(types: readonly string[]): Promise<number | null> {

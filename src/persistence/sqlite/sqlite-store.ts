@@ -23,7 +23,6 @@ const BUSY_BACKOFF_MS = 25;
  * serialises (one connection, so one transaction at a time).
  */
 export class SqliteStore implements Store {
-  readonly dialect = 'sqlite' as const;
   readonly #connection: BetterSqlite3.Database;
   readonly #builder: Kysely<Database>;
   readonly #statements = new Map<string, BetterSqlite3.Statement>();
@@ -191,7 +190,6 @@ export class SqliteStore implements Store {
     let query = this.#builder.selectFrom('promises').selectAll().orderBy('id', 'desc').limit(filter.limit);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.type !== undefined) query = query.where('type', '=', filter.type);
-    if (filter.beforeId !== undefined) query = query.where('id', '<', filter.beforeId);
     const compiled = query.compile();
     return this.#connection.prepare(compiled.sql).all(compiled.parameters as unknown[]) as PromiseRow[];
   }
@@ -202,12 +200,6 @@ export class SqliteStore implements Store {
     if (filter.name !== undefined) query = query.where('name', '=', filter.name);
     const compiled = query.compile();
     return this.#connection.prepare(compiled.sql).all(compiled.parameters as unknown[]) as WorkflowRow[];
-  }
-
-  countByStatus(): Record<string, number> {
-    const counts: Record<string, number> = {};
-    for (const row of this.#all<object, { status: string; count: number }>(this.#q.countByStatus, {})) counts[row.status] = row.count;
-    return counts;
   }
 
   nextRunAt(types: readonly string[]): number | null {
