@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/persistence/sqlite/open-sqlite-store.js';
-import type { SqliteStore } from '../src/persistence/sqlite/sqlite-store.js';
+import type { SqlStore } from '../src/persistence/sql-store.js';
 import { migrations } from '../src/persistence/migrations.js';
 import { tempDbPath } from './helpers/temp-db.js';
 
 // The behaviour every store shares is tested once, over SQLite and PostgreSQL, in
 // store-contract.test.ts; this file keeps what only SQLite has.
-const stores: SqliteStore[] = [];
+const stores: SqlStore[] = [];
 afterEach(async () => {
   for (const store of stores.splice(0)) await store.close();
 });
@@ -33,7 +33,7 @@ describe('SQLite durability setting', () => {
     for (const [option, expected] of [[undefined, 1], ['FULL', 2]] as const) {
       const engine = await createEngine({ database: tempDbPath(), changeCheckIntervalMs: 0, cleanupIntervalMs: 0, ...(option ? { synchronous: option } : {}) });
       try {
-        const store = engine.store as unknown as SqliteStore;
+        const store = engine.store as unknown as SqlStore;
         expect(await store.execute('pragma synchronous')).toEqual([{ synchronous: expected }]);
       } finally {
         await engine.stop();

@@ -166,6 +166,10 @@ for (const backend of backends) {
       expect(await store.nextRunAt(['other'])).toBeNull();
       expect(await store.transaction(async (tx) => tx.idByKey('k1'))).toBe(id);
       expect(await store.listPromises({ limit: 10, status: 'pending' })).toEqual([stored]);
+      expect(await store.listPromises({ limit: 10 })).toEqual([stored]);
+      expect(await store.listPromises({ limit: 10, status: 'pending', type: 't' })).toEqual([stored]);
+      expect(await store.listPromises({ limit: 10, type: 'other' })).toEqual([]);
+      expect(await store.listPromises({ limit: 10, status: 'failed' })).toEqual([]);
     });
 
     it('a completion presenting a stale fencing token changes nothing', async () => {
@@ -306,6 +310,9 @@ for (const backend of backends) {
       expect(await store.transaction(async (tx) => tx.deleteWorkflowTimer(workflowId, 'after'))).toBe(true);
       expect(await store.transaction(async (tx) => tx.deleteWorkflowTimer(workflowId, 'after'))).toBe(false);
       expect(await store.listWorkflows({ limit: 5, status: 'running' })).toMatchObject([{ id: workflowId, name: 'w' }]);
+      expect(await store.listWorkflows({ limit: 5, name: 'w' })).toMatchObject([{ id: workflowId }]);
+      expect(await store.listWorkflows({ limit: 5, status: 'completed' })).toEqual([]);
+      expect(await store.listWorkflows({ limit: 5, status: 'running', name: 'other' })).toEqual([]);
     });
 
     it('a transaction that throws leaves nothing behind', async () => {

@@ -202,12 +202,14 @@ export interface WorkflowUpdate {
   now: number;
 }
 
-/** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
+/** Storage of promises, the same over every dialect. Knows SQL; knows nothing of XState or handlers. */
 export interface Store {
   /** Runs `work` in one write transaction (serialised; retried on transient lock errors). */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   getPromise(id: number): Awaitable<PromiseRow | undefined>;
+  /** The parents of `id` (the promises it waits for), by id. */
   dependenciesOf(id: number): Awaitable<number[]>;
+  /** Promises, newest first. */
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */
   nextRunAt(types: readonly string[]): Awaitable<number | null>;
