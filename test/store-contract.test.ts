@@ -219,6 +219,31 @@ for (const backend of backends) {
       expect(await store.dependenciesOf(child!)).toEqual([a, b]);
     });
 
+    it('reads the edges both ways: parents of many ids in one read, and the children of one', async () => {
+      const store = await open();
+      const [a, b, c, d] = await store.transaction(async (tx) => {
+        const ids = [];
+        for (let i = 0; i < 4; i++) ids.push(await tx.insertPromise(row({ status: i < 2 ? 'pending' : 'waiting' })));
+        const [a, b, c, d] = ids as [number, number, number, number];
+        await tx.insertDependency(b, c);
+        await tx.insertDependency(a, c);
+        await tx.insertDependency(a, d);
+        await tx.insertDependency(c, d);
+        return ids;
+      });
+      expect(await store.dependenciesOfMany([d!, c!, a!])).toEqual(
+        new Map([
+          [d, [a, c]],
+          [c, [a, b]],
+          [a, []],
+        ]),
+      );
+      expect(await store.dependenciesOfMany([])).toEqual(new Map());
+      expect(await store.childrenOf(a!)).toEqual([c, d]);
+      expect(await store.childrenOf(d!)).toEqual([]);
+      expect(await store.dependenciesOf(d!)).toEqual([a, c]);
+    });
+
     it('two parents completing at once release their common child exactly once', async () => {
       const [one, two] = await openPair();
       for (let round = 0; round < 5; round++) {

@@ -37,6 +37,19 @@ export class SqlStore implements Store {
     return andThen(all(this.#connection, this.#s.dependencies.parentsOf, { id }), (rows) => rows.map((row) => row.parent_id));
   }
 
+  dependenciesOfMany(ids: number[]): Awaitable<Map<number, number[]>> {
+    const parents = new Map<number, number[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return parents;
+    return andThen(all(this.#connection, this.#s.dependencies.parentsOfMany, { ids }), (rows) => {
+      for (const row of rows) parents.get(row.child_id)?.push(row.parent_id);
+      return parents;
+    });
+  }
+
+  childrenOf(id: number): Awaitable<number[]> {
+    return andThen(all(this.#connection, this.#s.dependencies.childrenOf, { id }), (rows) => rows.map((row) => row.child_id));
+  }
+
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]> {
     return all(this.#connection, this.#s.promises.listPromises, { status: filter.status ?? null, type: filter.type ?? null, limit: filter.limit });
   }

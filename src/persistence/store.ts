@@ -209,6 +209,10 @@ export interface Store {
   getPromise(id: number): Awaitable<PromiseRow | undefined>;
   /** The parents of `id` (the promises it waits for), by id. */
   dependenciesOf(id: number): Awaitable<number[]>;
+  /** The parents of each of `ids`, by id, in one query; an id without parents maps to `[]`. */
+  dependenciesOfMany(ids: number[]): Awaitable<Map<number, number[]>>;
+  /** The dependents of `id` (the promises that wait for it), by id. */
+  childrenOf(id: number): Awaitable<number[]>;
   /** Promises, newest first. */
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */

@@ -16,7 +16,7 @@ let statementCounter = 0;
  * shared statements use a parameter where nothing says its type (`$1 is null`, `case when … then
  * $2 else null end` whose other arm is null, a bare `$3` in a select list). So every occurrence of
  * one named argument becomes one `$n`, cast to the type of the value bound (text, int8, float8,
- * text[]); a null is cast to int8, which PostgreSQL also assigns to a text column. Each
+ * int8[] or text[]); a null is cast to int8, which PostgreSQL also assigns to a text column. Each
  * distinct combination of types is its own named statement, parsed once per connection and then
  * only bound and executed.
  */
@@ -66,6 +66,7 @@ function pgTypeOf(value: unknown): string {
   if (value === null) return 'int8';
   if (typeof value === 'string') return 'text';
   if (typeof value === 'number') return Number.isInteger(value) ? 'int8' : 'float8';
-  if (Array.isArray(value)) return 'text[]';
+  // A list of ids compares with integer columns; any other list (task types) is text.
+  if (Array.isArray(value)) return value.length > 0 && value.every((item) => Number.isInteger(item)) ? 'int8[]' : 'text[]';
   throw new TypeError(`cannot bind a ${typeof value} to a PostgreSQL statement`);
 }

@@ -12,6 +12,19 @@ export const parentsOf = defineStatement({ locks: 'none', wakes: false }, ({ db,
   db.selectFrom('promise_dependencies').select('parent_id').where('child_id', '=', p('id')).orderBy('parent_id'),
 );
 
+export const parentsOfMany = defineStatement({ locks: 'none', wakes: false }, ({ db, p, inList }: StatementTools<{ ids: readonly number[] }>) =>
+  db
+    .selectFrom('promise_dependencies')
+    .select(['child_id', 'parent_id'])
+    .where(inList('child_id', p('ids')))
+    .orderBy('child_id')
+    .orderBy('parent_id'),
+);
+
+export const childrenOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number }>) =>
+  db.selectFrom('promise_dependencies').select('child_id').where('parent_id', '=', p('id')).orderBy('child_id'),
+);
+
 // Retrying a promise reads its parents' states to choose between waiting and pending; a parent
 // completing meanwhile must be seen here, or (waiting on this lock) release the retried child.
 export const parentStatesOf = defineStatement({ locks: 'share', wakes: false }, ({ db, p, lock }: StatementTools<{ id: number }>) =>
