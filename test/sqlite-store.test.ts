@@ -1,13 +1,16 @@
 import fs from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/persistence/sqlite/open-sqlite-store.js';
-import type { SqliteStore } from '../src/persistence/sqlite/sqlite-store.js';
+import type { SqlStore } from '../src/persistence/sql-store.js';
 import { migrations } from '../src/persistence/migrations.js';
+import { sqliteSqlDialect } from '../src/persistence/sqlite/sqlite-sql-dialect.js';
+import { buildStatementTable } from '../src/persistence/statement-table.js';
 import { tempDbPath } from './helpers/temp-db.js';
 
 // The behaviour every store shares is tested once, over SQLite and PostgreSQL, in
 // store-contract.test.ts; this file keeps what only SQLite has.
-const stores: SqliteStore[] = [];
+const stores: SqlStore[] = [];
 afterEach(async () => {
   for (const store of stores.splice(0)) await store.close();
 });
@@ -33,7 +36,7 @@ describe('SQLite durability setting', () => {
     for (const [option, expected] of [[undefined, 1], ['FULL', 2]] as const) {
       const engine = await createEngine({ database: tempDbPath(), changeCheckIntervalMs: 0, cleanupIntervalMs: 0, ...(option ? { synchronous: option } : {}) });
       try {
-        const store = engine.store as unknown as SqliteStore;
+        const store = engine.store as unknown as SqlStore;
         expect(await store.execute('pragma synchronous')).toEqual([{ synchronous: expected }]);
       } finally {
         await engine.stop();
@@ -65,5 +68,25 @@ describe('SQLite WAL checkpoints', () => {
     await writeRound();
     // Without checkpoints the WAL would hold all three rounds; checkpointed, it is reused.
     expect(walSize()).toBeLessThan(afterOne * 1.5);
+  });
+});
+
+describe('SQLite edge reads', () => {
+  it('read the dependency edges through their indexes, never a scan of the edge table', async () => {
+    const file = tempDbPath();
+    stores.push(await openSqliteStore({ filename: file, changeCheckIntervalMs: 0 }));
+    const { dependencies } = buildStatementTable(sqliteSqlDialect);
+    const db = new BetterSqlite3(file, { readonly: true });
+    try {
+      const plan = (statement: { sql: string; bind(args: never): unknown[] }, args: object) =>
+        (db.prepare(`explain query plan ${statement.sql}`).all(statement.bind(args as never)) as Array<{ detail: string }>).map((step) => step.detail).join('; ');
+      // The primary key (parent_id, child_id) finds a parent's children.
+      expect(plan(dependencies.childrenOf, { id: 1 })).toMatch(/SEARCH promise_dependencies USING COVERING INDEX sqlite_autoindex_promise_dependencies_1 \(parent_id=\?\)/);
+      // promise_dependencies_child (child_id, parent_id) finds the parents of each child.
+      expect(plan(dependencies.parentsOf, { id: 1 })).toMatch(/SEARCH promise_dependencies USING COVERING INDEX promise_dependencies_child \(child_id=\?\)/);
+      expect(plan(dependencies.parentsOfMany, { ids: [1, 2, 3] })).toMatch(/SEARCH promise_dependencies USING COVERING INDEX promise_dependencies_child \(child_id=\?\)/);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -161,11 +161,15 @@ for (const backend of backends) {
       const id = await store.transaction(async (tx) => tx.insertPromise(row({ runAt: 1_700_000_000_123, idempotencyKey: 'k1' })));
       const stored = await store.getPromise(id);
       expect(stored).toMatchObject({ id, run_at: 1_700_000_000_123, created_at: 1, attempts: 0, lease_token: 0, result: null, idempotency_key: 'k1' });
-      expect(await store.countByStatus()).toEqual({ pending: 1 });
+      expect(await store.countByStatusAndType()).toEqual([{ status: 'pending', type: 't', count: 1 }]);
       expect(await store.nextRunAt(['t'])).toBe(1_700_000_000_123);
       expect(await store.nextRunAt(['other'])).toBeNull();
       expect(await store.transaction(async (tx) => tx.idByKey('k1'))).toBe(id);
       expect(await store.listPromises({ limit: 10, status: 'pending' })).toEqual([stored]);
+      expect(await store.listPromises({ limit: 10 })).toEqual([stored]);
+      expect(await store.listPromises({ limit: 10, status: 'pending', type: 't' })).toEqual([stored]);
+      expect(await store.listPromises({ limit: 10, type: 'other' })).toEqual([]);
+      expect(await store.listPromises({ limit: 10, status: 'failed' })).toEqual([]);
     });
 
     it('a completion presenting a stale fencing token changes nothing', async () => {
@@ -213,6 +217,31 @@ for (const backend of backends) {
       expect(failed.map((r) => r.id).sort()).toEqual([child, grandchild].sort());
       expect(await store.getPromise(grandchild!)).toMatchObject({ status: 'failed', error_code: 'DEPENDENCY_FAILED', completed_at: 5 });
       expect(await store.dependenciesOf(child!)).toEqual([a, b]);
+    });
+
+    it('reads the edges both ways: parents of many ids in one read, and the children of one', async () => {
+      const store = await open();
+      const [a, b, c, d] = await store.transaction(async (tx) => {
+        const ids = [];
+        for (let i = 0; i < 4; i++) ids.push(await tx.insertPromise(row({ status: i < 2 ? 'pending' : 'waiting' })));
+        const [a, b, c, d] = ids as [number, number, number, number];
+        await tx.insertDependency(b, c);
+        await tx.insertDependency(a, c);
+        await tx.insertDependency(a, d);
+        await tx.insertDependency(c, d);
+        return ids;
+      });
+      expect(await store.dependenciesOfMany([d!, c!, a!])).toEqual(
+        new Map([
+          [d, [a, c]],
+          [c, [a, b]],
+          [a, []],
+        ]),
+      );
+      expect(await store.dependenciesOfMany([])).toEqual(new Map());
+      expect(await store.childrenOf(a!)).toEqual([c, d]);
+      expect(await store.childrenOf(d!)).toEqual([]);
+      expect(await store.dependenciesOf(d!)).toEqual([a, c]);
     });
 
     it('two parents completing at once release their common child exactly once', async () => {
@@ -306,6 +335,9 @@ for (const backend of backends) {
       expect(await store.transaction(async (tx) => tx.deleteWorkflowTimer(workflowId, 'after'))).toBe(true);
       expect(await store.transaction(async (tx) => tx.deleteWorkflowTimer(workflowId, 'after'))).toBe(false);
       expect(await store.listWorkflows({ limit: 5, status: 'running' })).toMatchObject([{ id: workflowId, name: 'w' }]);
+      expect(await store.listWorkflows({ limit: 5, name: 'w' })).toMatchObject([{ id: workflowId }]);
+      expect(await store.listWorkflows({ limit: 5, status: 'completed' })).toEqual([]);
+      expect(await store.listWorkflows({ limit: 5, status: 'running', name: 'other' })).toEqual([]);
     });
 
     it('a transaction that throws leaves nothing behind', async () => {
@@ -316,7 +348,7 @@ for (const backend of backends) {
           throw new Error('changed my mind');
         }),
       ).rejects.toThrow('changed my mind');
-      expect(await store.countByStatus()).toEqual({});
+      expect(await store.countByStatusAndType()).toEqual([]);
     });
 
     it('reports writes made by another connection, not its own', async () => {

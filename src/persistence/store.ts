@@ -124,8 +124,6 @@ export interface PromiseFilter {
   status?: string;
   type?: string;
   limit: number;
-  /** Rows with an id below this (for paging newest first). */
-  beforeId?: number;
 }
 
 /** Operations inside one transaction. Each is one SQL statement. */
@@ -204,15 +202,19 @@ export interface WorkflowUpdate {
   now: number;
 }
 
-/** Per-dialect storage of promises. Knows SQL; knows nothing of XState or handlers. */
+/** Storage of promises, the same over every dialect. Knows SQL; knows nothing of XState or handlers. */
 export interface Store {
-  readonly dialect: 'sqlite' | 'postgres';
   /** Runs `work` in one write transaction (serialised; retried on transient lock errors). */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   getPromise(id: number): Awaitable<PromiseRow | undefined>;
+  /** The parents of `id` (the promises it waits for), by id. */
   dependenciesOf(id: number): Awaitable<number[]>;
+  /** The parents of each of `ids`, by id, in one query; an id without parents maps to `[]`. */
+  dependenciesOfMany(ids: number[]): Awaitable<Map<number, number[]>>;
+  /** The dependents of `id` (the promises that wait for it), by id. */
+  childrenOf(id: number): Awaitable<number[]>;
+  /** Promises, newest first. */
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
-  countByStatus(): Awaitable<Record<string, number>>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */
   nextRunAt(types: readonly string[]): Awaitable<number | null>;
   /** Earliest expiry of any running claim's lease, if any. */

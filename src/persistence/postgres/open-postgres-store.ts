@@ -3,9 +3,10 @@ import pg from 'pg';
 import { DatabaseError } from '../../errors.js';
 import { migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../migrations.js';
 import type { Database } from '../schema.js';
+import { SqlStore } from '../sql-store.js';
+import { PostgresConnection } from './postgres-connection.js';
 import { PromisedPostgresDialect } from './postgres-dialect.js';
 import { toOpenError } from './postgres-errors.js';
-import { PostgresStore } from './postgres-store.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -49,7 +50,7 @@ const types = {
  * const store = await openPostgresStore({ connectionString: 'postgres://localhost/promised' });
  * ```
  */
-export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<SqlStore> {
   const where = describe(options.connectionString);
   const clientConfig: pg.ClientConfig = { connectionString: options.connectionString, types, connectionTimeoutMillis: 10_000 };
   const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10 });
@@ -63,7 +64,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await pool.end().catch(() => {});
     throw toOpenError(cause, where);
   }
-  return new PostgresStore(pool, { reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000, listenerConfig: clientConfig, changeIntervalMs: options.changeIntervalMs ?? 50 });
+  const settings = { reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000, listenerConfig: clientConfig, changeIntervalMs: options.changeIntervalMs ?? 50 };
+  return new SqlStore(new PostgresConnection(pool, settings));
 }
 
 /** host:port/database, without the password. */

@@ -1,4 +1,4 @@
-import type { PreparedQuery } from '../prepared.js';
+import type { Statement } from '../statement.js';
 
 /** What pg's `client.query` takes for a named prepared statement. */
 export interface PgQueryConfig {
@@ -7,60 +7,51 @@ export interface PgQueryConfig {
   values: unknown[];
 }
 
-class Slot {
-  constructor(readonly name: string) {}
-}
-
 let statementCounter = 0;
 
 /**
- * A shared {@link PreparedQuery} adapted to PostgreSQL's extended protocol.
+ * A compiled {@link Statement} adapted to PostgreSQL's extended protocol.
  *
  * Why: PostgreSQL infers each parameter's type from where it first appears, and some of the
  * shared statements use a parameter where nothing says its type (`$1 is null`, `case when … then
  * $2 else null end` whose other arm is null, a bare `$3` in a select list). So every occurrence of
  * one named argument becomes one `$n`, cast to the type of the value bound (text, int8, float8,
- * text[]); a null is cast to int8, which PostgreSQL also assigns to a text column. Each distinct
- * combination of types is its own named statement, parsed once per connection and then only
- * bound and executed.
+ * int8[] or text[]); a null is cast to int8, which PostgreSQL also assigns to a text column. Each
+ * distinct combination of types is its own named statement, parsed once per connection and then
+ * only bound and executed.
  */
 export class PgStatement<Args> {
-  readonly #query: PreparedQuery<Args>;
-  /** Per argument position of the shared statement: the index of our deduplicated parameter. */
+  readonly #statement: Statement<Args>;
+  /** Per positional slot of the shared statement: the index of our deduplicated parameter. */
   readonly #positions: number[];
-  /** Our parameters: a named argument, or a constant Kysely bound itself. */
-  readonly #parameters: Array<{ name: string } | { constant: unknown }>;
+  /** Per parameter of ours: the first slot of the shared statement that holds it. */
+  readonly #firstSlots: number[] = [];
   readonly #variants = new Map<string, { name: string; text: string }>();
   readonly #id = ++statementCounter;
 
-  constructor(query: PreparedQuery<Args>) {
-    this.#query = query;
-    // Binding a proxy reveals which named argument fills each positional slot.
-    const probe = query.bind(new Proxy({}, { get: (_target, key) => (typeof key === 'string' ? new Slot(key) : undefined) }) as Args);
+  constructor(statement: Statement<Args>) {
+    this.#statement = statement;
     const byName = new Map<string, number>();
-    this.#parameters = [];
-    this.#positions = probe.map((value) => {
-      if (value instanceof Slot) {
-        let index = byName.get(value.name);
-        if (index === undefined) {
-          index = this.#parameters.push({ name: value.name }) - 1;
-          byName.set(value.name, index);
-        }
-        return index;
+    this.#positions = statement.slots.map((slot, position) => {
+      if (typeof slot !== 'string') return this.#firstSlots.push(position) - 1;
+      let index = byName.get(slot);
+      if (index === undefined) {
+        index = this.#firstSlots.push(position) - 1;
+        byName.set(slot, index);
       }
-      return this.#parameters.push({ constant: value }) - 1;
+      return index;
     });
   }
 
   /** The statement for `args`: its values, and the text (cast per value type) under a stable name. */
   config(args: Args): PgQueryConfig {
-    const record = args as Record<string, unknown>;
-    const values = this.#parameters.map((parameter) => normalise('name' in parameter ? record[parameter.name] : parameter.constant));
+    const bound = this.#statement.bind(args);
+    const values = this.#firstSlots.map((position) => bound[position]);
     const types = values.map(pgTypeOf);
     const key = types.join(',');
     let variant = this.#variants.get(key);
     if (!variant) {
-      const text = this.#query.sql.replace(/\$(\d+)/g, (_match, position: string) => {
+      const text = this.#statement.sql.replace(/\$(\d+)/g, (_match, position: string) => {
         const index = this.#positions[Number(position) - 1]!;
         return `$${index + 1}::${types[index]}`;
       });
@@ -71,16 +62,11 @@ export class PgStatement<Args> {
   }
 }
 
-function normalise(value: unknown): unknown {
-  if (value === undefined) return null;
-  if (typeof value === 'boolean') return value ? 1 : 0;
-  return value;
-}
-
 function pgTypeOf(value: unknown): string {
   if (value === null) return 'int8';
   if (typeof value === 'string') return 'text';
   if (typeof value === 'number') return Number.isInteger(value) ? 'int8' : 'float8';
-  if (Array.isArray(value)) return 'text[]';
+  // A list of ids compares with integer columns; any other list (task types) is text.
+  if (Array.isArray(value)) return value.length > 0 && value.every((item) => Number.isInteger(item)) ? 'int8[]' : 'text[]';
   throw new TypeError(`cannot bind a ${typeof value} to a PostgreSQL statement`);
 }

@@ -5,8 +5,9 @@ import { Kysely, Migrator, type MigrationProvider } from 'kysely';
 import { DatabaseError } from '../../errors.js';
 import { migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../migrations.js';
 import type { Database } from '../schema.js';
+import { SqlStore } from '../sql-store.js';
+import { SqliteConnection } from './sqlite-connection.js';
 import { ImmediateSqliteDialect } from './sqlite-dialect.js';
-import { SqliteStore } from './sqlite-store.js';
 
 /** How SQLite makes a commit durable (`PRAGMA synchronous`). */
 export type SqliteSynchronous = 'NORMAL' | 'FULL';
@@ -35,7 +36,7 @@ export interface SqliteStoreOptions {
  * const store = await openSqliteStore({ filename: './promised.db' });
  * ```
  */
-export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqlStore> {
   const { filename } = options;
   if (filename !== ':memory:') assertWritablePath(filename);
   let connection: BetterSqlite3.Database;
@@ -64,7 +65,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     }
     throw new DatabaseError('DATABASE_UNAVAILABLE', `cannot prepare SQLite database ${filename}: ${(cause as Error).message}`, { cause });
   }
-  return new SqliteStore(connection, { changeCheckIntervalMs: options.changeCheckIntervalMs ?? 50 });
+  return new SqlStore(new SqliteConnection(connection, { changeCheckIntervalMs: options.changeCheckIntervalMs ?? 50 }));
 }
 
 function assertWritablePath(filename: string): void {

@@ -1,0 +1,221 @@
+import { andThen } from './awaitable.js';
+import { all, first, run, type Queryable } from './connection.js';
+import type { SqlDialect } from './sql-dialect.js';
+import type { Statement } from './statement.js';
+import type { StatementTable } from './statement-table.js';
+import type { WorkflowRow } from './schema.js';
+import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, NewPromise, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
+
+/**
+ * The operations of one transaction attempt, written once over any dialect's connection: each
+ * is one statement of the table (a sweep may repeat its statement; a release first takes its
+ * locks). A new object per attempt: nothing of an attempt that rolled back reaches the next.
+ */
+export class SqlStoreTransaction implements StoreTransaction {
+  readonly #tx: Queryable;
+  readonly #s: StatementTable;
+  readonly #dialect: SqlDialect;
+
+  constructor(tx: Queryable, statements: StatementTable, dialect: SqlDialect) {
+    this.#tx = tx;
+    this.#s = statements;
+    this.#dialect = dialect;
+  }
+
+  insertPromise(row: NewPromise): Awaitable<number> {
+    return andThen(first(this.#tx, this.#s.promises.insertPromise, row), (inserted) => inserted!.id);
+  }
+
+  insertDependency(parentId: number, childId: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.dependencies.insertDependency, { parentId, childId }));
+  }
+
+  idByKey(key: string): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.promises.idByKey, { key }), (row) => row?.id);
+  }
+
+  statusOf(id: number): Awaitable<string | undefined> {
+    return andThen(first(this.#tx, this.#s.promises.statusOf, { id }), (row) => row?.status);
+  }
+
+  stateOf(id: number) {
+    return first(this.#tx, this.#s.promises.stateOf, { id });
+  }
+
+  getPromiseRunAt(id: number): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.promises.runAtOf, { id }), (row) => row?.run_at);
+  }
+
+  claimDue(request: ClaimRequest): Awaitable<ClaimedRow[]> {
+    // RETURNING does not keep the subquery's order; the claim order is part of the contract.
+    return andThen(all(this.#tx, this.#s.claims.claimDue, request), (rows) => rows.sort(byClaimOrder));
+  }
+
+  updateState(update: StateUpdate): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.promises.updateState, update), (count) => count === 1);
+  }
+
+  releaseReadyChildren(update: RelativesUpdate): Awaitable<RowRef[]> {
+    const { relatives } = this.#s;
+    return andThen(this.#lock(relatives.lockWaitingChildren, { parentId: update.parentId }), () => all(this.#tx, relatives.releaseReadyChildren, update));
+  }
+
+  failWaitingDescendants(update: RelativesUpdate): Awaitable<RowRef[]> {
+    return this.#sweep(this.#s.relatives.failWaitingDescendants, update);
+  }
+
+  reviveFailedDescendants(update: RelativesUpdate): Awaitable<RowRef[]> {
+    return all(this.#tx, this.#s.relatives.reviveFailedDescendants, update);
+  }
+
+  parentStatesOf(id: number): Awaitable<Array<{ id: number; status: string }>> {
+    return all(this.#tx, this.#s.dependencies.parentStatesOf, { id });
+  }
+
+  releaseAllReadyWaiting(update: Omit<RelativesUpdate, 'parentId'>): Awaitable<RowRef[]> {
+    return all(this.#tx, this.#s.relatives.releaseAllReadyWaiting, update);
+  }
+
+  waitingWithFailedParent(): Awaitable<RowRef[]> {
+    return all(this.#tx, this.#s.relatives.waitingWithFailedParent, {});
+  }
+
+  expiredLeases(now: number, limit: number) {
+    return all(this.#tx, this.#s.claims.expiredLeases, { now, limit });
+  }
+
+  leasesOwnedBy(owner: string) {
+    return all(this.#tx, this.#s.claims.leasesOwnedBy, { owner });
+  }
+
+  renewLeases(owner: string, leaseExpiresAt: number, now: number): Awaitable<Array<{ id: number; lease_token: number }>> {
+    return all(this.#tx, this.#s.claims.renewLeases, { owner, leaseExpiresAt, now });
+  }
+
+  saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.claims.saveProgress, { id, leaseToken, current, total, now }), (count) => count === 1);
+  }
+
+  repairSnapshot(id: number, status: string, snapshot: string): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.promises.repairSnapshot, { id, status, snapshot }));
+  }
+
+  insertHistory(entry: HistoryEntry): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.history.insertHistory, entry));
+  }
+
+  insertDeadLetter(id: number, errorCode: string, errorMessage: string, failedAt: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.deadLetters.insertDeadLetter, { id, errorCode, errorMessage, failedAt }));
+  }
+
+  deleteDeadLettersOf(id: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.deadLetters.deleteDeadLettersOf, { id }));
+  }
+
+  clearDeadLetters(): Awaitable<number> {
+    return run(this.#tx, this.#s.deadLetters.clearDeadLetters, {});
+  }
+
+  deleteExpired(now: number, limit: number): Awaitable<number> {
+    return run(this.#tx, this.#s.cleanup.deleteExpired, { now, limit });
+  }
+
+  deleteFinishedBefore(cutoff: number, limit: number): Awaitable<number> {
+    return run(this.#tx, this.#s.cleanup.deleteFinishedBefore, { cutoff, limit });
+  }
+
+  upsertSchedule(name: string, cron: string, timezone: string | null, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.schedules.upsertSchedule, { name, cron, timezone, now }));
+  }
+
+  getSchedule(name: string) {
+    return first(this.#tx, this.#s.schedules.getSchedule, { name });
+  }
+
+  advanceSchedule(name: string, dueAt: number, now: number): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.schedules.advanceSchedule, { name, dueAt, now }), (count) => count === 1);
+  }
+
+  stalePending(types: readonly string[], cutoff: number) {
+    return all(this.#tx, this.#s.claims.stalePending, { types, cutoff });
+  }
+
+  insertWorkflow(row: { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number }): Awaitable<number> {
+    return andThen(first(this.#tx, this.#s.workflows.insertWorkflow, row), (inserted) => inserted!.id);
+  }
+
+  /** Read to be advanced and written back: locked for the change (see the statement). */
+  getWorkflow(id: number): Awaitable<WorkflowRow | undefined> {
+    return first(this.#tx, this.#s.workflows.getWorkflowForUpdate, { id });
+  }
+
+  saveWorkflow(update: WorkflowUpdate): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.saveWorkflow, update));
+  }
+
+  insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number> {
+    return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, { workflowId, event, now }), (inserted) => inserted!.id);
+  }
+
+  markWorkflowEventApplied(id: number, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowEvents.markWorkflowEventApplied, { id, now }));
+  }
+
+  unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>> {
+    return all(this.#tx, this.#s.workflowEvents.unappliedWorkflowEvents, { workflowId });
+  }
+
+  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowTimers.upsertWorkflowTimer, timer));
+  }
+
+  deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.workflowTimers.deleteWorkflowTimer, { workflowId, timerId }), (count) => count === 1);
+  }
+
+  workflowOfParentStep(stepId: number): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.workflows.workflowOfParentStep, { stepId }), (row) => row?.id);
+  }
+
+  latestStepOf(workflowId: number, invokeId: string): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.workflows.latestStepOf, { workflowId, invokeId }), (row) => row?.id);
+  }
+
+  deleteWorkflowTimers(workflowId: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowTimers.deleteWorkflowTimers, { workflowId }));
+  }
+
+  dueWorkflowTimers(now: number, limit: number) {
+    return all(this.#tx, this.#s.workflowTimers.dueWorkflowTimers, { now, limit });
+  }
+
+  stepsOf(workflowId: number) {
+    return all(this.#tx, this.#s.workflows.stepsOf, { workflowId });
+  }
+
+  /** Takes a statement's row locks; nothing where the dialect has none (one writer at a time). */
+  #lock<Args>(statement: Statement<Args>, args: Args): Awaitable<void> {
+    if (!this.#dialect.rowLocks) return;
+    return this.#quiet(this.#tx.query(statement, args));
+  }
+
+  /**
+   * Runs a bulk transition until it finds nothing, where a statement's snapshot may predate a
+   * row lock it waited on: the enqueue that held it added edges the first run could not see.
+   */
+  #sweep(statement: Statement<RelativesUpdate, RowRef>, update: RelativesUpdate): Awaitable<RowRef[]> {
+    const once = all(this.#tx, statement, update);
+    if (!this.#dialect.snapshotPerStatement) return once;
+    const more = (moved: RowRef[], rows: RowRef[]): Awaitable<RowRef[]> =>
+      rows.length === 0 ? moved : andThen(all(this.#tx, statement, update), (next) => more([...moved, ...rows], next));
+    return andThen(once, (rows) => more([], rows));
+  }
+
+  #quiet(result: Awaitable<unknown>): Awaitable<void> {
+    return andThen(result, () => undefined);
+  }
+}
+
+function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b.priority - a.priority || a.run_at - b.run_at || a.id - b.id;
+}

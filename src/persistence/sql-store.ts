@@ -1,0 +1,133 @@
+import { andThen } from './awaitable.js';
+import { all, first, type StoreConnection } from './connection.js';
+import { buildStatementTable, type StatementTable } from './statement-table.js';
+import { SqlStoreTransaction } from './sql-store-transaction.js';
+import type { PromiseRow, WorkflowRow } from './schema.js';
+import type { Awaitable, DeadLetterRow, HistoryRow, PromiseFilter, Store, StoreTransaction } from './store.js';
+
+/**
+ * The store, written once: every read and every transaction is a statement of the table, run
+ * on whichever dialect's connection it was given (SQLite answers synchronously, PostgreSQL with
+ * promises; the store keeps that, so SQLite calls cost no microtask).
+ *
+ * @example
+ * ```ts
+ * const store = await openSqliteStore({ filename: './promised.db' });
+ * const row = await store.getPromise(1);
+ * ```
+ */
+export class SqlStore implements Store {
+  readonly #connection: StoreConnection;
+  readonly #s: StatementTable;
+
+  constructor(connection: StoreConnection) {
+    this.#connection = connection;
+    this.#s = buildStatementTable(connection.dialect);
+  }
+
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.#connection.transaction((tx) => work(new SqlStoreTransaction(tx, this.#s, this.#connection.dialect)));
+  }
+
+  getPromise(id: number): Awaitable<PromiseRow | undefined> {
+    return first(this.#connection, this.#s.promises.getPromise, { id });
+  }
+
+  dependenciesOf(id: number): Awaitable<number[]> {
+    return andThen(all(this.#connection, this.#s.dependencies.parentsOf, { id }), (rows) => rows.map((row) => row.parent_id));
+  }
+
+  dependenciesOfMany(ids: number[]): Awaitable<Map<number, number[]>> {
+    const parents = new Map<number, number[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return parents;
+    return andThen(all(this.#connection, this.#s.dependencies.parentsOfMany, { ids }), (rows) => {
+      for (const row of rows) parents.get(row.child_id)?.push(row.parent_id);
+      return parents;
+    });
+  }
+
+  childrenOf(id: number): Awaitable<number[]> {
+    return andThen(all(this.#connection, this.#s.dependencies.childrenOf, { id }), (rows) => rows.map((row) => row.child_id));
+  }
+
+  listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]> {
+    return all(this.#connection, this.#s.promises.listPromises, { status: filter.status ?? null, type: filter.type ?? null, limit: filter.limit });
+  }
+
+  nextRunAt(types: readonly string[]): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.claims.nextRunAt, { types }), (row) => row?.at ?? null);
+  }
+
+  nextLeaseExpiry(): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.claims.nextLeaseExpiry, {}), (row) => row?.at ?? null);
+  }
+
+  unfinished() {
+    return this.#connection.stream(this.#s.promises.unfinished, {});
+  }
+
+  historyOf(id: number): Awaitable<HistoryRow[]> {
+    return all(this.#connection, this.#s.history.historyOf, { id });
+  }
+
+  getWorkflow(id: number): Awaitable<WorkflowRow | undefined> {
+    return first(this.#connection, this.#s.workflows.getWorkflow, { id });
+  }
+
+  stepsOf(workflowId: number): Awaitable<PromiseRow[]> {
+    return all(this.#connection, this.#s.workflows.stepsOf, { workflowId });
+  }
+
+  runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>> {
+    return all(this.#connection, this.#s.workflows.runningWorkflows, {});
+  }
+
+  listWorkflows(filter: { status?: string; name?: string; limit: number }): Awaitable<WorkflowRow[]> {
+    return all(this.#connection, this.#s.workflows.listWorkflows, { status: filter.status ?? null, name: filter.name ?? null, limit: filter.limit });
+  }
+
+  nextWorkflowTimerAt(): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
+  }
+
+  listDeadLetters(limit: number): Awaitable<DeadLetterRow[]> {
+    return all(this.#connection, this.#s.deadLetters.listDeadLetters, { limit });
+  }
+
+  countDeadLetters(): Awaitable<number> {
+    return andThen(first(this.#connection, this.#s.deadLetters.countDeadLetters, {}), (row) => row?.count ?? 0);
+  }
+
+  countByStatusAndType(): Awaitable<Array<{ status: string; type: string; count: number }>> {
+    return all(this.#connection, this.#s.stats.countByStatusAndType, {});
+  }
+
+  oldestDueRunAt(now: number): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.stats.oldestDueRunAt, { now }), (row) => row?.at ?? null);
+  }
+
+  countFinishedSince(since: number): Awaitable<Record<string, number>> {
+    return andThen(all(this.#connection, this.#s.stats.countFinishedSince, { since }), (rows) => {
+      const counts: Record<string, number> = {};
+      for (const row of rows) counts[row.status] = row.count;
+      return counts;
+    });
+  }
+
+  startMaintenance(): Promise<void> {
+    return this.#connection.startMaintenance();
+  }
+
+  onExternalChange(listener: () => void): () => void {
+    return this.#connection.onExternalChange(listener);
+  }
+
+  /** Runs a raw SQL statement (for tests and tools that inspect the database). */
+  execute(statement: string): Promise<unknown[]> {
+    return this.#connection.execute(statement);
+  }
+
+  close(): Promise<void> {
+    return this.#connection.close();
+  }
+}

@@ -1,0 +1,30 @@
+import { defineStatement, type StatementTools } from '../statement.js';
+
+// Durable timers of workflows (XState keeps `after` timers only in memory). Arming and firing one
+// wakes: every process arms its one timer for the earliest due time.
+
+export const upsertWorkflowTimer = defineStatement(
+  { locks: 'none', wakes: true },
+  ({ db, p }: StatementTools<{ workflowId: number; timerId: string; event: string; fireAt: number }>) =>
+    db
+      .insertInto('workflow_timers')
+      .values({ workflow_id: p('workflowId'), timer_id: p('timerId'), event: p('event'), fire_at: p('fireAt') })
+      .onConflict((oc) => oc.columns(['workflow_id', 'timer_id']).doUpdateSet({ event: p('event'), fire_at: p('fireAt') })),
+);
+
+export const deleteWorkflowTimer = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ workflowId: number; timerId: string }>) =>
+  db.deleteFrom('workflow_timers').where('workflow_id', '=', p('workflowId')).where('timer_id', '=', p('timerId')),
+);
+
+/** Deletes every timer of a finished workflow. Quiet: a process armed for one finds none due when it fires, and re-arms. */
+export const deleteWorkflowTimers = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number }>) =>
+  db.deleteFrom('workflow_timers').where('workflow_id', '=', p('workflowId')),
+);
+
+export const dueWorkflowTimers = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ now: number; limit: number }>) =>
+  db.selectFrom('workflow_timers').selectAll().where('fire_at', '<=', p('now')).orderBy('fire_at').limit(p('limit')),
+);
+
+export const nextWorkflowTimerAt = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>
+  db.selectFrom('workflow_timers').select((eb) => eb.fn.min('fire_at').as('at')),
+);

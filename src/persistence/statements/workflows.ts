@@ -1,0 +1,80 @@
+import { defineStatement, type StatementTools } from '../statement.js';
+import type { WorkflowUpdate } from '../store.js';
+import { equalsIfGiven } from './optional-filter.js';
+
+// Workflow rows, and the step promises that belong to them. Writes wake: a workflow's waiters
+// and its parent step may live in another process.
+
+type NewWorkflow = { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number };
+
+export const insertWorkflow = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<NewWorkflow>) =>
+  db
+    .insertInto('workflows')
+    .values({
+      name: p('name'),
+      status: 'running',
+      input: p('input'),
+      snapshot: p('snapshot'),
+      version: p('version'),
+      parent_step_id: p('parentStepId'),
+      created_at: p('now'),
+      updated_at: p('now'),
+    })
+    .returning('id'),
+);
+
+export const saveWorkflow = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<WorkflowUpdate>) =>
+  db
+    .updateTable('workflows')
+    .set({
+      status: p('status'),
+      snapshot: p('snapshot'),
+      output: p('output'),
+      error_code: p('errorCode'),
+      error_message: p('errorMessage'),
+      completed_at: p('completedAt'),
+      updated_at: p('now'),
+    })
+    .where('id', '=', p('id')),
+);
+
+export const getWorkflow = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number }>) =>
+  db.selectFrom('workflows').selectAll().where('id', '=', p('id')),
+);
+
+// A workflow's snapshot is read, advanced by a transition, and written back: two steps of one
+// workflow finishing at once in two processes must not both start from the same snapshot.
+export const getWorkflowForUpdate = defineStatement({ locks: 'update', wakes: false }, ({ db, p, lock }: StatementTools<{ id: number }>) =>
+  lock(db.selectFrom('workflows').selectAll().where('id', '=', p('id'))),
+);
+
+export const runningWorkflows = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>
+  db.selectFrom('workflows').select(['id', 'name', 'version']).where('status', '=', 'running'),
+);
+
+export const workflowOfParentStep = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ stepId: number }>) =>
+  db.selectFrom('workflows').select('id').where('parent_step_id', '=', p('stepId')),
+);
+
+/** Step promises of a workflow, oldest first. */
+export const stepsOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number }>) =>
+  db.selectFrom('promises').selectAll().where('workflow_id', '=', p('workflowId')).orderBy('id'),
+);
+
+/** The newest step promise of one invocation of a workflow. */
+export const latestStepOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number; invokeId: string }>) =>
+  db.selectFrom('promises').select('id').where('workflow_id', '=', p('workflowId')).where('invoke_id', '=', p('invokeId')).orderBy('id', 'desc').limit(1),
+);
+
+/** Workflows, newest first; `status` and `name` filter when given. */
+export const listWorkflows = defineStatement(
+  { locks: 'none', wakes: false },
+  ({ db, p }: StatementTools<{ status: string | null; name: string | null; limit: number }>) =>
+    db
+      .selectFrom('workflows')
+      .selectAll()
+      .where(equalsIfGiven('status', p('status')))
+      .where(equalsIfGiven('name', p('name')))
+      .orderBy('id', 'desc')
+      .limit(p('limit')),
+);
