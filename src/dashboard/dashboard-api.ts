@@ -89,7 +89,7 @@ async function act(engine: Engine, parts: string[]): Promise<ApiAnswer> {
   return notFound(`POST /api/${parts.join('/')}`);
 }
 
-/** The promise, its ancestors (through `dependsOn`) and its descendants among recent promises. */
+/** The promise, its ancestors (through `dependsOn`) and its descendants (through {@link Engine.dependentsOf}). */
 async function dependencyGraph(engine: Engine, id: string) {
   const root = await engine.get(id);
   if (!root) return { nodes: [], edges: [] };
@@ -108,17 +108,19 @@ async function dependencyGraph(engine: Engine, id: string) {
       }
     }
   }
-  // Children are not indexed by the public API: look among recent promises.
-  const recent = await engine.list({ limit: 2_000 });
-  const descendants = new Set([root.id]);
-  for (let changed = true; changed && nodes.size < GRAPH_LIMIT; ) {
-    changed = false;
-    for (const record of recent) {
-      if (descendants.has(record.id) || !record.dependsOn.some((parent) => descendants.has(parent))) continue;
-      descendants.add(record.id);
-      nodes.set(record.id, record);
-      for (const parent of record.dependsOn) if (descendants.has(parent)) edges.push([parent, record.id]);
-      changed = true;
+  // Descendants through the edge table, which is indexed both ways.
+  const descendants = [root.id];
+  const seen = new Set(descendants);
+  while (descendants.length > 0 && nodes.size < GRAPH_LIMIT) {
+    const parent = descendants.shift()!;
+    for (const child of await engine.dependentsOf(parent)) {
+      edges.push([parent, child]);
+      if (seen.has(child)) continue;
+      seen.add(child);
+      const found = nodes.get(child) ?? (await engine.get(child));
+      if (!found) continue;
+      nodes.set(found.id, found);
+      descendants.push(found.id);
     }
   }
   const unique = [...new Map(edges.map((edge) => [edge.join('>'), edge])).values()].filter(([from, to]) => nodes.has(from) && nodes.has(to));

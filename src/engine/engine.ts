@@ -238,6 +238,12 @@ export class Engine {
     return (await this.#kernel.waitForResult(rowId, timeoutOption(options.timeout))) as R;
   }
 
+  /** The ids of the promises that depend on this one (its `dependsOn` children), oldest first. */
+  async dependentsOf(id: string): Promise<string[]> {
+    const rowId = parseId(id);
+    return rowId === undefined ? [] : (await this.#kernel.store.childrenOf(rowId)).map(String);
+  }
+
   /** Promises, newest first. */
   async list(filter: ListFilter = {}): Promise<PromiseRecord[]> {
     if (filter.status !== undefined && !PROMISE_STATUSES.includes(filter.status)) {
@@ -246,7 +252,8 @@ export class Engine {
     const limit = integerIn('limit', filter.limit ?? 100, 1, 10_000);
     const store = this.#kernel.store;
     const rows = await store.listPromises({ status: filter.status, type: filter.type, limit });
-    return Promise.all(rows.map(async (row) => toRecord(row, await store.dependenciesOf(row.id))));
+    const parents = await store.dependenciesOfMany(rows.map((row) => row.id));
+    return rows.map((row) => toRecord(row, parents.get(row.id) ?? []));
   }
 
   /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */

@@ -31,7 +31,8 @@ export async function readWorkflow(store: Store, id: string): Promise<WorkflowRe
   const row = await store.getWorkflow(workflowId);
   if (!row) return undefined;
   const steps = await store.stepsOf(workflowId);
-  return { ...summaryOf(row), steps: await Promise.all(steps.map(async (step) => toRecord(step, await store.dependenciesOf(step.id)))) };
+  const parents = await store.dependenciesOfMany(steps.map((step) => step.id));
+  return { ...summaryOf(row), steps: steps.map((step) => toRecord(step, parents.get(step.id) ?? [])) };
 }
 
 /** `{ value }` (the output) once completed; throws once failed or when missing; `undefined` while running. */
