@@ -100,6 +100,10 @@ export class Kernel implements KernelPort {
     return () => this.#externalListeners.delete(listener);
   }
 
+  abortRunning(id: number, reason: Error): void {
+    this.#runner.fenceOff(id, reason);
+  }
+
   background(work: () => Promise<unknown>, message: string): void {
     work().catch((error: unknown) => this.reportError(error, message));
   }
@@ -220,7 +224,7 @@ export class Kernel implements KernelPort {
   /** Cancels a promise; a handler running it here has its signal aborted and its outcome refused. */
   async cancel(id: number): Promise<void> {
     await this.write((uow) => this.promises.cancel(uow, id));
-    this.#runner.fenceOff(id, new CancelledError(String(id)));
+    this.abortRunning(id, new CancelledError(String(id)));
   }
 
   async retry(id: number): Promise<void> {

@@ -44,6 +44,12 @@ export interface KernelPort {
   onSettled(hook: SettleHook): void;
   /** Calls `listener` when another process committed changes; returns the function that stops it. */
   onExternalChange(listener: () => void): () => void;
+  /**
+   * Aborts the handler of a claim running in this process (its signal aborts with `reason`) and
+   * refuses its outcome. Call it after the commit that took the claim away (cancelled it): other
+   * processes notice that commit themselves and abort their own handler.
+   */
+  abortRunning(id: number, reason: Error): void;
   /** Runs background work, reporting its failure on the engine's `error` event. */
   background(work: () => Promise<unknown>, message: string): void;
 }
