@@ -108,6 +108,40 @@ export class CancelledError extends PromisedError {
   }
 }
 
+/**
+ * Thrown by a handler: the failure is final, whatever attempts are left (a revoked token, a
+ * request the upstream will never accept). The promise fails with this `code`.
+ *
+ * @example
+ * ```ts
+ * throw new NonRetryableError('FORBIDDEN', 'token revoked');
+ * ```
+ */
+export class NonRetryableError extends PromisedError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * Thrown by a handler: the attempt failed, and the next one must not start sooner than
+ * `retryAfterMs` (an upstream's 429 with Retry-After). Counts as an attempt like any failure.
+ *
+ * @example
+ * ```ts
+ * throw new RetryAfterError(30_000, 'upstream answered 429');
+ * ```
+ */
+export class RetryAfterError extends PromisedError {
+  constructor(
+    readonly retryAfterMs: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('RETRY_AFTER', message, options);
+  }
+}
+
 /** The database could not be opened or written (missing folder, read-only file, not ours). */
 export class DatabaseError extends PromisedError {
   constructor(

@@ -46,7 +46,10 @@ export {
   EngineStateError,
   InvalidScheduleError,
   InvalidMessageError,
+  NonRetryableError,
+  RetryAfterError,
 } from './errors.js';
+export type { FlowOptions, KeyOf } from './kernel/flow-options.js';
 export { createInspectionHub, InspectionHub } from './inspect/inspection-hub.js';
 export { InspectionFeed } from './inspect/inspection-feed.js';
 export type { InspectionFeedOptions } from './inspect/inspection-feed.js';

@@ -162,8 +162,9 @@ for (const backend of backends) {
       const stored = await store.getPromise(id);
       expect(stored).toMatchObject({ id, run_at: 1_700_000_000_123, created_at: 1, attempts: 0, lease_token: 0, result: null, idempotency_key: 'k1' });
       expect(await store.countByStatusAndType()).toEqual([{ status: 'pending', type: 't', count: 1 }]);
-      expect(await store.nextRunAt(['t'])).toBe(1_700_000_000_123);
-      expect(await store.nextRunAt(['other'])).toBeNull();
+      expect(await store.nextRunAt(['t'], 0)).toBe(1_700_000_000_123);
+      expect(await store.nextRunAt(['t'], 1_700_000_000_123)).toBeNull();
+      expect(await store.nextRunAt(['other'], 0)).toBeNull();
       expect(await store.transaction(async (tx) => tx.idByKey('k1'))).toBe(id);
       expect(await store.listPromises({ limit: 10, status: 'pending' })).toEqual([stored]);
       expect(await store.listPromises({ limit: 10 })).toEqual([stored]);

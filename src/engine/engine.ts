@@ -6,6 +6,7 @@ import { Kernel } from '../kernel/kernel.js';
 import { integerIn, type ResolvedEngineOptions, type TaskOptions } from '../kernel/options.js';
 import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
 import type { TaskContext, TaskHandler } from '../kernel/task-context.js';
+import { assertStorableName } from '../kernel/storable-text.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
 import type { NewPromiseSpec } from '../kernel/transition-types.js';
 import type { WorkflowFilter } from '../workflows/workflow-reads.js';
@@ -365,6 +366,27 @@ export class Engine {
     await this.#kernel.retry(rowId);
   }
 
+  /**
+   * Pauses a task type in every process on this database: its pending promises stay pending and
+   * none is claimed until {@link Engine.resume}; running ones finish.
+   *
+   * @example
+   * ```ts
+   * await engine.pause('send-message');
+   * ```
+   */
+  async pause(type: string): Promise<void> {
+    checkedTypeName(type);
+    await this.#kernel.write(async ({ tx, now }) => tx.pauseType(type, now));
+  }
+
+  /** Resumes a paused task type: every process may claim it again (woken by this commit). */
+  async resume(type: string): Promise<void> {
+    checkedTypeName(type);
+    await this.#kernel.write(async ({ tx }) => tx.resumeType(type));
+    this.#kernel.wake();
+  }
+
   /** Listens to engine events (`completed`, `failed`, `retrying`, `progress`, `transition`, `workflow`, `started`, `stopping`, `error`). */
   on<E extends keyof EngineEvents>(event: E, listener: (...args: EngineEvents[E]) => void): this {
     this.#emitter.on(event, listener as never);
@@ -376,6 +398,11 @@ export class Engine {
     this.#emitter.off(event, listener as never);
     return this;
   }
+}
+
+function checkedTypeName(type: unknown): void {
+  if (typeof type !== 'string' || type.length === 0 || type.length > 200) throw new InvalidOptionError('type', type, 'a task type: a non-empty string of at most 200 characters');
+  assertStorableName('type', type);
 }
 
 function timeoutOption(timeout: number | undefined): number | undefined {

@@ -14,6 +14,8 @@ export interface EnqueueOptions {
   dependsOn?: string[];
   /** Idempotency key: enqueueing the same key again returns the first promise's id. */
   key?: string;
+  /** The key the task's per-key `concurrency` limit counts this promise under (instead of its `key` function). */
+  concurrencyKey?: string;
 }
 
 /** One item of {@link Engine.enqueueMany}. */
@@ -39,6 +41,8 @@ export interface EngineStats {
   failed: number;
   /** Dead-letter records (promises that failed for good and were not retried or cleared). */
   deadLetters: number;
+  /** Task types paused with `engine.pause(type)`: no process claims them. */
+  paused: string[];
   /** Counts by type, then status. */
   byType: Record<string, Partial<Record<PromiseStatus, number>>>;
   /** How long the longest-waiting runnable promise has been due, ms (0 when none). */

@@ -4,11 +4,12 @@ import type { DeadLetter, EngineStats, HistoryLine } from './public-types.js';
 
 /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */
 export async function readStats(store: Store, now: number): Promise<EngineStats> {
-  const [rows, deadLetters, oldestDue, recent] = await Promise.all([
+  const [rows, deadLetters, oldestDue, recent, paused] = await Promise.all([
     store.countByStatusAndType(),
     store.countDeadLetters(),
     store.oldestDueRunAt(now),
     store.countFinishedSince(now - 60_000),
+    store.pausedTypes(),
   ]);
   const totals: Record<string, number> = {};
   const byType: EngineStats['byType'] = {};
@@ -26,6 +27,7 @@ export async function readStats(store: Store, now: number): Promise<EngineStats>
     completed: at('completed'),
     failed: at('failed'),
     deadLetters,
+    paused: paused.map((row) => row.type),
     byType,
     oldestPendingAgeMs: oldestDue === null ? 0 : Math.max(0, now - oldestDue),
     recent: { completedLastMinute, failedLastMinute, perSecond: (completedLastMinute + failedLastMinute) / 60 },

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
-import { CancelledError, errorRecordOf, PromisedError } from '../errors.js';
+import { CancelledError, errorRecordOf, NonRetryableError, PromisedError, RetryAfterError } from '../errors.js';
 import { toJsonText } from '../json.js';
 import type { ClaimedRow } from '../persistence/store.js';
 import type { KernelContext } from './context.js';
@@ -9,6 +9,7 @@ import { ProgressWriter } from './progress-writer.js';
 import { runHandler, type HandlerRun } from './run-handler.js';
 import { storableError } from './storable-text.js';
 import type { TaskContext, TaskDefinition } from './task-context.js';
+import { MAX_DELAY_MS } from './options.js';
 import { stepOf, type ClaimRef } from './transition-types.js';
 
 interface RunningClaim {
@@ -150,7 +151,7 @@ export class ClaimRunner {
     } catch (thrown) {
       const error = storableError(errorRecordOf(thrown));
       if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, err: thrown }, 'attempt failed');
-      outcome = { claim, task, kind: 'fail', error };
+      outcome = { claim, task, kind: 'fail', error, ...failurePolicyOf(thrown) };
     }
     if (!entry.fencedOff && !run.bodyDone()) await this.#waitForBody(entry, run, this.#ctx.options.leaseMs);
     return { ...outcome, progress: entry.progress.takeUnwritten() };
@@ -277,4 +278,11 @@ export class ClaimRunner {
     for (const entry of unfinished) this.#finish(entry);
     this.#ctx.options.logger.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
   }
+}
+
+/** What a handler's error asks of the next attempt: none (`NonRetryableError`), or not before a time (`RetryAfterError`). */
+function failurePolicyOf(thrown: unknown): { final?: boolean; retryAfterMs?: number } {
+  if (thrown instanceof NonRetryableError) return { final: true };
+  if (thrown instanceof RetryAfterError && Number.isFinite(thrown.retryAfterMs)) return { retryAfterMs: Math.min(Math.max(0, thrown.retryAfterMs), MAX_DELAY_MS) };
+  return {};
 }

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
+import { resolveFlowOptions, type FlowOptions, type FlowPolicy } from './flow-options.js';
 import { MAX_TIMER_MS } from './timers.js';
 
 /** A source of the current time, injectable so tests control it. */
@@ -111,7 +112,7 @@ const DAY_MS = 24 * 3600_000;
 export type Backoff = 'exponential' | 'fixed';
 
 /** Options for {@link Engine.task}. */
-export interface TaskOptions {
+export interface TaskOptions extends FlowOptions {
   /**
    * Attempts after the first one fails.
    * @defaultValue 0
@@ -152,6 +153,8 @@ export interface TaskOptions {
 }
 
 export interface ResolvedTaskOptions {
+  /** Flow control; `null` when the type has none. */
+  flow: FlowPolicy | null;
   maxAttempts: number;
   retryDelay: number;
   backoff: Backoff;
@@ -186,6 +189,7 @@ export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptio
     onComplete: taskTypeName('onComplete', options.onComplete),
     onFail: taskTypeName('onFail', options.onFail),
     maxLeaseLosses: integerIn('maxLeaseLosses', options.maxLeaseLosses ?? DEFAULT_MAX_LEASE_LOSSES, 0, 1_000),
+    flow: resolveFlowOptions(options),
   };
 }
 

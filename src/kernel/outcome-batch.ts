@@ -12,7 +12,17 @@ export type Outcome = {
   task: TaskDefinition;
   /** The last progress report not written yet: written with the outcome. */
   progress?: { current: number; total: number } | undefined;
-} & ({ kind: 'succeed'; result: string | null } | { kind: 'fail'; error: ErrorRecord; final?: boolean });
+} & (
+  | { kind: 'succeed'; result: string | null }
+  | {
+      kind: 'fail';
+      error: ErrorRecord;
+      /** No further attempt, whatever are left (`NonRetryableError`, an outcome not storable). */
+      final?: boolean;
+      /** The next attempt no sooner than this (`RetryAfterError`). */
+      retryAfterMs?: number;
+    }
+);
 
 const COMMIT_RETRY_MS = 1_000;
 const UNSTORABLE = 'OUTCOME_NOT_STORABLE';
@@ -130,7 +140,7 @@ export class OutcomeBatch {
     const { claim, progress } = outcome;
     if (progress) await uow.tx.saveProgress(claim.id, claim.leaseToken, progress.current, progress.total, uow.now);
     if (outcome.kind === 'succeed') return transitions.succeed(uow, claim, outcome.result);
-    const retryAt = uow.now + retryDelayMs(outcome.task.options, claim.attempts);
+    const retryAt = uow.now + Math.max(retryDelayMs(outcome.task.options, claim.attempts), outcome.retryAfterMs ?? 0);
     return transitions.fail(uow, claim, outcome.error, retryAt, outcome.final ?? false);
   }
 }

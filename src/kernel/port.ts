@@ -14,6 +14,8 @@ export interface PromiseItem {
   delay?: number;
   dependsOn?: string[];
   key?: string;
+  /** The key a per-key concurrency limit counts it under, instead of the task's key function. */
+  concurrencyKey?: string;
 }
 
 /**

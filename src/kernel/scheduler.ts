@@ -2,6 +2,7 @@ import type { ClaimedRow } from '../persistence/store.js';
 import { promiseLaw } from '../machines/transition-table.js';
 import type { ClaimRunner } from './claim-runner.js';
 import type { KernelContext } from './context.js';
+import { claimFlowControlled, type FlowClaim } from './flow-claim.js';
 import { timerDelay } from './timers.js';
 
 const BACKGROUND_RETRY_MS = 1_000;
@@ -85,10 +86,10 @@ export class Scheduler {
       while (this.#started() && types.length > 0) {
         const free = concurrency - runner.size;
         if (free <= 0) return;
-        const claimed = await this.claim(free, types, { ignoreDelays: false });
+        const { rows: claimed, retryAt } = await this.#claimPassOnce(free, types);
         for (const row of claimed) runner.start(row);
         if (claimed.length < free) {
-          await this.#armDueTimer();
+          await this.#armDueTimer(retryAt);
           return;
         }
       }
@@ -106,23 +107,43 @@ export class Scheduler {
 
   /** Claims up to `limit` due promises of `types` in one transaction; `ignoreDelays` also takes those due later. */
   async claim(limit: number, types: string[], { ignoreDelays }: { ignoreDelays: boolean }): Promise<ClaimedRow[]> {
+    return (await this.#claimPassOnce(limit, types, ignoreDelays)).rows;
+  }
+
+  /**
+   * One claiming transaction: types without flow control in one statement, then each
+   * flow-controlled type under its limits. `retryAt`: when a start a rate limit refused may go.
+   */
+  async #claimPassOnce(limit: number, types: string[], ignoreDelays = false): Promise<FlowClaim> {
     const toStatus = promiseLaw.next('pending', 'CLAIM')!;
-    const { owner, options, emitter } = this.#ctx;
+    const { owner, options, emitter, tasks } = this.#ctx;
     const snapshot = promiseLaw.snapshotText(toStatus);
+    const plain = types.filter((type) => !tasks.get(type)?.options.flow);
+    const controlled = types.filter((type) => tasks.get(type)?.options.flow);
     return this.#ctx.write(async (uow) => {
       const { now } = uow;
       const dueBy = ignoreDelays ? Number.MAX_SAFE_INTEGER : now;
-      const claimed = await uow.tx.claimDue({ now, dueBy, limit, types, owner, leaseExpiresAt: now + options.leaseMs, toStatus, snapshot });
+      const terms = { owner, leaseExpiresAt: now + options.leaseMs, toStatus, snapshot };
+      const rows = plain.length === 0 ? [] : await uow.tx.claimDue({ now, dueBy, limit, types: plain, ...terms });
+      let retryAt: number | null = null;
+      for (const type of controlled) {
+        if (rows.length >= limit) break;
+        const flow = await claimFlowControlled(uow, type, tasks.get(type)!.options.flow!, limit - rows.length, dueBy, terms);
+        rows.push(...flow.rows);
+        if (flow.retryAt !== null) retryAt = Math.min(retryAt ?? flow.retryAt, flow.retryAt);
+      }
       // Claims are the hottest transition: recorded only when someone listens to transitions.
       if (emitter.listenerCount('transition') > 0) {
-        for (const row of claimed) uow.record({ id: row.id, type: row.type, event: 'CLAIM', from: 'pending', to: toStatus });
+        for (const row of rows) uow.record({ id: row.id, type: row.type, event: 'CLAIM', from: 'pending', to: toStatus });
       }
-      return claimed;
+      return { rows, retryAt };
     });
   }
 
-  async #armDueTimer(): Promise<void> {
-    const runAt = await this.#ctx.store.nextRunAt(this.#ctx.tasks.types);
+  /** Sleeps until the next run-at in the future, or the time a rate limit lets a refused start go. */
+  async #armDueTimer(retryAt: number | null): Promise<void> {
+    const nextRunAt = await this.#ctx.store.nextRunAt(this.#ctx.tasks.types, this.#ctx.options.clock.now());
+    const runAt = nextRunAt === null ? retryAt : retryAt === null ? nextRunAt : Math.min(nextRunAt, retryAt);
     if (runAt === null) {
       if (this.#dueTimer) clearTimeout(this.#dueTimer);
       this.#dueTimer = undefined;

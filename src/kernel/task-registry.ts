@@ -3,6 +3,7 @@ import { toJsonText } from '../json.js';
 import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type Clock, type TaskOptions } from './options.js';
 import type { PromiseItem } from './port.js';
 import { parseId } from './records.js';
+import { flowKeysOf } from './flow-options.js';
 import { assertStorableName } from './storable-text.js';
 import type { TaskDefinition, TaskHandler } from './task-context.js';
 import type { NewPromiseSpec, TypePolicy } from './transition-types.js';
@@ -72,8 +73,11 @@ export class TaskRegistry {
       if (id === undefined) throw new UnknownDependencyError(String(parent));
       return id;
     });
+    const { flowKey, rateKey } = flowKeysOf(task.options.flow, item.payload, item.concurrencyKey);
     return {
       type: item.type,
+      flowKey,
+      rateKey,
       payload: toJsonText(item.payload, payloadPath),
       priority,
       maxAttempts: task.options.maxAttempts,

@@ -65,6 +65,9 @@ export interface NewPromiseSpec {
   /** Set for a workflow step. */
   workflowId?: number;
   invokeId?: string;
+  /** The keys its task's concurrency and rate limits count it under. */
+  flowKey: string | null;
+  rateKey: string | null;
 }
 
 export interface ErrorRecord {

@@ -96,6 +96,8 @@ export class PromiseTransitions {
       errorMessage: error?.message ?? null,
       workflowId: spec.workflowId ?? null,
       invokeId: spec.invokeId ?? null,
+      flowKey: spec.flowKey,
+      rateKey: spec.rateKey,
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);

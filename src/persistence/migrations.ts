@@ -171,6 +171,38 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('promises').addColumn('lease_losses', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  '0006_flow_control': {
+    async up(db: Kysely<any>) {
+      // The key a promise's concurrency limit counts it under, and the key its rate limit does.
+      await db.schema.alterTable('promises').addColumn('flow_key', 'text').execute();
+      await db.schema.alterTable('promises').addColumn('rate_key', 'text').execute();
+      // Running per key is counted from the rows themselves (nothing to drift after a crash).
+      await db.schema.createIndex('promises_type_status_flow_key').on('promises').columns(['type', 'status', 'flow_key']).execute();
+      // One row per (type, key) a limit applies to: the lock a claimer takes on PostgreSQL, and
+      // when the key last started a promise (fairness: the least recently served key goes first).
+      await db.schema
+        .createTable('flow_keys')
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('last_started_at', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('flow_keys_pk', ['type', 'key'])
+        .execute();
+      // A sliding log of starts per rate key: a start is allowed while fewer than `limit` lie in the last period.
+      await db.schema
+        .createTable('rate_starts')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('rate_starts_key_at').on('rate_starts').columns(['type', 'key', 'at']).execute();
+      await db.schema
+        .createTable('paused_types')
+        .addColumn('type', 'text', (c) => c.primaryKey())
+        .addColumn('paused_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

@@ -13,6 +13,31 @@ export interface Database {
   workflows: WorkflowsTable;
   workflow_events: WorkflowEventsTable;
   workflow_timers: WorkflowTimersTable;
+  flow_keys: FlowKeysTable;
+  rate_starts: RateStartsTable;
+  paused_types: PausedTypesTable;
+}
+
+/** One row per (type, key) a concurrency or rate limit applies to. */
+export interface FlowKeysTable {
+  type: string;
+  key: string;
+  /** When this key last started a promise: the least recently served key is claimed first. */
+  last_started_at: Generated<number>;
+}
+
+/** The starts of the last period per rate key (older ones are pruned as new ones are written). */
+export interface RateStartsTable {
+  id: Generated<number>;
+  type: string;
+  key: string;
+  at: number;
+}
+
+/** Task types no process claims until resumed. */
+export interface PausedTypesTable {
+  type: string;
+  paused_at: number;
 }
 
 export interface WorkflowsTable {
@@ -119,6 +144,10 @@ export interface PromisesTable {
   invoke_id: string | null;
   /** Leases lost while running it (its worker died or froze). */
   lease_losses: Generated<number>;
+  /** The key its task's concurrency limit counts it under; null: no per-key limit. */
+  flow_key: string | null;
+  /** The key its task's rate limit counts it under; null: no keyed rate limit. */
+  rate_key: string | null;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */

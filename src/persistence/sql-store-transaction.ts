@@ -23,7 +23,7 @@ export class SqlStoreTransaction implements StoreTransaction {
   }
 
   insertPromise(row: NewPromise): Awaitable<number> {
-    return andThen(first(this.#tx, this.#s.promises.insertPromise, row), (inserted) => inserted!.id);
+    return andThen(first(this.#tx, this.#s.promises.insertPromise, { flowKey: null, rateKey: null, ...row }), (inserted) => inserted!.id);
   }
 
   insertDependency(parentId: number, childId: number): Awaitable<void> {
@@ -191,6 +191,57 @@ export class SqlStoreTransaction implements StoreTransaction {
 
   stepsOf(workflowId: number) {
     return all(this.#tx, this.#s.workflows.stepsOf, { workflowId });
+  }
+
+  pauseType(type: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.flow.pauseType, { type, now }));
+  }
+
+  resumeType(type: string): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.flow.resumeType, { type }), (count) => count > 0);
+  }
+
+  lockFlowKey(type: string, key: string): Awaitable<boolean> {
+    const ensured = run(this.#tx, this.#s.flow.ensureFlowKey, { type, key });
+    if (!this.#dialect.rowLocks) return andThen(ensured, () => true);
+    return andThen(ensured, () => andThen(all(this.#tx, this.#s.flow.lockFlowKey, { type, key }), (rows) => rows.length > 0));
+  }
+
+  lockTypeCap(type: string): Awaitable<void> {
+    const key = '*';
+    return andThen(run(this.#tx, this.#s.flow.ensureFlowKey, { type, key }), () => this.#lock(this.#s.flow.lockTypeCap, { type, key }));
+  }
+
+  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<string[]> {
+    return andThen(all(this.#tx, this.#s.flow.readyFlowKeys, request), (rows) => rows.map((row) => row.key!));
+  }
+
+  countRunning(type: string, key: string | null): Awaitable<number> {
+    const counted = key === null ? first(this.#tx, this.#s.flow.countRunning, { type }) : first(this.#tx, this.#s.flow.countRunningOfKey, { type, key });
+    return andThen(counted, (row) => Number(row?.n ?? 0));
+  }
+
+  nextDue(request: { type: string; key: string | null; dueBy: number; limit: number }) {
+    return all(this.#tx, this.#s.flow.nextDue, request);
+  }
+
+  claimById(request: Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }): Awaitable<ClaimedRow | undefined> {
+    return first(this.#tx, this.#s.flow.claimById, request);
+  }
+
+  markKeyStarted(type: string, key: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.flow.markKeyStarted, { type, key, now }));
+  }
+
+  recentStarts(type: string, key: string, since: number): Awaitable<{ count: number; oldest: number | null }> {
+    return andThen(first(this.#tx, this.#s.flow.recentStarts, { type, key, since }), (row) => ({
+      count: Number(row?.n ?? 0),
+      oldest: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest),
+    }));
+  }
+
+  recordStart(type: string, key: string, at: number, forgetBefore: number): Awaitable<void> {
+    return andThen(run(this.#tx, this.#s.flow.pruneStarts, { type, key, before: forgetBefore }), () => this.#quiet(run(this.#tx, this.#s.flow.recordStart, { type, key, at })));
   }
 
   /** Takes a statement's row locks; nothing where the dialect has none (one writer at a time). */

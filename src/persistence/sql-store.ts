@@ -54,8 +54,8 @@ export class SqlStore implements Store {
     return all(this.#connection, this.#s.promises.listPromises, { status: filter.status ?? null, type: filter.type ?? null, limit: filter.limit });
   }
 
-  nextRunAt(types: readonly string[]): Awaitable<number | null> {
-    return andThen(first(this.#connection, this.#s.claims.nextRunAt, { types }), (row) => row?.at ?? null);
+  nextRunAt(types: readonly string[], after: number): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.claims.nextRunAt, { types, after }), (row) => row?.at ?? null);
   }
 
   nextLeaseExpiry(): Awaitable<number | null> {
@@ -88,6 +88,10 @@ export class SqlStore implements Store {
 
   nextWorkflowTimerAt(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
+  }
+
+  pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>> {
+    return all(this.#connection, this.#s.flow.pausedTypes, {});
   }
 
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]> {

@@ -4,6 +4,7 @@ import * as claims from './statements/claims.js';
 import * as cleanup from './statements/cleanup.js';
 import * as deadLetters from './statements/dead-letters.js';
 import * as dependencies from './statements/dependencies.js';
+import * as flow from './statements/flow.js';
 import * as history from './statements/history.js';
 import * as promises from './statements/promises.js';
 import * as relatives from './statements/relatives.js';
@@ -14,7 +15,7 @@ import * as workflowTimers from './statements/workflow-timers.js';
 import * as workflows from './statements/workflows.js';
 
 /** Every statement the store runs, by the thing it changes or reads; each module exports statements only. */
-const GROUPS = { promises, dependencies, relatives, claims, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, stats };
+const GROUPS = { promises, dependencies, relatives, claims, flow, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, stats };
 
 type Compiled<Group> = { readonly [Name in keyof Group]: Group[Name] extends StatementDefinition<infer Args, infer Row> ? Statement<Args, Row> : never };
 

@@ -43,6 +43,9 @@ export interface NewPromise {
   /** Set for a workflow step: the workflow and the invocation it runs. */
   workflowId: number | null;
   invokeId: string | null;
+  /** Flow control: the keys its concurrency and rate limits count it under. */
+  flowKey?: string | null;
+  rateKey?: string | null;
   now: number;
 }
 
@@ -189,6 +192,25 @@ export interface StoreTransaction {
   dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
   /** Step promises of a workflow, oldest first. */
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+  // ---- flow control: every limit decided by the claiming transaction ----
+  pauseType(type: string, now: number): Awaitable<void>;
+  resumeType(type: string): Awaitable<boolean>;
+  /** Takes the row lock of a limited key (creating its row); false when another claimer holds it (skip the key this pass). */
+  lockFlowKey(type: string, key: string): Awaitable<boolean>;
+  /** Waits for the lock of a type's cap (creating its row). */
+  lockTypeCap(type: string): Awaitable<void>;
+  /** Keys with due pending work and fewer than `keyLimit` running, least recently served first. */
+  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<string[]>;
+  countRunning(type: string, key: string | null): Awaitable<number>;
+  /** The next due promises of `type` (of one key, when given), in claim order, for a flow-control pass to judge. */
+  nextDue(request: { type: string; key: string | null; dueBy: number; limit: number }): Awaitable<Array<{ id: number; rate_key: string | null }>>;
+  /** Claims one pending promise a flow-control pass chose; undefined when it is no longer pending. */
+  claimById(request: Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }): Awaitable<ClaimedRow | undefined>;
+  markKeyStarted(type: string, key: string, now: number): Awaitable<void>;
+  /** Starts of a rate key after `since`: how many, and the oldest. */
+  recentStarts(type: string, key: string, since: number): Awaitable<{ count: number; oldest: number | null }>;
+  /** Records a start of a rate key and forgets those at or before `forgetBefore`. */
+  recordStart(type: string, key: string, at: number, forgetBefore: number): Awaitable<void>;
 }
 
 export interface WorkflowUpdate {
@@ -216,7 +238,7 @@ export interface Store {
   /** Promises, newest first. */
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */
-  nextRunAt(types: readonly string[]): Awaitable<number | null>;
+  nextRunAt(types: readonly string[], after: number): Awaitable<number | null>;
   /** Earliest expiry of any running claim's lease, if any. */
   nextLeaseExpiry(): Awaitable<number | null>;
   /** Streams `(id, status, snapshot, lease_owner)` of every unfinished row, for resuming. */
@@ -224,6 +246,8 @@ export interface Store {
   historyOf(id: number): Awaitable<HistoryRow[]>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+  /** Task types paused with `engine.pause(type)`, and since when. */
+  pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>>;
   runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;
   /** Workflows, newest first. */
   listWorkflows(filter: { status?: string; name?: string; limit: number }): Awaitable<WorkflowRow[]>;

@@ -18,6 +18,8 @@ export const claimDue = defineStatement({ locks: 'update skip locked', wakes: fa
     .where('status', '=', sql.lit('pending'))
     .where('run_at', '<=', p('dueBy'))
     .where(inList('type', p('types')))
+    // A paused type is claimed by no process: the claim itself asks, so no process needs to hear of it.
+    .where('type', 'not in', db.selectFrom('paused_types').select('type'))
     .orderBy('priority', 'desc')
     .orderBy('run_at')
     .orderBy('id')
@@ -83,12 +85,19 @@ export const stalePending = defineStatement({ locks: 'none', wakes: false }, ({ 
     .where(inList('type', p('types'))),
 );
 
-export const nextRunAt = defineStatement({ locks: 'none', wakes: false }, ({ db, p, inList }: StatementTools<{ types: readonly string[] }>) =>
+/**
+ * The earliest run-at after `after` of a pending promise of `types` that is not paused. Rows due
+ * already but held back (a concurrency limit, a paused type) are not timed: the commit that
+ * frees them (a completion, a resume) wakes the claimers.
+ */
+export const nextRunAt = defineStatement({ locks: 'none', wakes: false }, ({ db, p, inList }: StatementTools<{ types: readonly string[]; after: number }>) =>
   db
     .selectFrom('promises')
     .select((eb) => eb.fn.min('run_at').as('at'))
     .where('status', '=', sql.lit('pending'))
-    .where(inList('type', p('types'))),
+    .where('run_at', '>', p('after'))
+    .where(inList('type', p('types')))
+    .where('type', 'not in', db.selectFrom('paused_types').select('type')),
 );
 
 export const nextLeaseExpiry = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>

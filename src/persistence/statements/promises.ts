@@ -25,6 +25,8 @@ export const insertPromise = defineStatement({ locks: 'none', wakes: true }, ({ 
       error_message: p('errorMessage'),
       workflow_id: p('workflowId'),
       invoke_id: p('invokeId'),
+      flow_key: p('flowKey'),
+      rate_key: p('rateKey'),
       completed_at: sql<number | null>`case when ${p('status')} = 'failed' then ${p('now')} else null end`,
       created_at: p('now'),
       updated_at: p('now'),

@@ -1,0 +1,147 @@
+import { sql } from 'kysely';
+import { defineStatement, type StatementTools } from '../statement.js';
+import type { ClaimRequest } from '../store.js';
+
+// Flow control: paused types, the per-key rows claimers lock, running counts, the rate log.
+// Every limit is decided by the claiming transaction from the rows themselves.
+
+const CLAIMED_COLUMNS = ['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'workflow_id', 'invoke_id'] as const;
+
+export const pausedTypes = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>
+  db.selectFrom('paused_types').select(['type', 'paused_at']).orderBy('type'),
+);
+
+/** Pausing needs to wake nobody: every claim statement asks for paused types itself. */
+export const pauseType = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; now: number }>) =>
+  db.insertInto('paused_types').values({ type: p('type'), paused_at: p('now') }).onConflict((oc) => oc.column('type').doNothing()),
+);
+
+/** Resuming wakes: the type's pending promises are claimable again, in every process. */
+export const resumeType = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ type: string }>) =>
+  db.deleteFrom('paused_types').where('type', '=', p('type')),
+);
+
+export const ensureFlowKey = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; key: string }>) =>
+  db.insertInto('flow_keys').values({ type: p('type'), key: p('key') }).onConflict((oc) => oc.columns(['type', 'key']).doNothing()),
+);
+
+/** A key's row, locked for this claim; a key another claimer holds is skipped, not waited for. */
+export const lockFlowKey = defineStatement({ locks: 'update skip locked', wakes: false }, ({ db, p, lock }: StatementTools<{ type: string; key: string }>) =>
+  lock(db.selectFrom('flow_keys').select('key').where('type', '=', p('type')).where('key', '=', p('key'))),
+);
+
+/** A type's cap row, waited for: two claimers of a capped type take turns. */
+export const lockTypeCap = defineStatement({ locks: 'update', wakes: false }, ({ db, p, lock }: StatementTools<{ type: string; key: string }>) =>
+  lock(db.selectFrom('flow_keys').select('key').where('type', '=', p('type')).where('key', '=', p('key'))),
+);
+
+/**
+ * Keys of `type` with a due pending promise and fewer than `keyLimit` running, the least
+ * recently served first (round-robin across keys).
+ */
+export const readyFlowKeys = defineStatement(
+  { locks: 'none', wakes: false },
+  ({ db, p }: StatementTools<{ type: string; dueBy: number; keyLimit: number; limit: number }>) =>
+    db
+      .selectFrom('promises as p')
+      .leftJoin('flow_keys as f', (join) => join.onRef('f.type', '=', 'p.type').onRef('f.key', '=', 'p.flow_key'))
+      .select(['p.flow_key as key'])
+      .where('p.type', '=', p('type'))
+      .where('p.status', '=', sql.lit('pending'))
+      .where('p.run_at', '<=', p('dueBy'))
+      .where('p.flow_key', 'is not', null)
+      .where('p.type', 'not in', db.selectFrom('paused_types').select('type'))
+      .groupBy(['p.flow_key', 'f.last_started_at'])
+      .having(
+        (eb) =>
+          eb
+            .selectFrom('promises as r')
+            .select((inner) => inner.fn.countAll<number>().as('n'))
+            .where('r.type', '=', p('type'))
+            .where('r.status', '=', sql.lit('in_progress'))
+            .whereRef('r.flow_key', '=', 'p.flow_key'),
+        '<',
+        p('keyLimit'),
+      )
+      .orderBy(sql`coalesce(${sql.ref('f.last_started_at')}, 0)`)
+      .orderBy(sql`min(${sql.ref('p.run_at')})`)
+      .limit(p('limit')),
+);
+
+export const countRunning = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string }>) =>
+  db
+    .selectFrom('promises')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('type', '=', p('type'))
+    .where('status', '=', sql.lit('in_progress')),
+);
+
+export const countRunningOfKey = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; key: string }>) =>
+  db
+    .selectFrom('promises')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('type', '=', p('type'))
+    .where('status', '=', sql.lit('in_progress'))
+    .where('flow_key', '=', p('key')),
+);
+
+/** The next due promises of `type` (of one key, when given), in claim order; rows another claimer holds are skipped. */
+export const nextDue = defineStatement(
+  { locks: 'update skip locked', wakes: false },
+  ({ db, p, lock }: StatementTools<{ type: string; key: string | null; dueBy: number; limit: number }>) =>
+    lock(
+      db
+        .selectFrom('promises')
+        .select(['id', 'rate_key'])
+        .where('type', '=', p('type'))
+        .where('status', '=', sql.lit('pending'))
+        .where('run_at', '<=', p('dueBy'))
+        .where((eb) => eb.or([eb(sql`${p('key')}`, 'is', null), eb('flow_key', '=', p('key'))]))
+        .where('type', 'not in', db.selectFrom('paused_types').select('type'))
+        .orderBy('priority', 'desc')
+        .orderBy('run_at')
+        .orderBy('id')
+        .limit(p('limit')),
+    ),
+);
+
+/** Claims one pending promise chosen by the flow-control pass. */
+export const claimById = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }>) =>
+  db
+    .updateTable('promises')
+    .set((eb) => ({
+      status: p('toStatus'),
+      snapshot: p('snapshot'),
+      attempts: eb('attempts', '+', 1),
+      lease_token: eb('lease_token', '+', 1),
+      lease_owner: p('owner'),
+      lease_expires_at: p('leaseExpiresAt'),
+      started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
+      updated_at: p('now'),
+    }))
+    .where('id', '=', p('id'))
+    .where('status', '=', sql.lit('pending'))
+    .returning([...CLAIMED_COLUMNS]),
+);
+
+export const markKeyStarted = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; key: string; now: number }>) =>
+  db.updateTable('flow_keys').set({ last_started_at: p('now') }).where('type', '=', p('type')).where('key', '=', p('key')),
+);
+
+/** Starts of one rate key since `since`: how many, and the oldest (when the next start is allowed). */
+export const recentStarts = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; key: string; since: number }>) =>
+  db
+    .selectFrom('rate_starts')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min<number | null>('at').as('oldest')])
+    .where('type', '=', p('type'))
+    .where('key', '=', p('key'))
+    .where('at', '>', p('since')),
+);
+
+export const recordStart = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; key: string; at: number }>) =>
+  db.insertInto('rate_starts').values({ type: p('type'), key: p('key'), at: p('at') }),
+);
+
+export const pruneStarts = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string; key: string; before: number }>) =>
+  db.deleteFrom('rate_starts').where('type', '=', p('type')).where('key', '=', p('key')).where('at', '<=', p('before')),
+);
