@@ -115,4 +115,24 @@ describe('the packed package, installed into a fresh app', () => {
     const stats = JSON.parse(run('npx', ['--no-install', 'promised', 'stats', '--db', 'app.db', '--json'], app, 60_000)) as { completed: number; failed: number };
     expect(stats).toMatchObject({ completed: 1, failed: 0 });
   });
+
+  // What a git hook pays for: on an SQLite file the bundled command must not read the chunks
+  // that hold pg (esbuild marks each bundled file with a `// node_modules/...` comment).
+  test('the bin reads no PostgreSQL driver for an SQLite file', () => {
+    fs.writeFileSync(
+      path.join(app, 'loads.mjs'),
+      "import module from 'node:module';\nimport fs from 'node:fs';\nmodule.registerHooks({ load(url, context, next) { if (url.startsWith('file:')) fs.appendFileSync(process.env.LOADS_FILE, url + '\\n'); return next(url, context); } });\n",
+    );
+    const loadsFile = path.join(work, 'loads.txt');
+    execFileSync(process.execPath, ['--import', './loads.mjs', 'node_modules/promised/dist/cli/main.js', 'stats', '--db', 'app.db'], {
+      cwd: app,
+      env: { ...childEnv(), LOADS_FILE: loadsFile },
+      stdio: 'ignore',
+      timeout: 60_000,
+    });
+    const loaded = fs.readFileSync(loadsFile, 'utf8').trim().split('\n');
+    expect(loaded.some((url) => url.includes('/dist/cli/main.js'))).toBe(true);
+    const withPg = loaded.filter((url) => /\/node_modules\/pg(-[a-z]+)?\//.test(url) || (url.includes('/dist/cli/') && /^\/\/ node_modules\/pg(-protocol|-pool)?\//m.test(fs.readFileSync(new URL(url), 'utf8'))));
+    expect(withPg).toEqual([]);
+  });
 });
