@@ -1,8 +1,11 @@
 // Benchmark of the `promised` command over the built output (run `npm run build` first):
-//   node bench/cli.js [--runs 30] [--promises 5000]
-// 1. What a git hook pays: wall time of `promised enqueue` as a fresh process, with a worker
-//    running (the usual case) and without one (the synchronous fallback), beside `node -e 0`
-//    measured in the same run, interleaved so both see the same machine.
+//   node bench/cli.js [--runs 30] [--promises 5000] [--startup-only]
+// 1. What a shell or a git hook pays: wall time of `promised stats` and `promised enqueue` as
+//    fresh processes, with a worker running (the usual case), beside `node -e 0` measured in the
+//    same run, interleaved (node -e 0, stats, enqueue, node -e 0, ...) so all three see the same
+//    machine; each is printed as p50/p95 and as a ratio to and a difference from `node -e 0`.
+//    Then `enqueue --tasks` without a worker (the synchronous fallback), interleaved the same way.
+//    The first run of each warms the file cache and Node's compile cache, as a hook's second run.
 // 2. Throughput of 1, 2 and 4 worker processes on one SQLite file: N no-op promises enqueued
 //    before the workers start; the rate is N over the span from the first claim to the last
 //    completion (from the rows' own timestamps), and the wall time includes process start-up.
@@ -24,6 +27,7 @@ const option = (name, fallback) => {
 };
 const RUNS = option('--runs', 30);
 const PROMISES = option('--promises', 5_000);
+const STARTUP_ONLY = args.includes('--startup-only');
 const env = { ...process.env, PROMISED_LOG_LEVEL: 'warn' };
 delete env.PROMISED_DB;
 
@@ -53,35 +57,47 @@ function summary(samples) {
 
 const ms = (value) => `${value.toFixed(0).padStart(5)} ms`;
 
-function printLatency(label, samples) {
+function printLatency(label, samples, baseline) {
   const { p50, p95, mean } = summary(samples);
-  console.log(`  ${label.padEnd(44)} p50 ${ms(p50)}   p95 ${ms(p95)}   mean ${ms(mean)}`);
+  let line = `  ${label.padEnd(48)} p50 ${ms(p50)}   p95 ${ms(p95)}   mean ${ms(mean)}`;
+  if (baseline) {
+    const base = summary(baseline).p50;
+    line += `   p50 ${(p50 / base).toFixed(2)}x node -e 0, ${p50 - base >= 0 ? '+' : ''}${(p50 - base).toFixed(0)} ms`;
+  }
+  console.log(line);
 }
 
-async function enqueueLatency() {
-  console.log(`promised enqueue as a fresh process, ${RUNS} runs each (${os.cpus().length} cores, Node ${process.version})`);
+async function startupLatency() {
+  console.log(`promised as a fresh process, ${RUNS} runs each, interleaved with node -e 0 (${os.cpus().length} cores, Node ${process.version})`);
   const { dir, db } = workspace();
   const baseline = [];
+  const stats = [];
   const withWorker = [];
+  const fallbackBaseline = [];
   const fallback = [];
   cli(['worker', 'start', tasks, '--db', db], dir);
   try {
-    timed(process.execPath, [main, 'enqueue', 'noop', '--db', db], dir); // warm the file cache
+    // Warm the file cache and the compile cache: a hook's first run ever is not the usual case.
+    timed(process.execPath, [main, 'enqueue', 'noop', '--db', db], dir);
+    timed(process.execPath, [main, 'stats', '--db', db], dir);
     for (let run = 0; run < RUNS; run++) {
       baseline.push(timed(process.execPath, ['-e', '0'], dir));
+      stats.push(timed(process.execPath, [main, 'stats', '--db', db], dir));
       withWorker.push(timed(process.execPath, [main, 'enqueue', 'noop', '{"n":1}', '--db', db], dir));
     }
   } finally {
     cli(['worker', 'stop', '--db', db], dir);
   }
   for (let run = 0; run < RUNS; run++) {
+    fallbackBaseline.push(timed(process.execPath, ['-e', '0'], dir));
     fallback.push(timed(process.execPath, [main, 'enqueue', 'noop', '{"n":1}', '--tasks', tasks, '--db', db], dir));
   }
   fs.rmSync(dir, { recursive: true, force: true });
   printLatency('node -e 0', baseline);
-  printLatency('promised enqueue (worker running)', withWorker);
-  printLatency('promised enqueue --tasks (no worker: runs here)', fallback);
-  return { baseline: summary(baseline), withWorker: summary(withWorker), fallback: summary(fallback) };
+  printLatency('promised stats (worker running)', stats, baseline);
+  printLatency('promised enqueue (worker running)', withWorker, baseline);
+  printLatency('promised enqueue --tasks (no worker: runs here)', fallback, fallbackBaseline);
+  return { baseline: summary(baseline), stats: summary(stats), withWorker: summary(withWorker), fallback: summary(fallback) };
 }
 
 async function throughput(workers) {
@@ -117,6 +133,7 @@ async function throughput(workers) {
   return { workers, spanMs, wallMs, rate };
 }
 
-await enqueueLatency();
+await startupLatency();
+if (STARTUP_ONLY) process.exit(0);
 console.log(`\nthroughput of worker processes on one SQLite file, ${PROMISES} no-op promises enqueued beforehand, concurrency 8 each`);
 for (const workers of [1, 2, 4]) await throughput(workers);

@@ -1,7 +1,14 @@
-// Build step (`npm run build`, after tsc): bundles the `promised` bin, dist/cli/main.js, into one
-// file in place. Why: a git hook pays for every module Node resolves and reads; Kysely alone is
-// ~280 ES modules (~65 ms to load on this machine), the engine's other dependencies ~45 ms more.
-// One pre-linked file loads in a fraction of that. The library (dist/index.js) is not bundled.
+// Build step (`npm run build`, after tsc): bundles the `promised` bin, dist/cli/main.js, in place.
+// Why: a git hook pays for every module Node resolves and reads; Kysely alone is ~280 ES modules
+// (~65 ms to load on this machine), the engine's other dependencies ~45 ms more. Pre-linked files
+// load in a fraction of that. The library (dist/index.js) is not bundled.
+//
+// Split, not one file: main.js holds only the command line (commander and the argument parsers);
+// each command's `await import()` becomes a chunk beside it, read when that command runs. One
+// 1.6 MB file made every command parse all of it, and its hoisted imports of Node's modules loaded
+// http, http2, tls, crypto and zlib before `promised stats` did anything. Split, pg and its driver
+// sit in chunks that only a postgres:// URL reaches, and the chunks are loaded after main.ts has
+// enabled Node's compile cache, so from the second run on they are not compiled again.
 //
 // Kept outside the bundle, shared with the library so identities hold:
 // - dist/errors.js: a tasks module that throws `new TimeoutError()` imported from 'promised' must
@@ -13,19 +20,26 @@ import path from 'node:path';
 import { build } from 'esbuild';
 
 const dist = path.resolve(import.meta.dirname, '../dist');
-const entry = path.join(dist, 'cli/main.js');
+const cli = path.join(dist, 'cli');
+const entry = path.join(cli, 'main.js');
 const errors = path.join(dist, 'errors.js');
 
-await build({
+const result = await build({
   entryPoints: [entry],
-  outfile: entry,
+  outdir: cli,
+  // Chunks go beside main.js, not in a subfolder: the code in them finds the dashboard's files
+  // and dist/errors.js by paths relative to dist/cli, as it did from the single file.
+  entryNames: '[name]',
+  chunkNames: '[name]-[hash]',
   allowOverwrite: true,
   bundle: true,
+  splitting: true,
+  metafile: true,
   platform: 'node',
   format: 'esm',
-  target: 'node20',
+  target: 'node22',
   external: ['xstate'],
-  // Bundled CommonJS dependencies (commander, pino, cli-progress) call require() for Node's modules.
+  // Bundled CommonJS dependencies (pino, cli-progress, pg) call require() for Node's modules.
   banner: { js: "import { createRequire as __promisedCreateRequire } from 'node:module';\nconst require = __promisedCreateRequire(import.meta.url);" },
   plugins: [
     {
@@ -48,5 +62,11 @@ await build({
   ],
   logLevel: 'warning',
 });
-// tsc's source map describes the file the bundle replaced.
-fs.rmSync(`${entry}.map`, { force: true });
+
+// What tsc wrote in dist/cli is now inside the bundle: remove it (and its maps and declarations),
+// so the package ships one copy of the command line and nothing imports a stale module.
+const outputs = new Set(Object.keys(result.metafile.outputs).map((file) => path.resolve(file)));
+for (const name of fs.readdirSync(cli)) {
+  const file = path.join(cli, name);
+  if (!outputs.has(file)) fs.rmSync(file, { recursive: true, force: true });
+}

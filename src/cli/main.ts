@@ -2,6 +2,7 @@
 // The `promised` command. This file only wires commander; each command lives in its own module,
 // imported when it runs, so `promised enqueue` (what a git hook pays for) loads nothing it does
 // not use.
+import module from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { durationArgument, integerArgument } from './arguments.js';
 import { describeError, EXIT, exitCodeOf, oneLine } from './exit-codes.js';
@@ -12,6 +13,11 @@ import type { GlobalOptions } from './open-engine.js';
 import { createOutput, type Output } from './output.js';
 import type { ListOptions } from './promise-commands.js';
 import type { WorkerStartOptions, WorkerStatusOptions, WorkerStopOptions } from './worker-commands.js';
+
+// Each command's code is a chunk of the bundle loaded after this line: Node keeps its compiled form
+// (in the OS temp folder, or NODE_COMPILE_CACHE), so a git hook's second `promised enqueue` skips
+// compiling it. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+module.enableCompileCache();
 
 const program = new Command()
   .name('promised')

@@ -1,4 +1,5 @@
-import { Kysely, Migrator, type MigrationProvider } from 'kysely';
+import { Kysely } from 'kysely';
+import { Migrator, type MigrationProvider } from 'kysely/migration';
 import pg from 'pg';
 import { DatabaseError } from '../../errors.js';
 import { migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../migrations.js';

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, type MigrationProvider } from 'kysely';
+import { Kysely } from 'kysely';
+import { Migrator, type MigrationProvider } from 'kysely/migration';
 import { DatabaseError } from '../../errors.js';
 import { migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../migrations.js';
 import type { Database } from '../schema.js';
