@@ -40,6 +40,13 @@ module.exports = {
       to: { path: '^src/(engine|inspect|dashboard|cli)/' },
     },
     {
+      name: 'engine-knows-no-viewer',
+      severity: 'error',
+      comment: 'The engine is watched through its events; it never calls what watches it.',
+      from: { path: '^src/engine/' },
+      to: { path: '^src/(inspect|dashboard|cli)/' },
+    },
+    {
       name: 'inspect-knows-no-shell',
       severity: 'error',
       comment: 'Inspection feeds the dashboard and the CLI, never the other way round.',

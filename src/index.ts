@@ -19,7 +19,7 @@ export type {
 } from './engine/public-types.js';
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
-export type { CatchUp } from './engine/periodic-schedules.js';
+export type { CatchUp } from './engine/public-types.js';
 export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange } from './workflows/workflow-types.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';

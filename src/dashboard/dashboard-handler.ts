@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AnyStateMachine } from 'xstate';
 import type { Engine } from '../engine/engine.js';

@@ -5,7 +5,7 @@ import type { Store } from '../persistence/store.js';
 import { Kernel } from '../kernel/kernel.js';
 import { integerIn, type ResolvedEngineOptions, type TaskOptions } from '../kernel/options.js';
 import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
-import type { TaskContext, TaskHandler } from '../kernel/task-context.js';
+import type { TaskHandler } from '../kernel/task-context.js';
 import { assertStorableName } from '../kernel/storable-text.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
 import type { NewPromiseSpec } from '../kernel/transition-types.js';
@@ -14,8 +14,8 @@ import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type { WorkflowEvent, WorkflowOptions, WorkflowRecord } from '../workflows/workflow-types.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
-import { Inbox } from './inbox.js';
-import { parseCron, PeriodicSchedules } from './periodic-schedules.js';
+import { Inbox, type InboxHandler } from './inbox.js';
+import { PeriodicSchedules } from './periodic-schedules.js';
 import type { DeadLetter, EnqueueItem, EnqueueOptions, EngineStats, HistoryLine, InboxOptions, ListFilter, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 
@@ -81,14 +81,7 @@ export class Engine {
    * ```
    */
   periodic(name: string, cron: string, handler: (ctx: PeriodicContext) => unknown, options: PeriodicOptions = {}): this {
-    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty schedule name');
-    const { timezone, catchUp = 'once', ...taskOptions } = options;
-    const parsed = parseCron(name, cron, timezone);
-    if (catchUp !== 'once' && catchUp !== 'skip') throw new InvalidOptionError('catchUp', catchUp, '"once" or "skip"');
-    if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (ctx) => result');
-    const type = `periodic:${name}`;
-    this.task(type, (payload: { scheduledAt: string }, ctx) => handler({ ...ctx, scheduledAt: new Date(payload.scheduledAt) }), taskOptions);
-    this.#periodics.add({ name, type, pattern: cron, timezone: timezone ?? null, catchUp, cron: parsed });
+    this.#periodics.define(name, cron, handler, options);
     return this;
   }
 
@@ -103,16 +96,8 @@ export class Engine {
    * await mail.receive({ subject: 'hi' }, { id: 'msg-1', receivedAt: new Date() });
    * ```
    */
-  inbox<M = unknown>(name: string, handler: (message: M, ctx: TaskContext & { messageId: string; receivedAt: Date }) => unknown, options: InboxOptions): Inbox {
-    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty inbox name');
-    const { catchUpWindow, ...taskOptions } = options ?? ({} as InboxOptions);
-    integerIn('catchUpWindow', catchUpWindow, 0, Number.MAX_SAFE_INTEGER);
-    const inbox = new Inbox(this.#kernel, name, catchUpWindow);
-    this.task(
-      inbox.type,
-      (payload: { id: string; message: M; receivedAt: string }, ctx) => handler(payload.message, { ...ctx, messageId: payload.id, receivedAt: new Date(payload.receivedAt) }),
-      taskOptions,
-    );
+  inbox<M = unknown>(name: string, handler: InboxHandler<M>, options: InboxOptions): Inbox {
+    const inbox = Inbox.define(this.#kernel, name, handler, options);
     this.#inboxes.set(name, inbox);
     return inbox;
   }

@@ -1,6 +1,12 @@
-import { InvalidMessageError } from '../errors.js';
+import { InvalidMessageError, InvalidOptionError } from '../errors.js';
+import { integerIn } from '../kernel/options.js';
+import type { TaskContext } from '../kernel/task-context.js';
+import type { InboxOptions } from './public-types.js';
 import type { KernelPort } from '../kernel/port.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
+
+/** What an inbox's handler receives: the message, and the task context with the message's id and reception time. */
+export type InboxHandler<M = unknown> = (message: M, ctx: TaskContext & { messageId: string; receivedAt: Date }) => unknown;
 
 /** The largest epoch milliseconds a Date holds. */
 const MAX_DATE_MS = 8.64e15;
@@ -24,6 +30,20 @@ export class Inbox {
   readonly name: string;
   readonly type: string;
   readonly catchUpWindow: number;
+
+  /** @internal Registers an inbox and its task type on the kernel; use `engine.inbox(name, handler, options)`. */
+  static define<M>(port: KernelPort, name: string, handler: InboxHandler<M>, options: InboxOptions): Inbox {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty inbox name');
+    const { catchUpWindow, ...taskOptions } = options ?? ({} as InboxOptions);
+    integerIn('catchUpWindow', catchUpWindow, 0, Number.MAX_SAFE_INTEGER);
+    const inbox = new Inbox(port, name, catchUpWindow);
+    port.registerTask(
+      inbox.type,
+      (payload: { id: string; message: M; receivedAt: string }, ctx) => handler(payload.message, { ...ctx, messageId: payload.id, receivedAt: new Date(payload.receivedAt) }),
+      taskOptions,
+    );
+    return inbox;
+  }
 
   /** @internal Use `engine.inbox(name, handler, options)`. */
   constructor(host: KernelPort, name: string, catchUpWindow: number) {

@@ -1,11 +1,10 @@
 import { Cron } from 'croner';
-import { InvalidScheduleError } from '../errors.js';
+import { InvalidOptionError, InvalidScheduleError } from '../errors.js';
+import type { CatchUp, PeriodicContext, PeriodicOptions } from './public-types.js';
 import type { KernelPort } from '../kernel/port.js';
 import { timerDelay } from '../kernel/timers.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 
-/** What to do with runs that fell due while no engine was running. */
-export type CatchUp = 'once' | 'skip';
 
 export interface PeriodicDefinition {
   name: string;
@@ -62,8 +61,16 @@ export class PeriodicSchedules {
     this.#host = host;
   }
 
-  add(definition: PeriodicDefinition): void {
-    this.#definitions.set(definition.name, definition);
+  /** Registers a schedule and its task type `periodic:<name>` (validated before anything is kept). */
+  define(name: string, pattern: string, handler: (ctx: PeriodicContext) => unknown, options: PeriodicOptions): void {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty schedule name');
+    const { timezone, catchUp = 'once', ...taskOptions } = options;
+    const cron = parseCron(name, pattern, timezone);
+    if (catchUp !== 'once' && catchUp !== 'skip') throw new InvalidOptionError('catchUp', catchUp, '"once" or "skip"');
+    if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (ctx) => result');
+    const type = `periodic:${name}`;
+    this.#host.registerTask(type, (payload: { scheduledAt: string }, ctx) => handler({ ...ctx, scheduledAt: new Date(payload.scheduledAt) }), taskOptions);
+    this.#definitions.set(name, { name, type, pattern, timezone: timezone ?? null, catchUp, cron });
   }
 
   /** Registers every schedule, creates the run missed while nothing was running (or skips it), and arms the timers. */

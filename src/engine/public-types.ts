@@ -1,8 +1,10 @@
 import type { PromiseStatus } from '../machines/promise-machine.js';
 import type { ResumeSummary } from '../kernel/events.js';
 import type { TaskOptions } from '../kernel/options.js';
-import type { CatchUp } from './periodic-schedules.js';
 import type { TaskContext } from '../kernel/task-context.js';
+
+/** What to do with runs that fell due while no engine was running. */
+export type CatchUp = 'once' | 'skip';
 
 /** Options for one {@link Engine.enqueue}. */
 export interface EnqueueOptions {

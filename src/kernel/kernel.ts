@@ -16,7 +16,8 @@ import { ResultWaiters } from './result-waiters.js';
 import { Scheduler } from './scheduler.js';
 import type { TaskHandler } from './task-context.js';
 import { TaskRegistry } from './task-registry.js';
-import type { AppliedTransition, NewPromiseSpec, SettleHook } from './transition-types.js';
+import type { SettleHook } from './settle-hooks.js';
+import type { AppliedTransition, NewPromiseSpec } from './transition-types.js';
 import { PromiseTransitions } from './transitions.js';
 import { UnitOfWork, type Work } from './unit-of-work.js';
 

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { Store } from '../persistence/store.js';
 import type { Clock, TaskOptions } from './options.js';
 import type { TaskHandler } from './task-context.js';
-import type { NewPromiseSpec, SettleHook } from './transition-types.js';
+import type { SettleHook } from './settle-hooks.js';
+import type { NewPromiseSpec } from './transition-types.js';
 import type { PromiseTransitions } from './transitions.js';
 import type { Work } from './unit-of-work.js';
 

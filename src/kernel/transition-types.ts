@@ -1,5 +1,4 @@
 import type { PromiseEventType, PromiseStatus } from '../machines/promise-machine.js';
-import type { UnitOfWork } from './unit-of-work.js';
 
 /** One state change that a transaction committed; the kernel announces it after the commit. */
 export interface AppliedTransition {
@@ -28,26 +27,6 @@ export interface StepRef {
   invokeId: string;
 }
 
-/**
- * A promise that reached `completed` or `failed` by its own transition (not a cascade from a
- * parent), as the settle hooks see it inside the transaction that settles it.
- */
-export interface SettledPromise {
-  id: number;
-  type: string;
-  /** Set when the promise runs one invocation of a workflow. */
-  step: StepRef | undefined;
-  status: 'completed' | 'failed';
-  /** The stored result's JSON text, when completed. */
-  result: string | null;
-  error: ErrorRecord | null;
-}
-
-/**
- * Runs inside the transaction that settles a promise, so what it writes commits or rolls back
- * with the settlement (a workflow hears of its step this way).
- */
-export type SettleHook = (uow: UnitOfWork, settled: SettledPromise) => Promise<void>;
 
 /** The step of a row, if the row is one. */
 export function stepOf(row: { id: number; workflow_id: number | null; invoke_id: string | null }): StepRef | undefined {

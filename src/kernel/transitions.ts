@@ -3,7 +3,8 @@ import type { PromiseEventType, PromiseStatus } from '../machines/promise-machin
 import type { PromiseLaw } from '../machines/transition-table.js';
 import type { RowRef, StateUpdate, StoreTransaction } from '../persistence/store.js';
 import type { UnitOfWork } from './unit-of-work.js';
-import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type SettledPromise, type SettleHook, type StepRef, type TypePolicy } from './transition-types.js';
+import type { SettledPromise, SettleHook } from './settle-hooks.js';
+import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type StepRef, type TypePolicy } from './transition-types.js';
 
 /** What the kernel supplies: each type's policy, how to build a follow-up, and the settle hooks. */
 export interface TransitionPolicies {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import type { QueryResult, Queryable, StoreConnection } from '../connection.js';
 import type { Statement } from '../statement.js';
 import { CHANGE_CHANNEL, ChangeListener } from './change-listener.js';

@@ -1,4 +1,4 @@
-import { CompiledQuery, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver } from 'kysely';
+import { CompiledQuery, SqliteAdapter, SqliteDialect, type SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver } from 'kysely';
 
 /**
  * Kysely's SQLite dialect with two corrections that matter once several processes share a file:
