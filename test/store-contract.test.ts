@@ -125,6 +125,7 @@ for (const backend of backends) {
         { name: '0003_workflows' },
         { name: '0004_drop_status_type_index' },
         { name: '0005_lease_losses' },
+        { name: '0006_flow_control' },
       ]);
     });
 

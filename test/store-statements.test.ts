@@ -31,6 +31,7 @@ const insertsWorkflowWork = (sql: string) => /^insert into "(workflows|workflow_
 /** Statements that write a promise's status without waking, and why. */
 const QUIET_BY_DESIGN: Record<string, string> = {
   'claims.claimDue': 'a claim only takes rows out of the claimable set (pending → in_progress)',
+  'flow.claimById': 'a flow-controlled claim, likewise only takes a row out of the claimable set',
 };
 
 describe('statement table: row locks', () => {
@@ -39,6 +40,9 @@ describe('statement table: row locks', () => {
     expect(postgres.filter((s) => s.traits.locks !== 'none').map((s) => s.name).sort()).toEqual([
       'claims.claimDue',
       'dependencies.parentStatesOf',
+      'flow.lockFlowKey',
+      'flow.lockTypeCap',
+      'flow.nextDue',
       'promises.stateOf',
       'promises.statusOf',
       'relatives.lockWaitingChildren',

@@ -113,7 +113,10 @@ export class OutcomeBatch {
 
   /** The database refused this outcome alone: its promise fails, for good, with why. True when that was committed. */
   async #failUnstorable(outcome: Outcome, refused: unknown): Promise<boolean> {
-    if ((outcome.kind === 'fail' && outcome.error.code === UNSTORABLE) || isStopping(refused)) return false;
+    // A typed refusal (disk full, database busy or unreachable, the engine stopping) is the
+    // database's state, not this outcome's: kept and tried again. Anything else (a constraint,
+    // text the database rejects, a value it cannot bind) is this outcome's own.
+    if ((outcome.kind === 'fail' && outcome.error.code === UNSTORABLE) || refused instanceof PromisedError) return false;
     const reason = refused instanceof Error ? refused.message : String(refused);
     const error = storableError({ code: UNSTORABLE, message: `the database refused this attempt's outcome (${reason}); the promise fails instead of retrying for ever` });
     try {
@@ -143,8 +146,4 @@ export class OutcomeBatch {
     const retryAt = uow.now + Math.max(retryDelayMs(outcome.task.options, claim.attempts), outcome.retryAfterMs ?? 0);
     return transitions.fail(uow, claim, outcome.error, retryAt, outcome.final ?? false);
   }
-}
-
-function isStopping(error: unknown): boolean {
-  return error instanceof PromisedError && error.code === 'ENGINE_STOPPED';
 }

@@ -86,10 +86,10 @@ export class Scheduler {
       while (this.#started() && types.length > 0) {
         const free = concurrency - runner.size;
         if (free <= 0) return;
-        const { rows: claimed, retryAt } = await this.#claimPassOnce(free, types);
+        const { rows: claimed, retryAt, dueBy } = await this.#claimPassOnce(free, types);
         for (const row of claimed) runner.start(row);
         if (claimed.length < free) {
-          await this.#armDueTimer(retryAt);
+          await this.#armDueTimer(dueBy, retryAt);
           return;
         }
       }
@@ -114,7 +114,7 @@ export class Scheduler {
    * One claiming transaction: types without flow control in one statement, then each
    * flow-controlled type under its limits. `retryAt`: when a start a rate limit refused may go.
    */
-  async #claimPassOnce(limit: number, types: string[], ignoreDelays = false): Promise<FlowClaim> {
+  async #claimPassOnce(limit: number, types: string[], ignoreDelays = false): Promise<FlowClaim & { dueBy: number }> {
     const toStatus = promiseLaw.next('pending', 'CLAIM')!;
     const { owner, options, emitter, tasks } = this.#ctx;
     const snapshot = promiseLaw.snapshotText(toStatus);
@@ -136,13 +136,16 @@ export class Scheduler {
       if (emitter.listenerCount('transition') > 0) {
         for (const row of rows) uow.record({ id: row.id, type: row.type, event: 'CLAIM', from: 'pending', to: toStatus });
       }
-      return { rows, retryAt };
+      return { rows, retryAt, dueBy };
     });
   }
 
-  /** Sleeps until the next run-at in the future, or the time a rate limit lets a refused start go. */
-  async #armDueTimer(retryAt: number | null): Promise<void> {
-    const nextRunAt = await this.#ctx.store.nextRunAt(this.#ctx.tasks.types, this.#ctx.options.clock.now());
+  /**
+   * Sleeps until the next run-at after the pass's own due time (rows due by then were the
+   * pass's to take), or the time a rate limit lets a refused start go.
+   */
+  async #armDueTimer(dueBy: number, retryAt: number | null): Promise<void> {
+    const nextRunAt = await this.#ctx.store.nextRunAt(this.#ctx.tasks.types, dueBy);
     const runAt = nextRunAt === null ? retryAt : retryAt === null ? nextRunAt : Math.min(nextRunAt, retryAt);
     if (runAt === null) {
       if (this.#dueTimer) clearTimeout(this.#dueTimer);
