@@ -173,6 +173,17 @@ program
       return deadLettersCommand(options, output);
     }),
   );
+for (const action of ['pause', 'resume'] as const) {
+  program
+    .command(`${action} <type>`)
+    .description(action === 'pause' ? 'stop every process from claiming promises of this task type (running ones finish)' : 'let every process claim promises of this task type again')
+    .action(
+      run(async (output, options: GlobalOptions, type: string) => {
+        const { pauseCommand } = await import('./maintenance-commands.js');
+        return pauseCommand(action, type, options, output);
+      }),
+    );
+}
 program
   .command('cleanup')
   .description('remove finished promises whose results expired, or (--older-than) finished longer ago')

@@ -73,3 +73,16 @@ export async function cleanupCommand(options: CleanupOptions, output: Output): P
     await engine.stop();
   }
 }
+
+/** `promised pause TYPE` / `promised resume TYPE`: a task type held back, or let go, in every process on the database. */
+export async function pauseCommand(action: 'pause' | 'resume', type: string, options: GlobalOptions, output: Output): Promise<number> {
+  const engine = await openEngine(options.db, { mustExist: true, changeCheckIntervalMs: 0 });
+  try {
+    await (action === 'pause' ? engine.pause(type) : engine.resume(type));
+    const { paused } = await engine.stats();
+    output.result({ type, paused: paused.includes(type) }, () => (action === 'pause' ? `paused ${type}: no process claims it until promised resume ${type}` : `resumed ${type}`));
+    return EXIT.ok;
+  } finally {
+    await engine.stop();
+  }
+}

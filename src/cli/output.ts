@@ -86,6 +86,7 @@ export function formatStats(stats: EngineStats): string {
   const lines = [formatCounts(stats), `dead letters ${stats.deadLetters}`];
   if (stats.oldestPendingAgeMs !== undefined) lines.push(`oldest runnable promise waiting ${formatDuration(stats.oldestPendingAgeMs)}`);
   if (stats.recent) lines.push(`finished in the last minute: ${stats.recent.completedLastMinute} completed, ${stats.recent.failedLastMinute} failed`);
+  if (stats.paused?.length) lines.push(`paused (no process claims them): ${stats.paused.join(', ')}`);
   const types = Object.entries(stats.byType ?? {});
   if (types.length > 0) {
     lines.push('by type:');
