@@ -47,24 +47,39 @@ export async function claimFlowControlled(uow: UnitOfWork, type: string, policy:
     return { rows, retryAt: pass.retryAt };
   }
   const keys = await tx.readyFlowKeys({ type, dueBy, keyLimit: policy.keyLimit, limit: budget * 2 });
-  for (const key of keys) {
+  for (const { key, running } of keys) {
     if (rows.length >= budget) break;
-    if (!(await tx.lockFlowKey(type, key))) {
-      pass.contended();
-      continue;
-    }
-    const room = Math.min(policy.keyLimit - (await tx.countRunning(type, key)), budget - rows.length);
+    const room = Math.min(policy.keyLimit - (await runningUnderLock(tx, type, key, running, pass)), budget - rows.length);
     if (room <= 0) continue;
-    let started = false;
-    for (const candidate of await tx.nextDue({ type, key, dueBy, limit: room })) {
-      const row = await claimIfAllowed(uow, pass, candidate, terms);
-      if (!row) break;
-      rows.push(row);
-      started = true;
-    }
-    if (started) await tx.markKeyStarted(type, key, uow.now);
+    const claimed = await claimOfKey(uow, pass, policy, type, key, room, dueBy, terms);
+    rows.push(...claimed);
+    if (claimed.length > 0) await tx.markKeyStarted(type, key, uow.now);
   }
   return { rows, retryAt: pass.retryAt };
+}
+
+/**
+ * The key's running count, read under the key's lock where claimers run side by side
+ * (PostgreSQL); the only writer (SQLite) trusts the count it read. -1 room when another claimer
+ * holds the key.
+ */
+async function runningUnderLock(tx: StoreTransaction, type: string, key: string, running: number, pass: RatePass): Promise<number> {
+  if (tx.serialized) return running;
+  if (await tx.lockFlowKey(type, key)) return tx.countRunning(type, key);
+  pass.contended();
+  return Number.POSITIVE_INFINITY;
+}
+
+/** Up to `room` due promises of one key: in one statement without a rate limit, else one by one, each judged by it. */
+async function claimOfKey(uow: UnitOfWork, pass: RatePass, policy: FlowPolicy, type: string, key: string, room: number, dueBy: number, terms: ClaimTerms): Promise<ClaimedRow[]> {
+  if (policy.rate === null) return uow.tx.claimNextOfKey({ type, key, dueBy, limit: room, now: uow.now, ...terms });
+  const rows: ClaimedRow[] = [];
+  for (const candidate of await uow.tx.nextDue({ type, key, dueBy, limit: room })) {
+    const row = await claimIfAllowed(uow, pass, candidate, terms);
+    if (!row) break;
+    rows.push(row);
+  }
+  return rows;
 }
 
 async function claimIfAllowed(uow: UnitOfWork, pass: RatePass, candidate: { id: number; rate_key: string | null }, terms: ClaimTerms): Promise<ClaimedRow | undefined> {

@@ -25,12 +25,19 @@ export interface FlowPolicy {
   rate: { limit: number; periodMs: number; keyOf: KeyOf | null } | null;
 }
 
+/** Controls the contract names that this version does not build: refused, never silently ignored. */
+const NOT_BUILT = ['debounce', 'batch', 'keyTtl', 'expireIn'] as const;
 const MAX_LIMIT = 1_000_000;
 const MAX_PERIOD_MS = 366 * 24 * 3600_000;
 const MAX_KEY_LENGTH = 256;
 
 /** Validates the flow options of a task; `null` when it has none (the claim's fast path). */
 export function resolveFlowOptions(options: FlowOptions): FlowPolicy | null {
+  for (const unbuilt of NOT_BUILT) {
+    if ((options as Record<string, unknown>)[unbuilt] !== undefined) {
+      throw new InvalidOptionError(unbuilt, (options as Record<string, unknown>)[unbuilt], 'nothing: not supported yet (docs/flow-control.md)');
+    }
+  }
   const { concurrency, globalConcurrency, rateLimit } = options;
   if (concurrency === undefined && globalConcurrency === undefined && rateLimit === undefined) return null;
   if (concurrency !== undefined) objectOption('concurrency', concurrency, '{ limit, key? }');

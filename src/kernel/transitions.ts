@@ -102,6 +102,8 @@ export class PromiseTransitions {
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);
+    // A key's row is what a claim pass walks to find ready keys.
+    if (spec.flowKey !== null) await tx.ensureFlowKey(spec.type, spec.flowKey);
     if (event) uow.record({ id, type: spec.type, event, from: initial, to: status });
     if (error) await this.#failedForGood(uow, { id, type: spec.type, attempts: 0, step: undefined }, 'DEPENDENCY_FAILED', initial, error);
     return { id, created: true };

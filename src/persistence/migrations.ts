@@ -188,6 +188,8 @@ export const migrations: Record<string, Migration> = {
         .addColumn('last_started_at', 'bigint', (c) => c.notNull().defaultTo(0))
         .addPrimaryKeyConstraint('flow_keys_pk', ['type', 'key'])
         .execute();
+      // A claim pass walks a type's keys least recently served first and stops at the first few ready ones.
+      await db.schema.createIndex('flow_keys_type_served').on('flow_keys').columns(['type', 'last_started_at']).execute();
       // A sliding log of starts per rate key: a start is allowed while fewer than `limit` lie in the last period.
       await db.schema
         .createTable('rate_starts')

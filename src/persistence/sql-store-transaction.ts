@@ -201,19 +201,32 @@ export class SqlStoreTransaction implements StoreTransaction {
     return andThen(run(this.#tx, this.#s.flow.resumeType, { type }), (count) => count > 0);
   }
 
+  ensureFlowKey(type: string, key: string): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.flow.ensureFlowKey, { type, key }));
+  }
+
   lockFlowKey(type: string, key: string): Awaitable<boolean> {
+    if (!this.#dialect.rowLocks) return true;
     const ensured = run(this.#tx, this.#s.flow.ensureFlowKey, { type, key });
-    if (!this.#dialect.rowLocks) return andThen(ensured, () => true);
     return andThen(ensured, () => andThen(all(this.#tx, this.#s.flow.lockFlowKey, { type, key }), (rows) => rows.length > 0));
   }
 
   lockTypeCap(type: string): Awaitable<void> {
+    if (!this.#dialect.rowLocks) return;
     const key = '*';
     return andThen(run(this.#tx, this.#s.flow.ensureFlowKey, { type, key }), () => this.#lock(this.#s.flow.lockTypeCap, { type, key }));
   }
 
-  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<string[]> {
-    return andThen(all(this.#tx, this.#s.flow.readyFlowKeys, request), (rows) => rows.map((row) => row.key!));
+  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<Array<{ key: string; running: number }>> {
+    return andThen(all(this.#tx, this.#s.flow.readyFlowKeys, request), (rows) => rows.map((row) => ({ key: row.key, running: Number(row.running ?? 0) })));
+  }
+
+  claimNextOfKey(request: Omit<ClaimRequest, 'types'> & { type: string; key: string }): Awaitable<ClaimedRow[]> {
+    return andThen(all(this.#tx, this.#s.flow.claimNextOfKey, request), (rows) => rows.sort(byClaimOrder));
+  }
+
+  get serialized(): boolean {
+    return !this.#dialect.rowLocks;
   }
 
   countRunning(type: string, key: string | null): Awaitable<number> {

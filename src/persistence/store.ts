@@ -195,12 +195,21 @@ export interface StoreTransaction {
   // ---- flow control: every limit decided by the claiming transaction ----
   pauseType(type: string, now: number): Awaitable<void>;
   resumeType(type: string): Awaitable<boolean>;
+  /** Makes sure a limited key has its row (written with the key's first promise). */
+  ensureFlowKey(type: string, key: string): Awaitable<void>;
   /** Takes the row lock of a limited key (creating its row); false when another claimer holds it (skip the key this pass). */
   lockFlowKey(type: string, key: string): Awaitable<boolean>;
   /** Waits for the lock of a type's cap (creating its row). */
   lockTypeCap(type: string): Awaitable<void>;
   /** Keys with due pending work and fewer than `keyLimit` running, least recently served first. */
-  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<string[]>;
+  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<Array<{ key: string; running: number }>>;
+  /** Claims up to `limit` due promises of one key in claim order. */
+  claimNextOfKey(request: Omit<ClaimRequest, 'types'> & { type: string; key: string }): Awaitable<ClaimedRow[]>;
+  /**
+   * True when this transaction is the only writer (SQLite): what it read stays true until it
+   * commits, so a count read once need not be taken again under a lock.
+   */
+  readonly serialized: boolean;
   countRunning(type: string, key: string | null): Awaitable<number>;
   /** The next due promises of `type` (of one key, when given), in claim order, for a flow-control pass to judge. */
   nextDue(request: { type: string; key: string | null; dueBy: number; limit: number }): Awaitable<Array<{ id: number; rate_key: string | null }>>;

@@ -37,34 +37,49 @@ export const lockTypeCap = defineStatement({ locks: 'update', wakes: false }, ({
 
 /**
  * Keys of `type` with a due pending promise and fewer than `keyLimit` running, the least
- * recently served first (round-robin across keys).
+ * recently served first (round-robin across keys). Walks the type's keys in that order and stops
+ * at `limit` ready ones: a key's row is written when its first promise is enqueued.
  */
 export const readyFlowKeys = defineStatement(
   { locks: 'none', wakes: false },
   ({ db, p }: StatementTools<{ type: string; dueBy: number; keyLimit: number; limit: number }>) =>
     db
-      .selectFrom('promises as p')
-      .leftJoin('flow_keys as f', (join) => join.onRef('f.type', '=', 'p.type').onRef('f.key', '=', 'p.flow_key'))
-      .select(['p.flow_key as key'])
-      .where('p.type', '=', p('type'))
-      .where('p.status', '=', sql.lit('pending'))
-      .where('p.run_at', '<=', p('dueBy'))
-      .where('p.flow_key', 'is not', null)
-      .where('p.type', 'not in', db.selectFrom('paused_types').select('type'))
-      .groupBy(['p.flow_key', 'f.last_started_at'])
-      .having(
+      .selectFrom('flow_keys as f')
+      .select((eb) => [
+        'f.key',
+        eb
+          .selectFrom('promises as c')
+          .select((inner) => inner.fn.countAll<number>().as('n'))
+          .where('c.type', '=', p('type'))
+          .where('c.status', '=', sql.lit('in_progress'))
+          .whereRef('c.flow_key', '=', 'f.key')
+          .as('running'),
+      ])
+      .where('f.type', '=', p('type'))
+      .where('f.type', 'not in', db.selectFrom('paused_types').select('type'))
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('promises as d')
+            .select(sql.lit(1).as('one'))
+            .where('d.type', '=', p('type'))
+            .where('d.status', '=', sql.lit('pending'))
+            .whereRef('d.flow_key', '=', 'f.key')
+            .where('d.run_at', '<=', p('dueBy')),
+        ),
+      )
+      .where(
         (eb) =>
           eb
             .selectFrom('promises as r')
             .select((inner) => inner.fn.countAll<number>().as('n'))
             .where('r.type', '=', p('type'))
             .where('r.status', '=', sql.lit('in_progress'))
-            .whereRef('r.flow_key', '=', 'p.flow_key'),
+            .whereRef('r.flow_key', '=', 'f.key'),
         '<',
         p('keyLimit'),
       )
-      .orderBy(sql`coalesce(${sql.ref('f.last_started_at')}, 0)`)
-      .orderBy(sql`min(${sql.ref('p.run_at')})`)
+      .orderBy('f.last_started_at')
       .limit(p('limit')),
 );
 
@@ -103,6 +118,38 @@ export const nextDue = defineStatement(
         .orderBy('id')
         .limit(p('limit')),
     ),
+);
+
+/** Claims up to `limit` due promises of one key, in claim order (a type with no rate limit: nothing to judge per row). */
+export const claimNextOfKey = defineStatement(
+  { locks: 'update skip locked', wakes: false },
+  ({ db, p, lock }: StatementTools<Omit<ClaimRequest, 'types'> & { type: string; key: string }>) => {
+    const next = db
+      .selectFrom('promises')
+      .select('id')
+      .where('type', '=', p('type'))
+      .where('status', '=', sql.lit('pending'))
+      .where('flow_key', '=', p('key'))
+      .where('run_at', '<=', p('dueBy'))
+      .orderBy('priority', 'desc')
+      .orderBy('run_at')
+      .orderBy('id')
+      .limit(p('limit'));
+    return db
+      .updateTable('promises')
+      .set((eb) => ({
+        status: p('toStatus'),
+        snapshot: p('snapshot'),
+        attempts: eb('attempts', '+', 1),
+        lease_token: eb('lease_token', '+', 1),
+        lease_owner: p('owner'),
+        lease_expires_at: p('leaseExpiresAt'),
+        started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
+        updated_at: p('now'),
+      }))
+      .where('id', 'in', lock(next))
+      .returning([...CLAIMED_COLUMNS]);
+  },
 );
 
 /** Claims one pending promise chosen by the flow-control pass. */
