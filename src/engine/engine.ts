@@ -1,23 +1,21 @@
 import type { AnyStateMachine } from 'xstate';
 import { InvalidOptionError, NotFoundError } from '../errors.js';
-import { PROMISE_STATUSES } from '../machines/promise-machine.js';
 import type { Store } from '../persistence/store.js';
 import { Kernel } from '../kernel/kernel.js';
-import { integerIn, type ResolvedEngineOptions, type TaskOptions } from '../kernel/options.js';
-import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
+import type { ResolvedEngineOptions, TaskOptions } from '../kernel/options.js';
+import { parseId } from '../kernel/records.js';
 import type { TaskHandler } from '../kernel/task-context.js';
 import { assertStorableName } from '../kernel/storable-text.js';
-import { MAX_TIMER_MS } from '../kernel/timers.js';
 import type { NewPromiseSpec } from '../kernel/transition-types.js';
 import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type { WorkflowEvent, WorkflowOptions, WorkflowRecord } from '../workflows/workflow-types.js';
+import { EngineReads, timeoutOption } from './engine-reads.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
 import { Inbox, type InboxHandler } from './inbox.js';
 import { PeriodicSchedules } from './periodic-schedules.js';
-import type { DeadLetter, EnqueueItem, EnqueueOptions, EngineStats, HistoryLine, InboxOptions, ListFilter, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
-import { readHistory, readStats, toDeadLetter } from './reports.js';
+import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
 
 export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 
@@ -26,32 +24,26 @@ export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary
  * promise kernel and what is built on the kernel's port (workflows, inboxes, periodic
  * schedules). Create one with {@link createEngine}.
  */
-export class Engine {
+export class Engine extends EngineReads {
   readonly #kernel: Kernel;
-  readonly #emitter = new EngineEmitter();
+  readonly #emitter: EngineEmitter;
   readonly #workflows: WorkflowRuntime;
   readonly #periodics: PeriodicSchedules;
   readonly #inboxes = new Map<string, Inbox>();
 
   /** @internal Use {@link createEngine}. */
   constructor(store: Store, options: ResolvedEngineOptions) {
-    this.#emitter.on('error', () => undefined);
-    this.#kernel = new Kernel(store, options, this.#emitter);
+    const emitter = new EngineEmitter();
+    emitter.on('error', () => undefined);
+    const kernel = new Kernel(store, options, emitter);
+    super(kernel);
+    this.#kernel = kernel;
+    this.#emitter = emitter;
     this.#workflows = new WorkflowRuntime(this.#kernel, {
       wanted: () => this.#emitter.listenerCount('workflow') > 0,
       emit: (change) => this.#emitter.emit('workflow', change),
     });
     this.#periodics = new PeriodicSchedules(this.#kernel);
-  }
-
-  /** The store this engine writes to (for tools built on the engine). @internal */
-  get store(): Store {
-    return this.#kernel.store;
-  }
-
-  /** This process's lease owner id (`host:pid:nonce`). */
-  get owner(): string {
-    return this.#kernel.owner;
   }
 
   /**
@@ -205,80 +197,6 @@ export class Engine {
     await this.#kernel.close();
   }
 
-  // ---- reading ----
-
-  /** The promise with this id, or `undefined`. */
-  async get(id: string): Promise<PromiseRecord | undefined> {
-    const rowId = parseId(id);
-    return rowId === undefined ? undefined : this.#kernel.record(rowId);
-  }
-
-  /**
-   * Waits for the promise to finish: resolves its result, or rejects with
-   * {@link PromiseFailedError} (its `error` says why), {@link NotFoundError} or, after
-   * `timeout` ms, {@link TimeoutError}.
-   */
-  async result<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
-    const rowId = parseId(id);
-    if (rowId === undefined) throw new NotFoundError(String(id));
-    return (await this.#kernel.waitForResult(rowId, timeoutOption(options.timeout))) as R;
-  }
-
-  /** The ids of the promises that depend on this one (its `dependsOn` children), oldest first. */
-  async dependentsOf(id: string): Promise<string[]> {
-    const rowId = parseId(id);
-    return rowId === undefined ? [] : (await this.#kernel.store.childrenOf(rowId)).map(String);
-  }
-
-  /** Promises, newest first. */
-  async list(filter: ListFilter = {}): Promise<PromiseRecord[]> {
-    if (filter.status !== undefined && !PROMISE_STATUSES.includes(filter.status)) {
-      throw new InvalidOptionError('status', filter.status, PROMISE_STATUSES.join(' | '));
-    }
-    const limit = integerIn('limit', filter.limit ?? 100, 1, 10_000);
-    const store = this.#kernel.store;
-    const rows = await store.listPromises({ status: filter.status, type: filter.type, limit });
-    const parents = await store.dependenciesOfMany(rows.map((row) => row.id));
-    return rows.map((row) => toRecord(row, parents.get(row.id) ?? []));
-  }
-
-  /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */
-  async stats(): Promise<EngineStats> {
-    return readStats(this.#kernel.store, this.#kernel.clock.now());
-  }
-
-  /** The dead-letter record: promises that failed for good. `engine.retry(id)` takes one out again. */
-  readonly deadLetters = {
-    /** Dead letters, newest first. */
-    list: async (options: { limit?: number } = {}): Promise<DeadLetter[]> => {
-      const limit = integerIn('limit', options.limit ?? 100, 1, 10_000);
-      return (await this.#kernel.store.listDeadLetters(limit)).map(toDeadLetter);
-    },
-    /** Removes every dead-letter record (the promises themselves stay); returns how many. */
-    clear: async (): Promise<{ removed: number }> => ({ removed: await this.#kernel.write(({ tx }) => Promise.resolve(tx.clearDeadLetters())) }),
-  };
-
-  /**
-   * Removes finished promises (their results, edges and history) whose expiry passed, and, with
-   * `olderThan`, every promise finished more than that many ms ago. Works in batches of
-   * `batchSize` rows, one transaction each, so writers are never blocked for long.
-   */
-  cleanup(options: { olderThan?: number; batchSize?: number; onProgress?: (removed: number) => void } = {}): Promise<{ removed: number }> {
-    const batchSize = integerIn('batchSize', options.batchSize ?? 1_000, 1, 100_000);
-    const olderThan = options.olderThan === undefined ? undefined : integerIn('olderThan', options.olderThan, 0, Number.MAX_SAFE_INTEGER);
-    return this.#kernel.cleanup({ olderThan, batchSize, onProgress: options.onProgress });
-  }
-
-  /**
-   * A promise's history: when it was created, first started and finished (from its row) and
-   * every exceptional transition (failed attempts, lease losses, cancellation, retries).
-   */
-  async history(id: string): Promise<HistoryLine[]> {
-    const rowId = parseId(id);
-    const history = rowId === undefined ? undefined : await readHistory(this.#kernel.store, rowId);
-    if (!history) throw new NotFoundError(String(id));
-    return history;
-  }
 
   // ---- workflows ----
 
@@ -388,8 +306,4 @@ export class Engine {
 function checkedTypeName(type: unknown): void {
   if (typeof type !== 'string' || type.length === 0 || type.length > 200) throw new InvalidOptionError('type', type, 'a task type: a non-empty string of at most 200 characters');
   assertStorableName('type', type);
-}
-
-function timeoutOption(timeout: number | undefined): number | undefined {
-  return timeout === undefined ? undefined : integerIn('timeout', timeout, 0, MAX_TIMER_MS);
 }

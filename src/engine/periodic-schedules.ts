@@ -55,10 +55,11 @@ export function nextDueAfter(cron: Cron, at: number): number | undefined {
 export class PeriodicSchedules {
   readonly #host: KernelPort;
   readonly #definitions = new Map<string, PeriodicDefinition>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
 
   constructor(host: KernelPort) {
     this.#host = host;
+    host.onClockMoved({ nextDueAt: () => this.#nextDueAt(), fireDue: () => this.fireDue() });
   }
 
   /** Registers a schedule and its task type `periodic:<name>` (validated before anything is kept). */
@@ -99,8 +100,24 @@ export class PeriodicSchedules {
     }
   }
 
+  #nextDueAt(): number | null {
+    const dues = [...this.#timers.values()].map(({ due }) => due);
+    return dues.length === 0 ? null : Math.min(...dues);
+  }
+
+  /** The clock moved forward (a virtual clock): every schedule whose armed due time passed runs now. */
+  async fireDue(): Promise<void> {
+    for (const definition of this.#definitions.values()) {
+      const armed = this.#timers.get(definition.name);
+      if (!armed || armed.due > this.#host.clock.now()) continue;
+      clearTimeout(armed.timer);
+      this.#timers.delete(definition.name);
+      await this.#fire(definition, armed.due);
+    }
+  }
+
   stop(): void {
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
   }
 
@@ -120,7 +137,7 @@ export class PeriodicSchedules {
     const wait = timerDelay(due - this.#host.clock.now());
     const timer = setTimeout(() => void this.#fire(definition, due), wait);
     timer.unref();
-    this.#timers.set(definition.name, timer);
+    this.#timers.set(definition.name, { timer, due });
   }
 
   async #fire(definition: PeriodicDefinition, due: number): Promise<void> {

@@ -60,6 +60,15 @@ export class ClaimRunner {
     return this.#running.size + this.#lingering;
   }
 
+  /** Resolves once no handler runs here and every outcome is committed. */
+  async settled(): Promise<void> {
+    while (this.size > 0) {
+      await this.#pool.onIdle();
+      await this.#outcomes.drain(Date.now() + 60_000);
+      if (this.size > 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   has(id: number): boolean {
     return this.#running.has(id);
   }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -9,7 +10,7 @@ import { removeFinished, type CleanupRequest } from './cleanup.js';
 import type { KernelContext } from './context.js';
 import type { KernelEmitter, ResumeSummary } from './events.js';
 import type { Clock, ResolvedEngineOptions, TaskOptions } from './options.js';
-import type { KernelPort, PromiseItem } from './port.js';
+import type { ClockHook, KernelPort, PromiseItem } from './port.js';
 import { toRecord, type PromiseRecord } from './records.js';
 import { Recovery } from './recovery.js';
 import { ResultWaiters } from './result-waiters.js';
@@ -40,6 +41,7 @@ export class Kernel implements KernelPort {
   readonly #emitter: KernelEmitter;
   readonly #settleHooks: SettleHook[] = [];
   readonly #externalListeners = new Set<() => void>();
+  readonly #clockHooks: ClockHook[] = [];
   readonly #runner: ClaimRunner;
   readonly #scheduler: Scheduler;
   readonly #recovery: Recovery;
@@ -50,6 +52,8 @@ export class Kernel implements KernelPort {
   #cleanupTimer: NodeJS.Timeout | undefined;
   #unsubscribeChanges: (() => void) | undefined;
   #immediateDrain: Promise<void> = Promise.resolve();
+  /** Set inside an immediate-mode drain: work stored there is run by that drain, not waited for. */
+  readonly #draining = new AsyncLocalStorage<true>();
 
   constructor(store: Store, options: ResolvedEngineOptions, emitter: KernelEmitter) {
     this.store = store;
@@ -101,6 +105,45 @@ export class Kernel implements KernelPort {
     return () => this.#externalListeners.delete(listener);
   }
 
+  onClockMoved(hook: ClockHook): void {
+    this.#clockHooks.push(hook);
+  }
+
+  /** The earliest time anything of this engine comes due after now: a delayed promise, a lease expiry, a layer's timer. */
+  async nextDueAt(): Promise<number | null> {
+    const now = this.clock.now();
+    const lease = await this.store.nextLeaseExpiry();
+    const candidates = [await this.store.nextRunAt(this.tasks.types, now), lease === null ? null : lease + 1];
+    for (const hook of this.#clockHooks) candidates.push(await hook.nextDueAt());
+    const due = candidates.filter((at): at is number => at !== null);
+    return due.length === 0 ? null : Math.min(...due);
+  }
+
+  /**
+   * The clock moved forward (a virtual clock in tests): what came due is fired now, in this
+   * order: the layers' timers (workflow `after`, cron runs), leases, then a claim pass.
+   */
+  async clockMoved(): Promise<void> {
+    for (const hook of this.#clockHooks) await hook.fireDue();
+    if (this.started) await this.#recovery.recoverExpiredLeases();
+    this.#scheduler.wake();
+  }
+
+  /**
+   * Resolves when nothing of this engine is runnable or running: no handler runs, every outcome
+   * is committed, and a claim pass finds nothing (work held by a limit, a pause or a delay is not
+   * runnable). Before `start()` (or in immediate mode), when the last drain has finished.
+   */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.#immediateDrain;
+      await this.#runner.settled();
+      if (!this.started) return;
+      const claimed = await this.#scheduler.passNow();
+      if (claimed === 0 && this.#runner.size === 0) return;
+    }
+  }
+
   abortRunning(id: number, reason: Error): void {
     this.#runner.fenceOff(id, reason);
   }
@@ -124,7 +167,11 @@ export class Kernel implements KernelPort {
       return work(committed);
     });
     committed!.runEffects((error) => this.reportError(error, 'an after-commit effect failed'));
-    if (committed!.transitions.length > 0) this.#announce(committed!.transitions, now);
+    const { transitions } = committed!;
+    if (transitions.length > 0) this.#announce(transitions, now);
+    // Immediate mode: whatever this commit made runnable (an enqueue, an inbox message, a
+    // workflow's first steps, a released child) runs before the write returns.
+    if (this.#options.immediate && transitions.some((t) => t.to === 'pending')) await this.#drainImmediately();
     return value;
   }
 
@@ -202,22 +249,29 @@ export class Kernel implements KernelPort {
 
   // ---- what the engine's public API needs ----
 
-  /** After promises were stored: run them now (`immediate` mode) or wake the scheduler. */
+  /** After promises were stored: wake the scheduler (immediate mode ran them in the write already). */
   async enqueued(): Promise<void> {
-    if (this.#options.immediate) await this.#drainImmediately();
-    else this.#scheduler.wake();
+    if (!this.#options.immediate) this.#scheduler.wake();
   }
 
+  /**
+   * Immediate mode: runs everything runnable, one promise at a time, until nothing is left. A
+   * handler that stores more work (enqueues, fans out, starts a workflow) is inside the drain:
+   * its writes return at once and the drain runs that work after the handler returns, so
+   * nesting never waits on itself. Delays are not waited for.
+   */
   #drainImmediately(): Promise<void> {
-    const run = this.#immediateDrain.then(async () => {
-      const types = this.tasks.types;
-      while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
-        // Delays are not waited for: "immediate" means run everything runnable now.
-        const [row] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
-        if (!row) return;
-        await this.#runner.runInline(row);
-      }
-    });
+    if (this.#draining.getStore()) return Promise.resolve();
+    const run = this.#immediateDrain.then(() =>
+      this.#draining.run(true, async () => {
+        const types = this.tasks.types;
+        while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
+          const [row] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
+          if (!row) return;
+          await this.#runner.runInline(row);
+        }
+      }),
+    );
     this.#immediateDrain = run.catch(() => undefined);
     return run;
   }

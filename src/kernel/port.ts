@@ -7,6 +7,14 @@ import type { NewPromiseSpec } from './transition-types.js';
 import type { PromiseTransitions } from './transitions.js';
 import type { Work } from './unit-of-work.js';
 
+/** A layer's timers, as a moved clock sees them. */
+export interface ClockHook {
+  /** The earliest time one of them comes due, or null. */
+  nextDueAt(): Promise<number | null> | number | null;
+  /** Fires (writes) everything due by now, before returning. */
+  fireDue(): Promise<void>;
+}
+
 /** A promise to create, as `enqueue` takes it (validated by {@link KernelPort.specOf}). */
 export interface PromiseItem {
   type: string;
@@ -53,6 +61,12 @@ export interface KernelPort {
    * processes notice that commit themselves and abort their own handler.
    */
   abortRunning(id: number, reason: Error): void;
+  /**
+   * Registers timers kept by a layer (workflow `after` timers, cron runs) with the kernel, for a
+   * clock that is moved forward (a test's virtual clock): the kernel asks when each comes due and
+   * has it fire what came due.
+   */
+  onClockMoved(hook: ClockHook): void;
   /** Runs background work, reporting its failure on the engine's `error` event. */
   background(work: () => Promise<unknown>, message: string): void;
 }

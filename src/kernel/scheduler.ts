@@ -105,6 +105,24 @@ export class Scheduler {
     }
   }
 
+  /**
+   * One claim pass now, after any pass in flight: starts what it claims and returns how many
+   * (-1 when no slot is free). For `idle()`: a pass that finds nothing means nothing is runnable.
+   */
+  async passNow(): Promise<number> {
+    while (this.#claiming) await new Promise((resolve) => setImmediate(resolve));
+    this.#claiming = true;
+    try {
+      const free = this.#ctx.options.concurrency - this.#runner.size;
+      if (free <= 0) return -1;
+      const { rows } = await this.#claimPassOnce(free, this.#ctx.tasks.types);
+      for (const row of rows) this.#runner.start(row);
+      return rows.length;
+    } finally {
+      this.#claiming = false;
+    }
+  }
+
   /** Claims up to `limit` due promises of `types` in one transaction; `ignoreDelays` also takes those due later. */
   async claim(limit: number, types: string[], { ignoreDelays }: { ignoreDelays: boolean }): Promise<ClaimedRow[]> {
     return (await this.#claimPassOnce(limit, types, ignoreDelays)).rows;

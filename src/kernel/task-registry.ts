@@ -30,6 +30,14 @@ export class TaskRegistry {
     this.#tasks.set(type, { type, handler, options: resolveTaskOptions(options) });
   }
 
+  /** Replaces the handler of a registered type, its options kept (a test's mock). */
+  replaceHandler(type: string, handler: TaskHandler): void {
+    const task = this.#tasks.get(type);
+    if (!task) throw new UnknownTaskTypeError(type, this.types);
+    if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (payload, ctx) => result');
+    this.#tasks.set(type, { ...task, handler });
+  }
+
   get(type: string): TaskDefinition | undefined {
     return this.#tasks.get(type);
   }

@@ -46,6 +46,7 @@ export class WorkflowRuntime {
     this.#waiters = new ResultWaiters((id) => settledOutput(port.store, id), () => undefined);
     this.#timers = new WorkflowTimers(port, (uow, row, event) => (this.#definitions.has(row.name) ? this.#apply(uow, row, event, { refuseBadContext: false }) : Promise.resolve()));
     port.onSettled((uow, settled) => this.#stepSettled(uow, settled));
+    port.onClockMoved({ nextDueAt: () => port.store.nextWorkflowTimerAt(), fireDue: () => this.#timers.fireDueNow() });
     // Another process changed the database: any awaited workflow may have finished there.
     port.onExternalChange(() => {
       this.#waiters.settleAll();

@@ -27,6 +27,11 @@ export class WorkflowTimers {
     if (this.#port.started) this.#port.background(() => this.#arm(), 'could not arm the workflow timer');
   }
 
+  /** Fires every stored timer due by now (the clock moved forward), then re-arms. */
+  fireDueNow(): Promise<void> {
+    return this.#fireDue();
+  }
+
   stop(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;

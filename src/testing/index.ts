@@ -1,0 +1,7 @@
+/**
+ * promised/testing: an engine for your tests, on an in-memory database and a virtual clock.
+ * Every public name is listed here.
+ */
+export { createTestEngine, TestEngine } from './test-engine.js';
+export type { TestEngineOptions } from './test-engine.js';
+export { VirtualClock } from './virtual-clock.js';
