@@ -32,6 +32,7 @@ const insertsWorkflowWork = (sql: string) => /^insert into "(workflows|workflow_
 const QUIET_BY_DESIGN: Record<string, string> = {
   'claims.claimDue': 'a claim only takes rows out of the claimable set (pending → in_progress)',
   'flow.claimById': 'a flow-controlled claim, likewise only takes a row out of the claimable set',
+  'flow.claimNextOfKey': 'a flow-controlled claim of one key, likewise',
 };
 
 describe('statement table: row locks', () => {
@@ -40,6 +41,7 @@ describe('statement table: row locks', () => {
     expect(postgres.filter((s) => s.traits.locks !== 'none').map((s) => s.name).sort()).toEqual([
       'claims.claimDue',
       'dependencies.parentStatesOf',
+      'flow.claimNextOfKey',
       'flow.lockFlowKey',
       'flow.lockTypeCap',
       'flow.nextDue',

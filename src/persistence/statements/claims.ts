@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { CLAIMED_COLUMNS, claimedState } from './claim-state.js';
 import { defineStatement, type StatementTools } from '../statement.js';
 import type { ClaimRequest } from '../store.js';
 
@@ -26,18 +27,9 @@ export const claimDue = defineStatement({ locks: 'update skip locked', wakes: fa
     .limit(p('limit'));
   return db
     .updateTable('promises')
-    .set((eb) => ({
-      status: p('toStatus'),
-      snapshot: p('snapshot'),
-      attempts: eb('attempts', '+', 1),
-      lease_token: eb('lease_token', '+', 1),
-      lease_owner: p('owner'),
-      lease_expires_at: p('leaseExpiresAt'),
-      started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
-      updated_at: p('now'),
-    }))
+    .set(claimedState(p))
     .where('id', 'in', lock(due))
-    .returning(['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'workflow_id', 'invoke_id']);
+    .returning([...CLAIMED_COLUMNS]);
 });
 
 export const renewLeases = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ owner: string; leaseExpiresAt: number; now: number }>) =>

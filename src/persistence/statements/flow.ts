@@ -1,11 +1,11 @@
 import { sql } from 'kysely';
 import { defineStatement, type StatementTools } from '../statement.js';
 import type { ClaimRequest } from '../store.js';
+import { CLAIMED_COLUMNS, claimedState } from './claim-state.js';
 
 // Flow control: paused types, the per-key rows claimers lock, running counts, the rate log.
 // Every limit is decided by the claiming transaction from the rows themselves.
 
-const CLAIMED_COLUMNS = ['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'workflow_id', 'invoke_id'] as const;
 
 export const pausedTypes = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>
   db.selectFrom('paused_types').select(['type', 'paused_at']).orderBy('type'),
@@ -137,16 +137,7 @@ export const claimNextOfKey = defineStatement(
       .limit(p('limit'));
     return db
       .updateTable('promises')
-      .set((eb) => ({
-        status: p('toStatus'),
-        snapshot: p('snapshot'),
-        attempts: eb('attempts', '+', 1),
-        lease_token: eb('lease_token', '+', 1),
-        lease_owner: p('owner'),
-        lease_expires_at: p('leaseExpiresAt'),
-        started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
-        updated_at: p('now'),
-      }))
+      .set(claimedState(p))
       .where('id', 'in', lock(next))
       .returning([...CLAIMED_COLUMNS]);
   },
@@ -156,16 +147,7 @@ export const claimNextOfKey = defineStatement(
 export const claimById = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }>) =>
   db
     .updateTable('promises')
-    .set((eb) => ({
-      status: p('toStatus'),
-      snapshot: p('snapshot'),
-      attempts: eb('attempts', '+', 1),
-      lease_token: eb('lease_token', '+', 1),
-      lease_owner: p('owner'),
-      lease_expires_at: p('leaseExpiresAt'),
-      started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
-      updated_at: p('now'),
-    }))
+    .set(claimedState(p))
     .where('id', '=', p('id'))
     .where('status', '=', sql.lit('pending'))
     .returning([...CLAIMED_COLUMNS]),
