@@ -107,6 +107,8 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
       return send(response, answer.status, 'application/json; charset=utf-8', JSON.stringify(answer.body));
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    // Prometheus scrapes this (behind the same token as every other path).
+    if (path === '/metrics') return send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', await engine.metrics());
     const name = path === '/' ? 'index.html' : path === '/stately' ? 'stately.html' : path.slice(1);
     const body = Object.hasOwn(STATIC_FILES, name) ? files.get(name) : undefined;
     if (!body) return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');

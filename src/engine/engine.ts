@@ -12,6 +12,7 @@ import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type { WorkflowEvent, WorkflowOptions, WorkflowRecord } from '../workflows/workflow-types.js';
 import { EngineReads, timeoutOption } from './engine-reads.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
+import { EngineMetrics } from './metrics.js';
 import { orderGraph, type GraphNode } from './graph.js';
 import { Inbox, type InboxHandler } from './inbox.js';
 import { PeriodicSchedules } from './periodic-schedules.js';
@@ -27,6 +28,7 @@ export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary
 export class Engine extends EngineReads {
   readonly #kernel: Kernel;
   readonly #emitter: EngineEmitter;
+  readonly #metrics: EngineMetrics;
   readonly #workflows: WorkflowRuntime;
   readonly #periodics: PeriodicSchedules;
   readonly #inboxes = new Map<string, Inbox>();
@@ -39,6 +41,7 @@ export class Engine extends EngineReads {
     super(kernel);
     this.#kernel = kernel;
     this.#emitter = emitter;
+    this.#metrics = new EngineMetrics(emitter, () => this.stats());
     this.#workflows = new WorkflowRuntime(this.#kernel, {
       wanted: () => this.#emitter.listenerCount('workflow') > 0,
       emit: (change) => this.#emitter.emit('workflow', change),
@@ -288,6 +291,20 @@ export class Engine extends EngineReads {
     checkedTypeName(type);
     await this.#kernel.write(async ({ tx }) => tx.resumeType(type));
     this.#kernel.wake();
+  }
+
+  /**
+   * The engine's metrics in the Prometheus text format: attempts, their durations, retries,
+   * lease losses and dead letters by type, counted in this process; promises by type and status,
+   * the oldest pending promise's age and paused types, read from the database at each call.
+   *
+   * @example
+   * ```ts
+   * const text = await engine.metrics();   // serve it as text/plain; version=0.0.4
+   * ```
+   */
+  metrics(): Promise<string> {
+    return this.#metrics.text();
   }
 
   /** Listens to engine events (`completed`, `failed`, `retrying`, `progress`, `transition`, `workflow`, `started`, `stopping`, `error`). */

@@ -152,6 +152,7 @@ export class ClaimRunner {
    */
   async #outcomeOf(entry: RunningClaim, run: HandlerRun): Promise<Outcome> {
     const { claim, task } = entry;
+    const began = performance.now();
     let outcome: Outcome;
     try {
       const result = await run.outcome;
@@ -161,6 +162,10 @@ export class ClaimRunner {
       const error = storableError(errorRecordOf(thrown));
       if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, err: thrown }, 'attempt failed');
       outcome = { claim, task, kind: 'fail', error, ...failurePolicyOf(thrown) };
+    }
+    if (this.#ctx.emitter.listenerCount('attempt') > 0) {
+      const durationMs = performance.now() - began;
+      this.#ctx.emitter.emit('attempt', { id: String(claim.id), type: claim.type, attempt: claim.attempts, outcome: outcome.kind === 'succeed' ? 'succeeded' : 'failed', durationMs });
     }
     if (!entry.fencedOff && !run.bodyDone()) await this.#waitForBody(entry, run, this.#ctx.options.leaseMs);
     return { ...outcome, progress: entry.progress.takeUnwritten() };

@@ -12,6 +12,16 @@ export interface TransitionEvent {
   at: Date;
 }
 
+/** One attempt of a handler, as it ended. */
+export interface AttemptEvent {
+  id: string;
+  type: string;
+  attempt: number;
+  outcome: 'succeeded' | 'failed';
+  /** From the handler's call to its return or throw (or its signal's abort). */
+  durationMs: number;
+}
+
 /** What a kernel's `resume()` found and did. */
 export interface ResumeSummary {
   /** Unfinished promises found in the database, by status. */
@@ -30,6 +40,8 @@ export interface KernelEvents {
   failed: [record: PromiseRecord];
   /** An attempt failed and another is scheduled. */
   retrying: [record: PromiseRecord];
+  /** An attempt's handler returned or threw (emitted before its outcome commits): for metrics. */
+  attempt: [attempt: AttemptEvent];
   /** A handler reported progress. */
   progress: [progress: { id: string; type: string; current: number; total: number }];
   /** Any state change, after its commit. */

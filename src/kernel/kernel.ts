@@ -318,13 +318,15 @@ export class Kernel implements KernelPort {
     const emitter = this.#emitter;
     const at = new Date(now);
     const wantsTransitions = emitter.listenerCount('transition') > 0;
-    const wantsRecords = emitter.listenerCount('completed') + emitter.listenerCount('failed') + emitter.listenerCount('retrying') > 0;
+    // A record event costs a read of the row: read only for the events someone listens to.
+    const wants = { completed: emitter.listenerCount('completed') > 0, failed: emitter.listenerCount('failed') > 0, retrying: emitter.listenerCount('retrying') > 0 };
     for (const t of transitions) {
       if (wantsTransitions) emitter.emit('transition', { id: String(t.id), type: t.type, event: t.event, from: t.from, to: t.to, attempt: 0, at });
       const finished = t.to === 'completed' || t.to === 'failed';
       const retrying = t.to === 'pending' && (t.event === 'FAIL' || t.event === 'LEASE_LOST');
       if (finished) void this.#waiters.settle(t.id);
-      if (wantsRecords && (finished || retrying)) void this.#emitRecord(t.id, t.to === 'completed' ? 'completed' : retrying ? 'retrying' : 'failed');
+      const event = t.to === 'completed' ? 'completed' : retrying ? 'retrying' : t.to === 'failed' ? 'failed' : undefined;
+      if (event && wants[event]) void this.#emitRecord(t.id, event);
     }
     this.#scheduler.wake();
   }
