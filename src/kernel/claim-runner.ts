@@ -127,6 +127,7 @@ export class ClaimRunner {
       key: `promise:${claim.id}`,
       logger: this.#logOf(claim),
       progress: (current, total) => entry.progress.report(current, total),
+      parents: async () => Object.fromEntries((await this.#ctx.store.parentResultsOf(claim.id)).map((row) => [String(row.id), row.result === null ? null : JSON.parse(row.result)])),
     };
     return runHandler(task, JSON.parse(payloadText), ctx, controller);
   }
