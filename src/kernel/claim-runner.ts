@@ -151,7 +151,8 @@ export class ClaimRunner {
       outcome = { claim, task, kind: 'succeed', result: stored };
     } catch (thrown) {
       const error = storableError(errorRecordOf(thrown));
-      if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, err: thrown }, 'attempt failed');
+      if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, message: error.message }, 'attempt failed');
+      if (!entry.fencedOff) this.#logOf(claim).debug({ err: thrown }, 'attempt failed: its stack');
       outcome = { claim, task, kind: 'fail', error, ...failurePolicyOf(thrown) };
     }
     if (!entry.fencedOff && !run.bodyDone()) await this.#waitForBody(entry, run, this.#ctx.options.leaseMs);
