@@ -87,7 +87,9 @@ describe('defineTask: types', () => {
       expectTypeOf(engine.enqueue('review', { file: 'e' })).resolves.toEqualTypeOf<string>();
       expectTypeOf(engine.result(third)).resolves.toEqualTypeOf<unknown>();
       expectTypeOf(engine.enqueueMany([{ type: 'review' }])).resolves.toEqualTypeOf<string[]>();
-      expectTypeOf(engine.enqueueGraph({ a: { type: 'review' } })).resolves.toEqualTypeOf<Record<string, string>>();
+      const byName = await engine.enqueueGraph({ a: { type: 'review' } });
+      expectTypeOf(byName.a).toEqualTypeOf<string>();
+      expectTypeOf(byName).toExtend<Record<string, string>>();
     };
     expect(typeChecks).toBeTypeOf('function');
   });

@@ -153,7 +153,7 @@ export class Engine {
    * });
    * ```
    */
-  enqueueGraph(graph: Record<string, GraphNode>): Promise<Record<string, string>>;
+  enqueueGraph<G extends Record<string, GraphNode>>(graph: G): Promise<GraphIds<G> & Record<string, string>>;
   enqueueGraph<G extends Record<string, GraphNode | TaskNode<AnyTypedTask>>>(graph: G & CheckedGraph<G>): Promise<GraphIds<G>>;
   enqueueGraph(graph: Record<string, GraphNode | TaskNode<AnyTypedTask>>): Promise<Record<string, string>> {
     return this.#enqueuing.enqueueGraph(graph);
