@@ -136,6 +136,7 @@ export class Engine {
   /** Stores several independent promises (by type or by definition) in one transaction; all or none. Returns their ids in order. */
   enqueueMany(items: EnqueueItem[]): Promise<string[]>;
   enqueueMany<I extends ReadonlyArray<EnqueueItem | TaskItem<AnyTypedTask>> | []>(items: I & CheckedItems<I>): Promise<ItemIds<I>>;
+  // The overloads type the ids; TypeScript cannot relate their mapped tuple to this body's string[].
   async enqueueMany(items: ReadonlyArray<EnqueueItem | TaskItem<AnyTypedTask>>): Promise<any> {
     if (!Array.isArray(items)) throw new InvalidOptionError('items', items, 'an array of { type, payload, ...options }');
     return this.#enqueuing.enqueue(items.map((item, index) => ({ item, payloadPath: `items[${index}].payload` })));
