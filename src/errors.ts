@@ -31,10 +31,17 @@ export class UnknownTaskTypeError extends PromisedError {
   }
 }
 
-/** A payload, result or event that cannot be stored as JSON and read back unchanged. */
+/**
+ * A payload, result or event that cannot be stored as JSON and read back unchanged, or a
+ * payload that its task's schema refused (then `issues` lists every issue with its path).
+ */
 export class InvalidPayloadError extends PromisedError {
-  constructor(readonly path: string, reason: string) {
-    super('INVALID_PAYLOAD', `value at ${path} is not JSON-serialisable: ${reason}`);
+  constructor(
+    readonly path: string,
+    reason: string,
+    readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }> = [],
+  ) {
+    super('INVALID_PAYLOAD', issues.length > 0 ? `value at ${path} is invalid: ${reason}` : `value at ${path} is not JSON-serialisable: ${reason}`);
   }
 }
 

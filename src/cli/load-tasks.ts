@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Engine } from '../index.js';
 import { CliError, oneLine } from './exit-codes.js';
+import { importModule } from './import-module.js';
 
 /** A TASKS_MODULE's default export: registers tasks, periodics and workflows on the engine. */
 export type RegisterTasks = (engine: Engine) => void | Promise<void>;
@@ -15,8 +15,9 @@ export interface TasksModule {
 }
 
 /**
- * Imports a TASKS_MODULE and checks that its default export is a function, before anything is
- * opened or written: a missing file, a module that throws on import, or one without a default
+ * Imports a TASKS_MODULE (JavaScript, or TypeScript: see {@link importModule}) and checks that
+ * its default export is a function, before anything is opened or written: a missing file, a
+ * module that throws on import, TypeScript this Node cannot load, or a module without a default
  * function is refused with exit code 2.
  *
  * @example
@@ -33,14 +34,7 @@ export async function loadTasks(modulePath: string): Promise<TasksModule> {
   if (fs.statSync(absolute).isDirectory()) {
     throw new CliError('TASKS_MODULE_NOT_FOUND', `tasks module ${modulePath} is a folder; name the file that default-exports (engine) => void`);
   }
-  let namespace: { default?: unknown };
-  try {
-    namespace = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
-  } catch (error) {
-    throw new CliError('TASKS_MODULE_FAILED', `tasks module ${modulePath} failed to import: ${oneLine(String((error as Error)?.message ?? error))}`, undefined, {
-      cause: error,
-    });
-  }
+  const namespace = await importModule(absolute, modulePath);
   const register = namespace.default;
   if (typeof register !== 'function') {
     throw new CliError(

@@ -6,6 +6,7 @@ import { integerIn } from '../kernel/options.js';
 import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
 import type { DeadLetter, EngineStats, HistoryLine, ListFilter } from './public-types.js';
+import type { PromiseId } from './typed-tasks.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 
 /** Each engine's kernel, for the test harness (`promised/testing`) only. */
@@ -65,7 +66,7 @@ export class EngineReads {
    * {@link PromiseFailedError} (its `error` says why), {@link NotFoundError} or, after
    * `timeout` ms, {@link TimeoutError}.
    */
-  async result<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
+  async result<R = unknown>(id: string | PromiseId<R>, options: { timeout?: number } = {}): Promise<R> {
     const rowId = parseId(id);
     if (rowId === undefined) throw new NotFoundError(String(id));
     return (await this.#kernel.waitForResult(rowId, timeoutOption(options.timeout))) as R;

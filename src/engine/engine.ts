@@ -6,17 +6,18 @@ import type { ResolvedEngineOptions, TaskOptions } from '../kernel/options.js';
 import { parseId } from '../kernel/records.js';
 import type { TaskHandler } from '../kernel/task-context.js';
 import { assertStorableName } from '../kernel/storable-text.js';
-import type { NewPromiseSpec } from '../kernel/transition-types.js';
 import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type { WorkflowEvent, WorkflowOptions, WorkflowRecord } from '../workflows/workflow-types.js';
 import { EngineReads, timeoutOption } from './engine-reads.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { EngineMetrics } from './metrics.js';
-import { orderGraph, type GraphNode } from './graph.js';
+import { Enqueuing } from './enqueuing.js';
+import type { GraphNode } from './graph.js';
 import { Inbox, type InboxHandler } from './inbox.js';
 import { PeriodicSchedules } from './periodic-schedules.js';
 import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
+import { isTypedTask, type AnyTypedTask, type CheckedGraph, type CheckedItems, type GraphIds, type ItemIds, type InputOf, type PromiseId, type ResultOf, type TaskItem, type TaskNode } from './typed-tasks.js';
 
 export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 
@@ -32,6 +33,7 @@ export class Engine extends EngineReads {
   readonly #workflows: WorkflowRuntime;
   readonly #periodics: PeriodicSchedules;
   readonly #inboxes = new Map<string, Inbox>();
+  readonly #enqueuing: Enqueuing;
 
   /** @internal Use {@link createEngine}. */
   constructor(store: Store, options: ResolvedEngineOptions) {
@@ -47,10 +49,12 @@ export class Engine extends EngineReads {
       emit: (change) => this.#emitter.emit('workflow', change),
     });
     this.#periodics = new PeriodicSchedules(this.#kernel);
+    this.#enqueuing = new Enqueuing(this.#kernel);
   }
 
   /**
-   * Registers a promise type and its handler. Call before `start()`/`enqueue()` of that type.
+   * Registers a promise type and its handler, or a definition made by `defineTask` (its
+   * handler is then required). Call before `start()`/`enqueue()` of that type.
    *
    * @example
    * ```ts
@@ -60,8 +64,10 @@ export class Engine extends EngineReads {
    * }, { retries: 3, timeout: 60_000 });
    * ```
    */
-  task<P = any, R = unknown>(type: string, handler: TaskHandler<P, R>, options?: TaskOptions): this {
-    this.#kernel.registerTask(type, handler as TaskHandler, options);
+  task<P = any, R = unknown>(type: string, handler: TaskHandler<P, R>, options?: TaskOptions): this;
+  task(definition: AnyTypedTask): this;
+  task(type: string | AnyTypedTask, handler?: TaskHandler, options?: TaskOptions): this {
+    this.#enqueuing.register(type, handler, options);
     return this;
   }
 
@@ -106,24 +112,29 @@ export class Engine extends EngineReads {
 
   /**
    * Stores a promise and returns its id once it is on disk. In `immediate` mode it also runs it
-   * (and everything it makes runnable) before returning.
+   * (and everything it makes runnable) before returning. Given a definition, the payload is
+   * typed and checked by its schema, and the id is typed by its result (for `result(id)`).
    *
    * @example
    * ```ts
    * const id = await engine.enqueue('review', { file: 'auth.py' }, { priority: 1, key: 'review:auth.py' });
    * ```
    */
-  async enqueue<P = unknown>(type: string, payload?: P, options: EnqueueOptions = {}): Promise<string> {
-    const spec = this.#kernel.specOf({ type, payload, ...options }, 'payload');
-    const [id] = await this.#insert([spec]);
-    return String(id);
+  enqueue<P = unknown>(type: string, payload?: P, options?: EnqueueOptions): Promise<string>;
+  enqueue<T extends AnyTypedTask>(definition: T, payload: InputOf<T>, options?: EnqueueOptions): Promise<PromiseId<ResultOf<T>>>;
+  async enqueue(task: string | AnyTypedTask, payload?: unknown, options: EnqueueOptions = {}): Promise<string> {
+    const item = isTypedTask(task) ? { task, payload, ...options } : { type: task, payload, ...options };
+    const [id] = await this.#enqueuing.enqueue([{ item, payloadPath: 'payload' }]);
+    return id!;
   }
 
-  /** Stores several independent promises in one transaction; all or none. Returns their ids in order. */
-  async enqueueMany(items: EnqueueItem[]): Promise<string[]> {
+  /** Stores several independent promises (by type or by definition) in one transaction; all or none. Returns their ids in order. */
+  enqueueMany(items: EnqueueItem[]): Promise<string[]>;
+  enqueueMany<I extends ReadonlyArray<EnqueueItem | TaskItem<AnyTypedTask>> | []>(items: I & CheckedItems<I>): Promise<ItemIds<I>>;
+  // The overloads type the ids; TypeScript cannot relate their mapped tuple to this body's string[].
+  async enqueueMany(items: ReadonlyArray<EnqueueItem | TaskItem<AnyTypedTask>>): Promise<any> {
     if (!Array.isArray(items)) throw new InvalidOptionError('items', items, 'an array of { type, payload, ...options }');
-    const specs = items.map((item, index) => this.#kernel.specOf(item, `items[${index}].payload`));
-    return (await this.#insert(specs)).map(String);
+    return this.#enqueuing.enqueue(items.map((item, index) => ({ item, payloadPath: `items[${index}].payload` })));
   }
 
   /**
@@ -138,34 +149,10 @@ export class Engine extends EngineReads {
    * });
    * ```
    */
-  async enqueueGraph(graph: Record<string, GraphNode>): Promise<Record<string, string>> {
-    const order = orderGraph(graph);
-    const nodes = order.map((name) => {
-      const node = graph[name]!;
-      const external = (node.dependsOn ?? []).filter((parent) => !Object.hasOwn(graph, parent));
-      const internal = (node.dependsOn ?? []).filter((parent) => Object.hasOwn(graph, parent));
-      return { name, internal, spec: this.#kernel.specOf({ ...node, dependsOn: external }, `graph.${name}.payload`) };
-    });
-    const ids = await this.#kernel.write(async (uow) => {
-      const byName: Record<string, number> = {};
-      for (const { name, internal, spec } of nodes) {
-        const parents = [...spec.parents, ...internal.map((parent) => byName[parent]!)];
-        byName[name] = (await this.#kernel.promises.create(uow, { ...spec, parents })).id;
-      }
-      return byName;
-    });
-    await this.#kernel.enqueued();
-    return Object.fromEntries(Object.entries(ids).map(([name, id]) => [name, String(id)]));
-  }
-
-  async #insert(specs: NewPromiseSpec[]): Promise<number[]> {
-    const ids = await this.#kernel.write(async (uow) => {
-      const created: number[] = [];
-      for (const spec of specs) created.push((await this.#kernel.promises.create(uow, spec)).id);
-      return created;
-    });
-    await this.#kernel.enqueued();
-    return ids;
+  enqueueGraph<G extends Record<string, GraphNode>>(graph: G): Promise<GraphIds<G> & Record<string, string>>;
+  enqueueGraph<G extends Record<string, GraphNode | TaskNode<AnyTypedTask>>>(graph: G & CheckedGraph<G>): Promise<GraphIds<G>>;
+  enqueueGraph(graph: Record<string, GraphNode | TaskNode<AnyTypedTask>>): Promise<Record<string, string>> {
+    return this.#enqueuing.enqueueGraph(graph);
   }
 
   // ---- lifecycle ----

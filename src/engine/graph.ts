@@ -15,7 +15,7 @@ export interface GraphNode<P = unknown> {
  * {@link DependencyCycleError} naming one cycle (a self-dependency is a cycle of one).
  * Names not in the graph are left for the caller to resolve as existing promise ids.
  */
-export function orderGraph(graph: Record<string, GraphNode>): string[] {
+export function orderGraph(graph: Record<string, Pick<GraphNode, 'dependsOn'>>): string[] {
   if (graph === null || typeof graph !== 'object' || Array.isArray(graph)) {
     throw new InvalidOptionError('graph', graph, 'an object of named nodes');
   }

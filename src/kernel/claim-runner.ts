@@ -136,6 +136,7 @@ export class ClaimRunner {
       key: `promise:${claim.id}`,
       logger: this.#logOf(claim),
       progress: (current, total) => entry.progress.report(current, total),
+      parents: async () => Object.fromEntries((await this.#ctx.store.parentResultsOf(claim.id)).map((row) => [String(row.id), row.result === null ? null : JSON.parse(row.result)])),
     };
     return runHandler(task, JSON.parse(payloadText), ctx, controller);
   }
@@ -160,7 +161,8 @@ export class ClaimRunner {
       outcome = { claim, task, kind: 'succeed', result: stored };
     } catch (thrown) {
       const error = storableError(errorRecordOf(thrown));
-      if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, err: thrown }, 'attempt failed');
+      if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, message: error.message }, 'attempt failed');
+      if (!entry.fencedOff) this.#logOf(claim).debug({ err: thrown }, 'attempt failed: its stack');
       outcome = { claim, task, kind: 'fail', error, ...failurePolicyOf(thrown) };
     }
     if (this.#ctx.emitter.listenerCount('attempt') > 0) {

@@ -23,6 +23,12 @@ export interface TaskContext {
   progress(current: number, total: number): void;
   /** A child logger carrying the promise id, type and attempt. */
   readonly logger: Logger;
+  /**
+   * The results of the promises this one depends on (its `dependsOn`), by id, read in one query
+   * when called. A parent whose handler returned nothing (or with `storeResult: false`) maps to
+   * `null`; one removed by cleanup is absent.
+   */
+  parents<R = unknown>(): Promise<Record<string, R>>;
 }
 
 /** A task handler: receives the payload, returns a JSON-serialisable result (or nothing). */

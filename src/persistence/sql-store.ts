@@ -37,6 +37,10 @@ export class SqlStore implements Store {
     return andThen(all(this.#connection, this.#s.dependencies.parentsOf, { id }), (rows) => rows.map((row) => row.parent_id));
   }
 
+  parentResultsOf(id: number): Awaitable<Array<{ id: number; result: string | null }>> {
+    return all(this.#connection, this.#s.dependencies.parentResultsOf, { id });
+  }
+
   dependenciesOfMany(ids: number[]): Awaitable<Map<number, number[]>> {
     const parents = new Map<number, number[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return parents;

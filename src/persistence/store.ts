@@ -242,6 +242,8 @@ export interface Store {
   dependenciesOf(id: number): Awaitable<number[]>;
   /** The parents of each of `ids`, by id, in one query; an id without parents maps to `[]`. */
   dependenciesOfMany(ids: number[]): Awaitable<Map<number, number[]>>;
+  /** The parents of `id` with their stored results (JSON text, `null` when none), in one query. */
+  parentResultsOf(id: number): Awaitable<Array<{ id: number; result: string | null }>>;
   /** The dependents of `id` (the promises that wait for it), by id. */
   childrenOf(id: number): Awaitable<number[]>;
   /** Promises, newest first. */

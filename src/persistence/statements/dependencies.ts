@@ -21,6 +21,17 @@ export const parentsOfMany = defineStatement({ locks: 'none', wakes: false }, ({
     .orderBy('parent_id'),
 );
 
+// A dependent's parents and their stored results (ctx.parents()), in one read; no lock, since a
+// child runs only once every parent has completed, and a completed row's result never changes.
+export const parentResultsOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number }>) =>
+  db
+    .selectFrom('promise_dependencies as d')
+    .innerJoin('promises as parent', 'parent.id', 'd.parent_id')
+    .select(['parent.id', 'parent.result'])
+    .where('d.child_id', '=', p('id'))
+    .orderBy('parent.id'),
+);
+
 export const childrenOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number }>) =>
   db.selectFrom('promise_dependencies').select('child_id').where('parent_id', '=', p('id')).orderBy('child_id'),
 );
