@@ -159,7 +159,8 @@ export class DatabaseError extends PromisedError {
       | 'DATABASE_SCHEMA_TOO_NEW'
       | 'DATABASE_UNAVAILABLE'
       | 'DATABASE_FULL'
-      | 'DATABASE_BUSY',
+      | 'DATABASE_BUSY'
+      | 'DATABASE_CORRUPT',
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -6,6 +6,7 @@ import { createEngine, PromisedError, type Engine } from '../src/index.js';
 import { engineBackends } from './helpers/backends.js';
 import { dumpDatabase, dumpDb } from './helpers/db-dump.js';
 import { tempDbPath, tempDir } from './helpers/temp-db.js';
+import { runCli } from './fixtures/cli-run.js';
 
 let engine: Engine | undefined;
 afterEach(async () => {
@@ -159,6 +160,40 @@ describe('bad database files are refused (SQLite)', () => {
     const error = await createEngine({ database: file }).catch((thrown: unknown) => thrown);
     expect((error as PromisedError).code).toBe('DATABASE_DIRECTORY_MISSING');
     expect(fs.existsSync(path.dirname(file))).toBe(false);
+  });
+
+  it('a file with corrupted pages: get, list, stats, start and the CLI answer DATABASE_CORRUPT and say what to do', async () => {
+    const file = tempDbPath();
+    const writer = await createEngine({ database: file, changeCheckIntervalMs: 0 });
+    writer.task('work', async () => 1);
+    await writer.enqueueMany(Array.from({ length: 3_000 }, (_, i) => ({ type: 'work', payload: { i, pad: 'x'.repeat(200) } })));
+    await writer.stop();
+    // Damage data pages of the second half of the file (the schema pages stay readable).
+    const fd = fs.openSync(file, 'r+');
+    const pages = Math.floor(fs.fstatSync(fd).size / 4096);
+    for (let page = Math.floor(pages / 2); page < pages; page += 5) fs.writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, page * 4096);
+    fs.closeSync(fd);
+    for (const call of [
+      (e: Engine) => Promise.all(Array.from({ length: 60 }, (_, i) => e.get(String(1 + i * 50)))),
+      (e: Engine) => e.list({ limit: 10_000 }),
+      (e: Engine) => e.stats(),
+      (e: Engine) => e.start(),
+    ]) {
+      engine = await createEngine({ database: file, changeCheckIntervalMs: 0 });
+      engine.task('work', async () => 1);
+      const error = await call(engine).then(
+        () => undefined,
+        (thrown: unknown) => thrown as PromisedError,
+      );
+      expect(error, String(call)).toBeInstanceOf(PromisedError);
+      expect(error!.code).toBe('DATABASE_CORRUPT');
+      expect(error!.message).toMatch(/restore it from a backup/);
+      await engine.stop().catch(() => undefined);
+      engine = undefined;
+    }
+    const cli = await runCli(['stats', '--db', file]);
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toMatch(/DATABASE_CORRUPT|damaged/);
   });
 
   it('a read-only database file', async () => {

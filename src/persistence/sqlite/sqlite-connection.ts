@@ -38,6 +38,15 @@ export class SqliteConnection implements StoreConnection {
   }
 
   query<Args, Row>(statement: Statement<Args, Row>, args: Args): QueryResult<Row> {
+    try {
+      return this.#query(statement, args);
+    } catch (error) {
+      // Reads run outside a transaction too: a damaged file is a typed error there as well.
+      throw classifySqliteError(error);
+    }
+  }
+
+  #query<Args, Row>(statement: Statement<Args, Row>, args: Args): QueryResult<Row> {
     let prepared = this.#prepared.get(statement);
     if (!prepared) {
       prepared = this.#db.prepare(statement.sql);
@@ -49,9 +58,13 @@ export class SqliteConnection implements StoreConnection {
     return { rows, affected: rows.length };
   }
 
-  stream<Args, Row>(statement: Statement<Args, Row>, args: Args): Iterable<Row> {
-    // A statement object of its own: iterate() keeps it busy until the loop ends.
-    return this.#db.prepare(statement.sql).iterate(statement.bind(args)) as Iterable<Row>;
+  *stream<Args, Row>(statement: Statement<Args, Row>, args: Args): Iterable<Row> {
+    try {
+      // A statement object of its own: iterate() keeps it busy until the loop ends.
+      yield* this.#db.prepare(statement.sql).iterate(statement.bind(args)) as Iterable<Row>;
+    } catch (error) {
+      throw classifySqliteError(error);
+    }
   }
 
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {

@@ -11,7 +11,14 @@ export function classifySqliteError(error: unknown): unknown {
   if (code === 'SQLITE_FULL') return new DatabaseError('DATABASE_FULL', `the database or its disk is full: ${message}; nothing of this transaction was written`, { cause: error });
   if (code.startsWith('SQLITE_BUSY')) return new DatabaseError('DATABASE_BUSY', `another process held the write lock too long: ${message}; nothing was written, try again`, { cause: error });
   if (code.startsWith('SQLITE_READONLY')) return new DatabaseError('DATABASE_READ_ONLY', `the database became read-only: ${message}`, { cause: error });
-  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CORRUPT' || code === 'SQLITE_CANTOPEN') {
+  if (code.startsWith('SQLITE_CORRUPT')) {
+    return new DatabaseError(
+      'DATABASE_CORRUPT',
+      `the database file is damaged (${message}): stop every process using it, then restore it from a backup, or salvage what can be read with: sqlite3 FILE ".recover" | sqlite3 NEW_FILE`,
+      { cause: error },
+    );
+  }
+  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN') {
     return new DatabaseError('DATABASE_UNAVAILABLE', `the database cannot be written: ${message}`, { cause: error });
   }
   return error;
