@@ -20,7 +20,7 @@ export type {
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
 export type { CatchUp } from './engine/periodic-schedules.js';
-export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange } from './workflows/workflow-types.js';
+export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange, WorkflowStartOptions } from './workflows/workflow-types.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler } from './kernel/task-context.js';

@@ -321,7 +321,7 @@ for (const backend of backends) {
 
     it('stores workflows, their events and timers', async () => {
       const store = await open();
-      const workflowId = await store.transaction(async (tx) => tx.insertWorkflow({ name: 'w', input: '{}', snapshot: '{}', version: 'v1', parentStepId: null, now: 1 }));
+      const workflowId = await store.transaction(async (tx) => (await tx.insertWorkflow({ name: 'w', input: '{}', snapshot: '{}', version: 'v1', parentStepId: null, now: 1 }))!);
       await store.transaction(async (tx) => {
         const eventId = await tx.insertWorkflowEvent(workflowId, '{"type":"GO"}', 2);
         expect(await tx.unappliedWorkflowEvents(workflowId)).toEqual([{ id: eventId, event: '{"type":"GO"}' }]);

@@ -10,7 +10,8 @@ import { MAX_TIMER_MS } from '../kernel/timers.js';
 import type { NewPromiseSpec } from '../kernel/transition-types.js';
 import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
-import type { WorkflowEvent, WorkflowOptions, WorkflowRecord } from '../workflows/workflow-types.js';
+import { optionalKey } from '../workflows/workflow-input.js';
+import type { WorkflowEvent, WorkflowOptions, WorkflowRecord, WorkflowStartOptions } from '../workflows/workflow-types.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
 import { Inbox } from './inbox.js';
@@ -321,9 +322,17 @@ export class Engine {
     return this.#workflows.machineOf(name);
   }
 
-  /** Starts a workflow; returns its id once its first state and first steps are on disk. */
-  startWorkflow(name: string, input?: unknown): Promise<string> {
-    return this.#workflows.start(name, input ?? {});
+  /**
+   * Starts a workflow; returns its id once its first state and first steps are on disk. With a
+   * `key`, a workflow already started with that key is returned and nothing is written.
+   *
+   * @example
+   * ```ts
+   * const id = await engine.startWorkflow('ci', { repo: 'acme/api' }, { key: 'pr-42' });
+   * ```
+   */
+  startWorkflow(name: string, input?: unknown, options?: WorkflowStartOptions): Promise<string> {
+    return this.#workflows.start(name, input ?? {}, { key: optionalKey(options) });
   }
 
   /** Sends an external event to a running workflow; it is stored, then applied, in one transaction. */

@@ -171,6 +171,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('promises').addColumn('lease_losses', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  '0007_workflow_history': {
+    async up(db: Kysely<any>) {
+      // What steering a workflow needs. An idempotency key: a start repeated with it (a retried
+      // request) returns the first workflow instead of starting a second. Unique where set.
+      await db.schema.alterTable('workflows').addColumn('key', 'text').execute();
+      await db.schema.createIndex('workflows_key').unique().on('workflows').column('key').execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

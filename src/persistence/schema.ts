@@ -29,6 +29,8 @@ export interface WorkflowsTable {
   error_message: string | null;
   /** The step promise that runs this workflow as a child of another, if any. */
   parent_step_id: number | null;
+  /** The idempotency key it was started with (unique), if any. */
+  key: string | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;

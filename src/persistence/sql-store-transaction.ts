@@ -4,7 +4,7 @@ import type { SqlDialect } from './sql-dialect.js';
 import type { Statement } from './statement.js';
 import type { StatementTable } from './statement-table.js';
 import type { WorkflowRow } from './schema.js';
-import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, NewPromise, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
+import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, NewPromise, NewWorkflow, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
 
 /**
  * The operations of one transaction attempt, written once over any dialect's connection: each
@@ -140,8 +140,12 @@ export class SqlStoreTransaction implements StoreTransaction {
     return all(this.#tx, this.#s.claims.stalePending, { types, cutoff });
   }
 
-  insertWorkflow(row: { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number }): Awaitable<number> {
-    return andThen(first(this.#tx, this.#s.workflows.insertWorkflow, row), (inserted) => inserted!.id);
+  insertWorkflow(row: NewWorkflow): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.workflows.insertWorkflow, row), (inserted) => inserted?.id);
+  }
+
+  workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined> {
+    return first(this.#tx, this.#s.workflows.workflowByKey, { key });
   }
 
   /** Read to be advanced and written back: locked for the change (see the statement). */

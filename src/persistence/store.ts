@@ -173,7 +173,10 @@ export interface StoreTransaction {
   advanceSchedule(name: string, dueAt: number, now: number): Awaitable<boolean>;
   /** Pending rows of `types` that never ran and fell due before `cutoff`. */
   stalePending(types: readonly string[], cutoff: number): Awaitable<ExpiredLease[]>;
-  insertWorkflow(row: { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number }): Awaitable<number>;
+  /** Inserts a workflow; `undefined` when its idempotency key is taken (by a commit of another transaction, too). */
+  insertWorkflow(row: NewWorkflow): Awaitable<number | undefined>;
+  /** The workflow started with this idempotency key. */
+  workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
   insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number>;
@@ -189,6 +192,17 @@ export interface StoreTransaction {
   dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
   /** Step promises of a workflow, oldest first. */
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+}
+
+export interface NewWorkflow {
+  name: string;
+  input: string;
+  snapshot: string;
+  version: string;
+  parentStepId: number | null;
+  /** An idempotency key (unique), or none. */
+  key?: string | null;
+  now: number;
 }
 
 export interface WorkflowUpdate {

@@ -54,6 +54,7 @@ function summaryOf(row: WorkflowRow): Omit<WorkflowRecord, 'steps'> {
     context: snapshot.context,
     output: fromJsonText(row.output),
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    key: row.key,
     createdAt: new Date(row.created_at),
     completedAt: row.completed_at === null ? null : new Date(row.completed_at),
   };

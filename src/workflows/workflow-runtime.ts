@@ -21,7 +21,7 @@ import { defineWorkflow, pickStepOptions, refuseUnmanagedActors, serialiseSnapsh
 import { WorkflowError } from './workflow-errors.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
-import type { WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep } from './workflow-types.js';
+import type { StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep } from './workflow-types.js';
 
 type Finished = { status: 'completed'; output: unknown } | { status: 'failed'; error: ErrorRecord };
 
@@ -68,7 +68,7 @@ export class WorkflowRuntime {
       const child = step.workflow;
       // The child is found again by its parent step on a re-run, so a crash never starts two.
       return async (payload: { input: unknown }, ctx: TaskContext) => {
-        const id = await this.start(child, payload.input, Number(ctx.id));
+        const id = await this.start(child, payload.input, { parentStepId: Number(ctx.id) });
         try {
           return await this.result(id, undefined);
         } catch (error) {
@@ -98,24 +98,44 @@ export class WorkflowRuntime {
     return definition;
   }
 
-  /** Starts a workflow; returns its id once its first state and first steps are on disk. */
-  async start(name: string, input: unknown, parentStepId: number | null = null): Promise<string> {
+  /**
+   * Starts a workflow; returns its id once its first state and first steps are on disk. With a
+   * `key`, a workflow already started with it is returned instead and nothing is written.
+   */
+  async start(name: string, input: unknown, options: StartOptions = {}): Promise<string> {
     const definition = this.#definition(name);
+    const key = options.key ?? null;
+    const parentStepId = options.parentStepId ?? null;
     const inputText = toJsonText(input, 'input');
     const id = await this.#port.write(async (uow) => {
       if (parentStepId !== null) {
         const existing = await uow.tx.workflowOfParentStep(parentStepId);
         if (existing !== undefined) return existing;
       }
+      if (key !== null) {
+        const existing = await this.#byKey(uow, name, key);
+        if (existing !== undefined) return existing;
+      }
       const step = initialWorkflowStep(definition.machine, JSON.parse(inputText));
       refuseUnmanagedActors(definition, step);
       const snapshot = serialiseSnapshot(step);
-      const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, now: uow.now });
+      const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, key, now: uow.now });
+      // Another transaction took the key first (PostgreSQL); it committed, so its workflow is the one.
+      if (workflowId === undefined) return (await this.#byKey(uow, name, key!))!;
       await this.#commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init');
       return workflowId;
     });
     this.#timers.rearm();
     return String(id);
+  }
+
+  /** The workflow started with `key`; refused when that workflow is of another name (a key names one workflow). */
+  async #byKey(uow: UnitOfWork, name: string, key: string): Promise<number | undefined> {
+    const existing = await uow.tx.workflowByKey(key);
+    if (existing && existing.name !== name) {
+      throw new WorkflowError('WORKFLOW_KEY_CONFLICT', `key ${JSON.stringify(key)} already started workflow ${existing.id}, a "${existing.name}", not a "${name}"`);
+    }
+    return existing?.id;
   }
 
   /**

@@ -13,6 +13,21 @@ export interface WorkflowOptions {
   stepOptions?: TaskOptions | Record<string, TaskOptions>;
 }
 
+/** Options of `engine.startWorkflow`. */
+export interface WorkflowStartOptions {
+  /**
+   * An idempotency key (at most 512 characters): a start with a key already used returns that
+   * workflow's id and writes nothing, so a retried request starts one workflow, not two.
+   */
+  key?: string;
+}
+
+/** @internal What the runtime's start takes: the public options, validated, and the parent step of a child workflow. */
+export interface StartOptions {
+  key?: string;
+  parentStepId?: number;
+}
+
 /** An external event: a `type`, and any JSON fields. */
 export type WorkflowEvent = { type: string } & Record<string, unknown>;
 
@@ -26,6 +41,8 @@ export interface WorkflowRecord {
   context: unknown;
   output: unknown;
   error: { code: string; message: string } | null;
+  /** The idempotency key it was started with, or `null`. */
+  key: string | null;
   steps: PromiseRecord[];
   createdAt: Date;
   completedAt: Date | null;

@@ -5,8 +5,12 @@ import { equalsIfGiven } from './optional-filter.js';
 // Workflow rows, and the step promises that belong to them. Writes wake: a workflow's waiters
 // and its parent step may live in another process.
 
-type NewWorkflow = { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number };
+type NewWorkflow = { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; key: string | null; now: number };
 
+/**
+ * Inserts a workflow; returns no row when its key is taken. On PostgreSQL a start with the same
+ * key in another transaction waits for it here, then returns nothing instead of failing.
+ */
 export const insertWorkflow = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<NewWorkflow>) =>
   db
     .insertInto('workflows')
@@ -17,9 +21,11 @@ export const insertWorkflow = defineStatement({ locks: 'none', wakes: true }, ({
       snapshot: p('snapshot'),
       version: p('version'),
       parent_step_id: p('parentStepId'),
+      key: p('key'),
       created_at: p('now'),
       updated_at: p('now'),
     })
+    .onConflict((oc) => oc.column('key').doNothing())
     .returning('id'),
 );
 
@@ -50,6 +56,11 @@ export const getWorkflowForUpdate = defineStatement({ locks: 'update', wakes: fa
 
 export const runningWorkflows = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>
   db.selectFrom('workflows').select(['id', 'name', 'version']).where('status', '=', 'running'),
+);
+
+/** The workflow started with an idempotency key. */
+export const workflowByKey = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ key: string }>) =>
+  db.selectFrom('workflows').select(['id', 'name']).where('key', '=', p('key')),
 );
 
 export const workflowOfParentStep = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ stepId: number }>) =>
