@@ -20,7 +20,19 @@ export type {
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
 export type { CatchUp } from './engine/periodic-schedules.js';
-export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange, WorkflowStartOptions } from './workflows/workflow-types.js';
+export type {
+  WorkflowOptions,
+  WorkflowRecord,
+  WorkflowSummary,
+  WorkflowStep,
+  WorkflowEvent,
+  WorkflowChange,
+  WorkflowStartOptions,
+  WorkflowSendOptions,
+  SendResult,
+  KeptEvent,
+} from './workflows/workflow-types.js';
+export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler } from './kernel/task-context.js';

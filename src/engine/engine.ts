@@ -1,4 +1,3 @@
-import type { AnyStateMachine } from 'xstate';
 import { InvalidOptionError, NotFoundError } from '../errors.js';
 import { PROMISE_STATUSES } from '../machines/promise-machine.js';
 import type { Store } from '../persistence/store.js';
@@ -8,10 +7,8 @@ import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
 import type { TaskContext, TaskHandler } from '../kernel/task-context.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
 import type { NewPromiseSpec } from '../kernel/transition-types.js';
-import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
-import { optionalKey } from '../workflows/workflow-input.js';
-import type { WorkflowEvent, WorkflowOptions, WorkflowRecord, WorkflowStartOptions } from '../workflows/workflow-types.js';
+import { EngineWorkflows } from './engine-workflows.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { orderGraph, type GraphNode } from './graph.js';
 import { Inbox } from './inbox.js';
@@ -26,7 +23,7 @@ export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary
  * promise kernel and what is built on the kernel's port (workflows, inboxes, periodic
  * schedules). Create one with {@link createEngine}.
  */
-export class Engine {
+export class Engine extends EngineWorkflows {
   readonly #kernel: Kernel;
   readonly #emitter = new EngineEmitter();
   readonly #workflows: WorkflowRuntime;
@@ -35,12 +32,14 @@ export class Engine {
 
   /** @internal Use {@link createEngine}. */
   constructor(store: Store, options: ResolvedEngineOptions) {
+    super();
     this.#emitter.on('error', () => undefined);
     this.#kernel = new Kernel(store, options, this.#emitter);
     this.#workflows = new WorkflowRuntime(this.#kernel, {
       wanted: () => this.#emitter.listenerCount('workflow') > 0,
       emit: (change) => this.#emitter.emit('workflow', change),
     });
+    this.useWorkflowRuntime(this.#workflows);
     this.#periodics = new PeriodicSchedules(this.#kernel);
   }
 
@@ -296,64 +295,8 @@ export class Engine {
   }
 
   // ---- workflows ----
-
-  /**
-   * Registers a workflow: an XState v5 machine whose invoked actors (named in `setup({ actors })`)
-   * run as durable steps. Each entry of `steps` is the handler `(input, ctx) => output` of the
-   * actor of that name, or `{ workflow: name }` to run another workflow as a child.
-   *
-   * @example
-   * ```ts
-   * engine.workflow('ci', machine, { steps: { setupEnv: async (input) => ({ ok: true }), runTests: async () => 'green' } });
-   * ```
-   */
-  workflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): this {
-    this.#workflows.define(name, machine, options);
-    return this;
-  }
-
-  /** The names of the registered workflows. */
-  get workflowNames(): string[] {
-    return this.#workflows.names;
-  }
-
-  /** The machine registered as workflow `name` (for tools that draw or inspect it), or `undefined`. */
-  workflowMachine(name: string): AnyStateMachine | undefined {
-    return this.#workflows.machineOf(name);
-  }
-
-  /**
-   * Starts a workflow; returns its id once its first state and first steps are on disk. With a
-   * `key`, a workflow already started with that key is returned and nothing is written.
-   *
-   * @example
-   * ```ts
-   * const id = await engine.startWorkflow('ci', { repo: 'acme/api' }, { key: 'pr-42' });
-   * ```
-   */
-  startWorkflow(name: string, input?: unknown, options?: WorkflowStartOptions): Promise<string> {
-    return this.#workflows.start(name, input ?? {}, { key: optionalKey(options) });
-  }
-
-  /** Sends an external event to a running workflow; it is stored, then applied, in one transaction. */
-  send(id: string, event: WorkflowEvent): Promise<void> {
-    return this.#workflows.send(id, event);
-  }
-
-  /** The workflow with this id (state value, context, steps), or `undefined`. */
-  getWorkflow(id: string): Promise<WorkflowRecord | undefined> {
-    return this.#workflows.get(id);
-  }
-
-  /** Workflows (without their steps), newest first. */
-  listWorkflows(filter: WorkflowFilter = {}): Promise<Array<Omit<WorkflowRecord, 'steps'>>> {
-    return this.#workflows.list(filter);
-  }
-
-  /** Waits for the workflow's output (its machine's final state); rejects with `PromiseFailedError` if it failed. */
-  async workflowResult<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
-    return (await this.#workflows.result(id, timeoutOption(options.timeout))) as R;
-  }
+  // The workflow methods (workflow, startWorkflow, send, getWorkflow, …) are in EngineWorkflows,
+  // which this class extends: with the steering controls they would not fit here.
 
   // ---- control ----
 

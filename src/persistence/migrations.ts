@@ -177,6 +177,35 @@ export const migrations: Record<string, Migration> = {
       // request) returns the first workflow instead of starting a second. Unique where set.
       await db.schema.alterTable('workflows').addColumn('key', 'text').execute();
       await db.schema.createIndex('workflows_key').unique().on('workflows').column('key').execute();
+
+      // Every event sent is stored with the outcome its sender was told: `accepted` (applied),
+      // `kept` (held for a later state, until expires_at) or `dropped`. A kept event is applied
+      // once (applied_at) or discarded (discarded_at, with why). A key makes repeated sends one event.
+      await db.schema.alterTable('workflow_events').addColumn('type', 'text').execute();
+      await db.schema.alterTable('workflow_events').addColumn('key', 'text').execute();
+      await db.schema.alterTable('workflow_events').addColumn('outcome', 'text').execute();
+      await db.schema.alterTable('workflow_events').addColumn('expires_at', 'bigint').execute();
+      await db.schema.alterTable('workflow_events').addColumn('discarded_at', 'bigint').execute();
+      await db.schema.alterTable('workflow_events').addColumn('discard_reason', 'text').execute();
+      await db.updateTable('workflow_events').set({ outcome: 'accepted' }).where('applied_at', 'is not', null).execute();
+      // Events kept before there was a rule were kept for ever (a double click approved the next
+      // stage). They get the default 60 s from when they were sent: most have lapsed already.
+      await db
+        .updateTable('workflow_events')
+        .set({ outcome: 'kept', expires_at: sql`created_at + 60000` })
+        .where('applied_at', 'is', null)
+        .execute();
+      await db.schema.dropIndex('workflow_events_pending').execute();
+      await db.schema
+        .createIndex('workflow_events_kept')
+        .on('workflow_events')
+        .columns(['workflow_id', 'id'])
+        .where(sql<boolean>`outcome = 'kept' and applied_at is null and discarded_at is null`)
+        .execute();
+      await db.schema.createIndex('workflow_events_key').unique().on('workflow_events').columns(['workflow_id', 'key']).execute();
+      await db.schema.createIndex('workflow_events_type').on('workflow_events').columns(['workflow_id', 'type', 'applied_at']).execute();
+      // When a durable timer was set: an event of a type accepted after that is a repeat (see the event rule).
+      await db.schema.alterTable('workflow_timers').addColumn('created_at', 'bigint').execute();
     },
   },
 };

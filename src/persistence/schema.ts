@@ -40,8 +40,19 @@ export interface WorkflowEventsTable {
   id: Generated<number>;
   workflow_id: number;
   event: string;
+  /** The event's type (null on rows older than the column). */
+  type: string | null;
+  /** The sender's idempotency key, unique per workflow. */
+  key: string | null;
+  /** What the sender was told: `accepted`, `kept` or `dropped`. */
+  outcome: string | null;
   created_at: number;
   applied_at: number | null;
+  /** A kept event lapses then. */
+  expires_at: number | null;
+  discarded_at: number | null;
+  /** Why a kept event was discarded: `discarded` (asked), `unreachable`, `cancelled`. */
+  discard_reason: string | null;
 }
 
 export interface WorkflowTimersTable {
@@ -49,7 +60,11 @@ export interface WorkflowTimersTable {
   timer_id: string;
   event: string;
   fire_at: number;
+  /** When it was set (null on rows older than the column). */
+  created_at: number | null;
 }
+
+export type WorkflowEventRow = Selectable<WorkflowEventsTable>;
 
 export type WorkflowRow = Selectable<WorkflowsTable>;
 

@@ -4,7 +4,7 @@ import type { SqlDialect } from './sql-dialect.js';
 import type { Statement } from './statement.js';
 import type { StatementTable } from './statement-table.js';
 import type { WorkflowRow } from './schema.js';
-import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, NewPromise, NewWorkflow, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
+import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, KeptEventRow, NewPromise, NewWorkflow, NewWorkflowEvent, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
 
 /**
  * The operations of one transaction attempt, written once over any dialect's connection: each
@@ -157,19 +157,39 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.workflows.saveWorkflow, update));
   }
 
-  insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number> {
-    return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, { workflowId, event, now }), (inserted) => inserted!.id);
+  insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number> {
+    return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, event), (inserted) => inserted!.id);
   }
 
   markWorkflowEventApplied(id: number, now: number): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflowEvents.markWorkflowEventApplied, { id, now }));
   }
 
-  unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>> {
-    return all(this.#tx, this.#s.workflowEvents.unappliedWorkflowEvents, { workflowId });
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
+    return all(this.#tx, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
   }
 
-  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void> {
+  workflowEventByKey(workflowId: number, key: string) {
+    return first(this.#tx, this.#s.workflowEvents.workflowEventByKey, { workflowId, key });
+  }
+
+  lastAppliedEventAt(workflowId: number, type: string): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.workflowEvents.lastAppliedEventAt, { workflowId, type }), (row) => (row?.at === null || row?.at === undefined ? undefined : Number(row.at)));
+  }
+
+  discardWorkflowEvent(workflowId: number, id: number, reason: string, now: number): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.workflowEvents.discardWorkflowEvent, { workflowId, id, reason, now }), (count) => count === 1);
+  }
+
+  discardKeptEvents(workflowId: number, reason: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowEvents.discardKeptEvents, { workflowId, reason, now }));
+  }
+
+  timersOf(workflowId: number) {
+    return all(this.#tx, this.#s.workflowTimers.timersOf, { workflowId });
+  }
+
+  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number; now: number }): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflowTimers.upsertWorkflowTimer, timer));
   }
 

@@ -3,7 +3,7 @@ import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
 import type { PromiseRow, WorkflowRow } from './schema.js';
-import type { Awaitable, DeadLetterRow, HistoryRow, PromiseFilter, Store, StoreTransaction } from './store.js';
+import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, Store, StoreTransaction } from './store.js';
 
 /**
  * The store, written once: every read and every transaction is a statement of the table, run
@@ -88,6 +88,10 @@ export class SqlStore implements Store {
 
   nextWorkflowTimerAt(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
+  }
+
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
+    return all(this.#connection, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
   }
 
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]> {

@@ -179,10 +179,21 @@ export interface StoreTransaction {
   workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
-  insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number>;
+  insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number>;
   markWorkflowEventApplied(id: number, now: number): Awaitable<void>;
-  unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>>;
-  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void>;
+  /** Kept events not applied, discarded or lapsed at `now`, oldest first. */
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
+  /** The event sent to the workflow earlier with this key. */
+  workflowEventByKey(workflowId: number, key: string): Awaitable<{ id: number; outcome: string | null; expires_at: number | null } | undefined>;
+  /** When an event of this type was last applied to the workflow, if ever. */
+  lastAppliedEventAt(workflowId: number, type: string): Awaitable<number | undefined>;
+  /** Discards a kept event; false when it is not kept (applied, discarded already, or never kept). */
+  discardWorkflowEvent(workflowId: number, id: number, reason: string, now: number): Awaitable<boolean>;
+  /** Discards every kept event of a workflow. */
+  discardKeptEvents(workflowId: number, reason: string, now: number): Awaitable<void>;
+  /** The timers set for a workflow, earliest first. */
+  timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]>;
+  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number; now: number }): Awaitable<void>;
   /** False when the timer was already gone (fired by another process, or cancelled). */
   deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<boolean>;
   workflowOfParentStep(stepId: number): Awaitable<number | undefined>;
@@ -192,6 +203,27 @@ export interface StoreTransaction {
   dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
   /** Step promises of a workflow, oldest first. */
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+}
+
+/** An event sent to a workflow, as stored with the outcome its sender is told. */
+export interface NewWorkflowEvent {
+  workflowId: number;
+  event: string;
+  type: string;
+  key: string | null;
+  outcome: 'accepted' | 'kept' | 'dropped';
+  appliedAt: number | null;
+  expiresAt: number | null;
+  now: number;
+}
+
+/** A kept event as read back. */
+export interface KeptEventRow {
+  id: number;
+  event: string;
+  type: string | null;
+  created_at: number;
+  expires_at: number | null;
 }
 
 export interface NewWorkflow {
@@ -242,6 +274,8 @@ export interface Store {
   /** Workflows, newest first. */
   listWorkflows(filter: { status?: string; name?: string; limit: number }): Awaitable<WorkflowRow[]>;
   nextWorkflowTimerAt(): Awaitable<number | null>;
+  /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;
   countByStatusAndType(): Awaitable<Array<{ status: string; type: string; count: number }>>;

@@ -11,6 +11,41 @@ export interface WorkflowOptions {
   steps: Record<string, WorkflowStep>;
   /** Task options (retries, timeout…) for every step, or per step name. */
   stepOptions?: TaskOptions | Record<string, TaskOptions>;
+  /**
+   * How long an event the current state does not accept may be kept for a later state, in ms
+   * (`0`: never kept). See the event rule in docs/workflows.md.
+   * @defaultValue `{ ttl: 60_000 }`
+   */
+  keptEvents?: { ttl?: number; byType?: Record<string, number> };
+}
+
+/** Options of `engine.send`. */
+export interface WorkflowSendOptions {
+  /**
+   * An idempotency key (at most 512 characters, unique per workflow): a send repeated with it is
+   * the same event, answered with the first send's outcome, and writes nothing.
+   */
+  key?: string;
+}
+
+/**
+ * What became of a sent event: `accepted` (the current state handles it: applied), `kept` (held
+ * for a state the workflow is moving towards on its own, until `expiresAt`) or `dropped`.
+ */
+export interface SendResult {
+  outcome: 'accepted' | 'kept' | 'dropped';
+  /** The stored event's id (for `discardEvent`). */
+  eventId: string;
+  /** When a kept event lapses; `null` otherwise. */
+  expiresAt: Date | null;
+}
+
+/** An event kept for a later state, as `getWorkflow` lists it. */
+export interface KeptEvent {
+  id: string;
+  event: WorkflowEvent;
+  keptAt: Date;
+  expiresAt: Date;
 }
 
 /** Options of `engine.startWorkflow`. */
@@ -44,9 +79,14 @@ export interface WorkflowRecord {
   /** The idempotency key it was started with, or `null`. */
   key: string | null;
   steps: PromiseRecord[];
+  /** Events kept for a later state, oldest first (empty once the workflow finished). */
+  keptEvents: KeptEvent[];
   createdAt: Date;
   completedAt: Date | null;
 }
+
+/** A workflow as `listWorkflows` shows it: without its steps and kept events. */
+export type WorkflowSummary = Omit<WorkflowRecord, 'steps' | 'keptEvents'>;
 
 /** A workflow moved: the event applied and the state it led to. */
 export type WorkflowChange = Pick<WorkflowRecord, 'id' | 'name' | 'status' | 'value' | 'context' | 'output' | 'error'> & { event: string; at: Date };

@@ -1,0 +1,117 @@
+import type { AnyStateMachine } from 'xstate';
+import { integerIn } from '../kernel/options.js';
+import { MAX_TIMER_MS } from '../kernel/timers.js';
+import { optionalKey } from '../workflows/workflow-input.js';
+import type { WorkflowFilter } from '../workflows/workflow-reads.js';
+import type { WorkflowRuntime } from '../workflows/workflow-runtime.js';
+import type {
+  SendResult,
+  WorkflowEvent,
+  WorkflowOptions,
+  WorkflowRecord,
+  WorkflowSendOptions,
+  WorkflowStartOptions,
+  WorkflowSummary,
+} from '../workflows/workflow-types.js';
+
+/**
+ * The workflow half of the engine's public API: registering, starting and steering workflows.
+ * {@link Engine} extends it (so it stays one object with one set of names); this class only
+ * validates at the boundary and hands each call to the workflow runtime.
+ */
+export class EngineWorkflows {
+  #runtime: WorkflowRuntime | undefined;
+
+  /** @internal The engine hands its runtime over once, in its constructor. */
+  protected useWorkflowRuntime(runtime: WorkflowRuntime): void {
+    this.#runtime = runtime;
+  }
+
+  get #workflows(): WorkflowRuntime {
+    return this.#runtime!;
+  }
+
+  /**
+   * Registers a workflow: an XState v5 machine whose invoked actors (named in `setup({ actors })`)
+   * run as durable steps. Each entry of `steps` is the handler `(input, ctx) => output` of the
+   * actor of that name, or `{ workflow: name }` to run another workflow as a child.
+   *
+   * @example
+   * ```ts
+   * engine.workflow('ci', machine, { steps: { setupEnv: async (input) => ({ ok: true }), runTests: async () => 'green' } });
+   * ```
+   */
+  workflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): this {
+    this.#workflows.define(name, machine, options);
+    return this;
+  }
+
+  /** The names of the registered workflows. */
+  get workflowNames(): string[] {
+    return this.#workflows.names;
+  }
+
+  /** The machine registered as workflow `name` (for tools that draw or inspect it), or `undefined`. */
+  workflowMachine(name: string): AnyStateMachine | undefined {
+    return this.#workflows.machineOf(name);
+  }
+
+  /**
+   * Starts a workflow; returns its id once its first state and first steps are on disk. With a
+   * `key`, a workflow already started with that key is returned and nothing is written.
+   *
+   * @example
+   * ```ts
+   * const id = await engine.startWorkflow('ci', { repo: 'acme/api' }, { key: 'pr-42' });
+   * ```
+   */
+  startWorkflow(name: string, input?: unknown, options?: WorkflowStartOptions): Promise<string> {
+    return this.#workflows.start(name, input ?? {}, { key: optionalKey(options) });
+  }
+
+  /**
+   * Sends an external event to a running workflow, stored with its outcome in one transaction:
+   * `accepted` (applied), `kept` (for a state the workflow is moving towards on its own, for a
+   * bounded time) or `dropped`. With a `key`, a repeated send is the same event: it answers the
+   * first one's outcome and writes nothing.
+   *
+   * @example
+   * ```ts
+   * const { outcome } = await engine.send(id, { type: 'APPROVE', by: 'ada' }, { key: 'approve:7' });
+   * if (outcome === 'dropped') console.log('nothing waits for an approval now');
+   * ```
+   */
+  send(id: string, event: WorkflowEvent, options?: WorkflowSendOptions): Promise<SendResult> {
+    return this.#workflows.send(id, event, optionalKey(options));
+  }
+
+  /**
+   * Discards an event kept for a later state (listed in `getWorkflow(id).keptEvents`); resolves
+   * `false` when it is not kept any more (applied, discarded, lapsed).
+   *
+   * @example
+   * ```ts
+   * const { outcome, eventId } = await engine.send(id, { type: 'APPROVE' });
+   * if (outcome === 'kept') await engine.discardEvent(id, eventId);
+   * ```
+   */
+  discardEvent(workflowId: string, eventId: string): Promise<boolean> {
+    return this.#workflows.discardEvent(workflowId, eventId);
+  }
+
+  /** The workflow with this id (state value, context, steps, kept events), or `undefined`. */
+  getWorkflow(id: string): Promise<WorkflowRecord | undefined> {
+    return this.#workflows.get(id);
+  }
+
+  /** Workflows (without their steps and kept events), newest first. */
+  listWorkflows(filter: WorkflowFilter = {}): Promise<WorkflowSummary[]> {
+    return this.#workflows.list(filter);
+  }
+
+  /** Waits for the workflow's output (its machine's final state); rejects with `PromiseFailedError` if it failed. */
+  async workflowResult<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
+    const timeout = options.timeout === undefined ? undefined : integerIn('timeout', options.timeout, 0, MAX_TIMER_MS);
+    return (await this.#workflows.result(id, timeout)) as R;
+  }
+}

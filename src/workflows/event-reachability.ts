@@ -1,0 +1,85 @@
+import type { AnyStateMachine } from 'xstate';
+
+/**
+ * What a machine can reach on its own: from a step's completion (`xstate.done.actor.*`,
+ * `xstate.error.actor.*`) or a timer's firing (`xstate.after.*`), following only the transitions
+ * the engine itself causes (other steps finishing, timers, `always`, a region's `onDone`), never
+ * another external event. Read from the machine's config once; guards are not evaluated (a
+ * guarded path counts as reachable).
+ */
+export class EventReachability {
+  readonly #byEvent = new Map<string, TransitionNode[]>();
+
+  constructor(machine: AnyStateMachine) {
+    const visit = (node: StateNodeLike) => {
+      for (const [type, transitions] of node.transitions ?? []) {
+        const list = this.#byEvent.get(type) ?? [];
+        list.push(...transitions);
+        this.#byEvent.set(type, list);
+      }
+      for (const child of Object.values(node.states ?? {})) visit(child);
+    };
+    visit(machine.root as unknown as StateNodeLike);
+  }
+
+  /** Whether, after one of `internalEvents`, a state that accepts an event of `type` can be reached without another external event. */
+  reaches(internalEvents: readonly string[], type: string): boolean {
+    const active = new Set<StateNodeLike>();
+    const queue: StateNodeLike[] = [];
+    const activate = (node: StateNodeLike) => {
+      if (active.has(node)) return false;
+      active.add(node);
+      queue.push(node);
+      return true;
+    };
+    // Entering a state activates its ancestors and its initial descendants (every region of a parallel state).
+    const enter = (node: StateNodeLike) => {
+      for (let up = node.parent; up; up = up.parent) activate(up);
+      if (!activate(node)) return;
+      const children = Object.values(node.states ?? {});
+      if (node.type === 'parallel') children.forEach(enter);
+      else if (node.type === 'history' && node.parent) Object.values(node.parent.states ?? {}).forEach(enter);
+      else for (const target of node.initial?.target ?? []) enter(target);
+    };
+    const follow = (transition: TransitionNode) => {
+      if (transition.target && transition.target.length > 0) transition.target.forEach(enter);
+      else enter(transition.source);
+    };
+    for (const event of internalEvents) for (const transition of this.#byEvent.get(event) ?? []) follow(transition);
+    while (queue.length > 0) {
+      const node = queue.shift()!;
+      if (accepts(node, type)) return true;
+      for (const [event, transitions] of node.transitions ?? []) if (isInternal(event)) transitions.forEach(follow);
+      for (const transition of node.always ?? []) follow(transition);
+    }
+    return false;
+  }
+}
+
+/** The external event types a state node has transitions for (`*` and `prefix.*` wildcards included). */
+export function externalEventTypes(node: StateNodeLike): string[] {
+  return [...(node.transitions?.keys() ?? [])].filter((type) => !type.startsWith('xstate.') && !type.startsWith('promised.'));
+}
+
+function accepts(node: StateNodeLike, type: string): boolean {
+  return externalEventTypes(node).some((key) => key === type || key === '*' || (key.endsWith('.*') && type.startsWith(key.slice(0, -1))));
+}
+
+function isInternal(event: string): boolean {
+  return event.startsWith('xstate.done.actor.') || event.startsWith('xstate.error.actor.') || event.startsWith('xstate.after.') || event.startsWith('xstate.done.state.');
+}
+
+interface TransitionNode {
+  source: StateNodeLike;
+  target?: readonly StateNodeLike[] | undefined;
+}
+
+/** The parts of an XState state node this reads. */
+export interface StateNodeLike {
+  type: string;
+  parent?: StateNodeLike | undefined;
+  states?: Record<string, StateNodeLike>;
+  initial?: { target: readonly StateNodeLike[] } | undefined;
+  transitions?: Map<string, TransitionNode[]>;
+  always?: TransitionNode[] | undefined;
+}

@@ -1,0 +1,161 @@
+import type { EventObject } from 'xstate';
+import { CancelledError } from '../errors.js';
+import { toJsonText } from '../json.js';
+import { applyWorkflowEvent, snapshotMismatch, type MachineStep, type PersistedWorkflowSnapshot } from '../machines/workflow-machine.js';
+import type { WorkflowRow } from '../persistence/schema.js';
+import type { KernelPort } from '../kernel/port.js';
+import type { ResultWaiters } from '../kernel/result-waiters.js';
+import type { ErrorRecord } from '../kernel/transition-types.js';
+import type { UnitOfWork } from '../kernel/unit-of-work.js';
+import { stepType } from './step-types.js';
+import { refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { WorkflowError } from './workflow-errors.js';
+import type { WorkflowListeners, WorkflowRecord } from './workflow-types.js';
+
+export type Finished = { status: 'completed'; output: unknown } | { status: 'failed'; error: ErrorRecord };
+
+/** A workflow as the driver names it in what it writes. */
+export interface WorkflowRef {
+  id: number;
+  name: string;
+}
+
+/**
+ * Moves workflows: applies one event to a stored snapshot with the pure `transition()` and
+ * writes, in the caller's unit of work, everything the transition asked for (the snapshot, new
+ * step promises, cancelled steps, stored timers) or how the workflow ended. After each move the
+ * `moved` hook runs in the same unit (the kept events are offered there).
+ */
+export class WorkflowDriver {
+  readonly #port: KernelPort;
+  readonly #definitions: ReadonlyMap<string, Definition>;
+  readonly #listeners: WorkflowListeners;
+  readonly #waiters: ResultWaiters;
+  /** Runs after every move of a still running workflow, in its unit of work. */
+  moved: (uow: UnitOfWork, workflowId: number) => Promise<void> = () => Promise.resolve();
+
+  constructor(port: KernelPort, definitions: ReadonlyMap<string, Definition>, listeners: WorkflowListeners, waiters: ResultWaiters) {
+    this.#port = port;
+    this.#definitions = definitions;
+    this.#listeners = listeners;
+    this.#waiters = waiters;
+  }
+
+  /** The registered definition of a stored workflow; throws when this process has not registered its name. */
+  definitionOf(row: WorkflowRow): Definition {
+    const definition = this.#definitions.get(row.name);
+    if (!definition) throw new WorkflowError('UNKNOWN_WORKFLOW', `workflow ${row.id} runs "${row.name}", which this process has not registered`);
+    return definition;
+  }
+
+  /**
+   * Applies `event` to the stored workflow. With `refuseBadContext` (an external event), a
+   * transition that cannot be stored throws (and the caller's transaction writes nothing);
+   * otherwise the workflow fails, its last good snapshot kept.
+   */
+  async apply(uow: UnitOfWork, row: WorkflowRow, event: EventObject, options: { refuseBadContext: boolean }): Promise<void> {
+    const definition = this.definitionOf(row);
+    const persisted = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+    const mismatch = row.version === definition.version ? null : snapshotMismatch(definition.machine, persisted);
+    if (mismatch) return this.failVersion(uow, row, mismatch);
+    let step: MachineStep;
+    try {
+      step = applyWorkflowEvent(definition.machine, persisted, event);
+    } catch (error) {
+      return this.failVersion(uow, row, (error as Error).message);
+    }
+    let snapshot: string;
+    try {
+      refuseUnmanagedActors(definition, step);
+      snapshot = serialiseSnapshot(step);
+    } catch (error) {
+      if (options.refuseBadContext) throw error;
+      // The last good snapshot is kept.
+      const code = error instanceof WorkflowError ? error.code : 'INVALID_CONTEXT';
+      return this.finish(uow, row, row.snapshot, { status: 'failed', error: { code, message: (error as Error).message } }, event.type);
+    }
+    return this.commitStep(uow, definition, row.id, step, snapshot, event.type);
+  }
+
+  /** Writes the new snapshot first, then what the transition asked for (so re-entrant step events see it). */
+  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string): Promise<void> {
+    const workflow = { id: workflowId, name: definition.name };
+    if (step.status === 'done') return this.finish(uow, workflow, snapshot, { status: 'completed', output: step.output ?? null }, event);
+    if (step.status === 'error' || step.status === 'stopped') {
+      const message = step.error instanceof Error ? step.error.message : JSON.stringify(step.error ?? 'stopped');
+      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'WORKFLOW_ERROR', message } }, event);
+    }
+    const { tx, now } = uow;
+    await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
+    this.answerAfterCommit(uow, workflow, 'running', snapshot, null, null, event);
+    for (const invokeId of step.stopped) await this.cancelSteps(uow, workflowId, invokeId);
+    for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
+    for (const timer of step.scheduled) {
+      await tx.upsertWorkflowTimer({ workflowId, timerId: timer.id, event: JSON.stringify(timer.event), fireAt: now + timer.delay, now });
+    }
+    for (const started of step.started) {
+      const spec = this.#port.specOf({ type: stepType(definition.name, started.src), payload: { input: started.input ?? null } }, `steps.${started.src}.input`);
+      await this.#port.promises.create(uow, { ...spec, runAt: now, workflowId, invokeId: started.invokeId });
+    }
+    await this.moved(uow, workflowId);
+  }
+
+  /** Ends the workflow with `snapshot`: its status, output or error; its timers dropped and its unfinished steps cancelled. */
+  async finish(uow: UnitOfWork, workflow: WorkflowRef, snapshot: string, finished: Finished, event: string): Promise<void> {
+    const output = finished.status === 'completed' ? finished.output : null;
+    const error = finished.status === 'failed' ? finished.error : null;
+    await uow.tx.saveWorkflow({
+      id: workflow.id,
+      status: finished.status,
+      snapshot,
+      output: output === null || output === undefined ? null : toJsonText(output, 'output'),
+      errorCode: error?.code ?? null,
+      errorMessage: error?.message ?? null,
+      completedAt: uow.now,
+      now: uow.now,
+    });
+    await uow.tx.deleteWorkflowTimers(workflow.id);
+    this.answerAfterCommit(uow, workflow, finished.status, snapshot, output ?? null, error, event);
+    await this.cancelSteps(uow, workflow.id, null);
+  }
+
+  /** Once the unit of work commits (never if it rolls back): wake the workflow's waiters and tell the listeners. */
+  answerAfterCommit(
+    uow: UnitOfWork,
+    workflow: WorkflowRef,
+    status: WorkflowRecord['status'],
+    snapshot: string,
+    output: unknown,
+    error: ErrorRecord | null,
+    event: string,
+  ): void {
+    const at = new Date(uow.now);
+    uow.afterCommit(() => {
+      void this.#waiters.settle(workflow.id);
+      if (!this.#listeners.wanted()) return;
+      const { value, context } = JSON.parse(snapshot) as PersistedWorkflowSnapshot;
+      this.#listeners.emit({ id: String(workflow.id), name: workflow.name, status, value, context, output, error, event, at });
+    });
+  }
+
+  failVersion(uow: UnitOfWork, row: WorkflowRow, reason: string): Promise<void> {
+    this.#port.log.error({ workflowId: row.id, workflow: row.name, reason }, 'stored snapshot does not fit the machine');
+    // The snapshot is kept exactly as stored, for inspection and migration.
+    const error = { code: 'WORKFLOW_VERSION_MISMATCH', message: `the stored snapshot does not fit workflow "${row.name}" any more: ${reason}` };
+    return this.finish(uow, row, row.snapshot, { status: 'failed', error }, 'xstate.error');
+  }
+
+  /**
+   * Cancels the unfinished step promises of one invocation (or of all, when `invokeId` is null).
+   * A handler running one in this process has its signal aborted once the cancel commits (other
+   * processes notice the commit themselves); its late outcome is refused by the fencing token.
+   */
+  async cancelSteps(uow: UnitOfWork, workflowId: number, invokeId: string | null): Promise<void> {
+    for (const step of await uow.tx.stepsOf(workflowId)) {
+      if (invokeId !== null && step.invoke_id !== invokeId) continue;
+      if (step.status === 'completed' || step.status === 'failed') continue;
+      await this.#port.promises.cancel(uow, step.id);
+      uow.afterCommit(() => this.#port.abortRunning(step.id, new CancelledError(String(step.id))));
+    }
+  }
+}
