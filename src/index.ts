@@ -31,6 +31,7 @@ export type {
   WorkflowSendOptions,
   SendResult,
   KeptEvent,
+  CancelResult,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';

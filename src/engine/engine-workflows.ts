@@ -5,6 +5,7 @@ import { optionalKey } from '../workflows/workflow-input.js';
 import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import type { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type {
+  CancelResult,
   SendResult,
   WorkflowEvent,
   WorkflowOptions,
@@ -97,6 +98,23 @@ export class EngineWorkflows {
    */
   discardEvent(workflowId: string, eventId: string): Promise<boolean> {
     return this.#workflows.discardEvent(workflowId, eventId);
+  }
+
+  /**
+   * Cancels a running workflow; it ends `failed` with `CANCELLED`. If its current state handles
+   * the event `promised.cancel`, the machine receives it first and may compensate (start steps)
+   * until it reaches a final state, fails or its `compensationTimeout` passes (`compensating`);
+   * otherwise, or when cancelled again, it ends at once (`cancelled`): running steps' signals
+   * abort and their late outcomes are refused, child workflows are cancelled, timers dropped and
+   * kept events discarded.
+   *
+   * @example
+   * ```ts
+   * const { outcome } = await engine.cancelWorkflow(id);   // 'cancelled' | 'compensating'
+   * ```
+   */
+  cancelWorkflow(id: string): Promise<CancelResult> {
+    return this.#workflows.cancel(id);
   }
 
   /** The workflow with this id (state value, context, steps, kept events), or `undefined`. */

@@ -206,6 +206,11 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('workflow_events_type').on('workflow_events').columns(['workflow_id', 'type', 'applied_at']).execute();
       // When a durable timer was set: an event of a type accepted after that is a repeat (see the event rule).
       await db.schema.alterTable('workflow_timers').addColumn('created_at', 'bigint').execute();
+
+      // A cancel that the machine compensates (it handles `promised.cancel`): when it was asked
+      // for. The workflow runs on until a final state (or the compensation deadline), then fails
+      // with CANCELLED.
+      await db.schema.alterTable('workflows').addColumn('cancel_requested_at', 'bigint').execute();
     },
   },
 };

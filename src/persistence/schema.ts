@@ -31,6 +31,8 @@ export interface WorkflowsTable {
   parent_step_id: number | null;
   /** The idempotency key it was started with (unique), if any. */
   key: string | null;
+  /** When a cancel was asked for that the machine compensates; it fails with CANCELLED when it ends. */
+  cancel_requested_at: number | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;

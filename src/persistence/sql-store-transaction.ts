@@ -157,6 +157,10 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.workflows.saveWorkflow, update));
   }
 
+  markCancelRequested(id: number, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.markCancelRequested, { id, now }));
+  }
+
   insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number> {
     return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, event), (inserted) => inserted!.id);
   }

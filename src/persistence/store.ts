@@ -179,6 +179,8 @@ export interface StoreTransaction {
   workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
+  /** Marks a workflow as compensating a cancel. */
+  markCancelRequested(id: number, now: number): Awaitable<void>;
   insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number>;
   markWorkflowEventApplied(id: number, now: number): Awaitable<void>;
   /** Kept events not applied, discarded or lapsed at `now`, oldest first. */

@@ -18,7 +18,12 @@ export interface Definition {
   reachability: EventReachability;
   /** How long an event is kept (ms), by default and per event type. */
   keptEvents: { ttl: number; byType: Record<string, number> };
+  /** How long a cancelled workflow may compensate (ms) before it is ended. */
+  compensationTimeout: number;
 }
+
+/** How long a cancelled workflow may compensate unless the workflow says otherwise: 10 minutes. */
+export const DEFAULT_COMPENSATION_TIMEOUT = 600_000;
 
 /** How long a kept event is kept unless the workflow says otherwise. */
 export const DEFAULT_KEPT_EVENT_TTL = 60_000;
@@ -58,6 +63,7 @@ export function defineWorkflow(name: string, machine: AnyStateMachine, options: 
     steps: new Set(Object.keys(steps)),
     reachability: new EventReachability(machine),
     keptEvents: keptEventOptions(options.keptEvents),
+    compensationTimeout: integerIn('compensationTimeout', options.compensationTimeout ?? DEFAULT_COMPENSATION_TIMEOUT, 1, MAX_KEPT_EVENT_TTL),
   };
 }
 

@@ -33,6 +33,8 @@ export class WorkflowDriver {
   readonly #waiters: ResultWaiters;
   /** Runs after every move of a still running workflow, in its unit of work. */
   moved: (uow: UnitOfWork, workflowId: number) => Promise<void> = () => Promise.resolve();
+  /** Runs for every step promise cancelled, in the cancelling unit of work (a child workflow it runs is cancelled there). */
+  stepCancelled: (uow: UnitOfWork, stepId: number) => Promise<void> = () => Promise.resolve();
 
   constructor(port: KernelPort, definitions: ReadonlyMap<string, Definition>, listeners: WorkflowListeners, waiters: ResultWaiters) {
     this.#port = port;
@@ -74,16 +76,22 @@ export class WorkflowDriver {
       const code = error instanceof WorkflowError ? error.code : 'INVALID_CONTEXT';
       return this.finish(uow, row, row.snapshot, { status: 'failed', error: { code, message: (error as Error).message } }, event.type);
     }
-    return this.commitStep(uow, definition, row.id, step, snapshot, event.type);
+    return this.commitStep(uow, definition, row.id, step, snapshot, event.type, row.cancel_requested_at !== null);
   }
 
-  /** Writes the new snapshot first, then what the transition asked for (so re-entrant step events see it). */
-  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string): Promise<void> {
+  /**
+   * Writes the new snapshot first, then what the transition asked for (so re-entrant step events
+   * see it). A workflow compensating a cancel (`cancelling`) that ends, however, fails with CANCELLED.
+   */
+  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, cancelling = false): Promise<void> {
     const workflow = { id: workflowId, name: definition.name };
+    if (step.status !== 'active' && cancelling) {
+      const how = step.status === 'done' ? 'its compensation reached a final state' : `its compensation failed: ${describeError(step.error)}`;
+      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'CANCELLED', message: `workflow ${workflowId} was cancelled; ${how}` } }, event);
+    }
     if (step.status === 'done') return this.finish(uow, workflow, snapshot, { status: 'completed', output: step.output ?? null }, event);
     if (step.status === 'error' || step.status === 'stopped') {
-      const message = step.error instanceof Error ? step.error.message : JSON.stringify(step.error ?? 'stopped');
-      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'WORKFLOW_ERROR', message } }, event);
+      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'WORKFLOW_ERROR', message: describeError(step.error) } }, event);
     }
     const { tx, now } = uow;
     await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
@@ -156,6 +164,11 @@ export class WorkflowDriver {
       if (step.status === 'completed' || step.status === 'failed') continue;
       await this.#port.promises.cancel(uow, step.id);
       uow.afterCommit(() => this.#port.abortRunning(step.id, new CancelledError(String(step.id))));
+      await this.stepCancelled(uow, step.id);
     }
   }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : JSON.stringify(error ?? 'stopped');
 }

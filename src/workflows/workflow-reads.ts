@@ -60,6 +60,7 @@ function summaryOf(row: WorkflowRow): WorkflowSummary {
     output: fromJsonText(row.output),
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
     key: row.key,
+    cancelRequestedAt: row.cancel_requested_at === null ? null : new Date(row.cancel_requested_at),
     createdAt: new Date(row.created_at),
     completedAt: row.completed_at === null ? null : new Date(row.completed_at),
   };

@@ -10,12 +10,13 @@ import type { SettledPromise, StepRef } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { stepType } from './step-types.js';
 import { defineWorkflow, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { COMPENSATION_DEADLINE, WorkflowControl } from './workflow-control.js';
 import { WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
 import { WorkflowEvents } from './workflow-events.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
-import type { SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary } from './workflow-types.js';
+import type { CancelResult, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary } from './workflow-types.js';
 
 /**
  * Durable workflows: a user's XState machine whose invoked actors are promises. Every
@@ -31,14 +32,21 @@ export class WorkflowRuntime {
   readonly #timers: WorkflowTimers;
   readonly #driver: WorkflowDriver;
   readonly #events: WorkflowEvents;
+  readonly #control: WorkflowControl;
 
   constructor(port: KernelPort, listeners: WorkflowListeners) {
     this.#port = port;
     this.#waiters = new ResultWaiters((id) => settledOutput(port.store, id), () => undefined);
     this.#driver = new WorkflowDriver(port, this.#definitions, listeners, this.#waiters);
     this.#events = new WorkflowEvents(port, this.#driver);
+    this.#control = new WorkflowControl(port, this.#driver, (name) => this.#definitions.has(name));
     this.#driver.moved = (uow, workflowId) => this.#events.offerKept(uow, workflowId);
-    this.#timers = new WorkflowTimers(port, (uow, row, event) => (this.#definitions.has(row.name) ? this.#driver.apply(uow, row, event, { refuseBadContext: false }) : Promise.resolve()));
+    this.#driver.stepCancelled = (uow, stepId) => this.#control.cancelChildOf(uow, stepId);
+    this.#timers = new WorkflowTimers(port, (uow, row, event) => {
+      if (!this.#definitions.has(row.name)) return Promise.resolve();
+      if (event.type === COMPENSATION_DEADLINE) return this.#control.compensationOverdue(uow, row);
+      return this.#driver.apply(uow, row, event, { refuseBadContext: false });
+    });
     port.onSettled((uow, settled) => this.#stepSettled(uow, settled));
     // Another process changed the database: any awaited workflow may have finished there.
     port.onExternalChange(() => {
@@ -136,6 +144,13 @@ export class WorkflowRuntime {
   /** Sends an external event; its outcome says whether it was applied, kept for later or dropped (see {@link WorkflowEvents}). */
   async send(id: string, event: WorkflowEvent, key: string | undefined): Promise<SendResult> {
     const result = await this.#events.send(id, event, key);
+    this.#timers.rearm();
+    return result;
+  }
+
+  /** Cancels a running workflow (see {@link WorkflowControl}). */
+  async cancel(id: string): Promise<CancelResult> {
+    const result = await this.#control.cancel(id);
     this.#timers.rearm();
     return result;
   }

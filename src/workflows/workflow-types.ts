@@ -17,6 +17,17 @@ export interface WorkflowOptions {
    * @defaultValue `{ ttl: 60_000 }`
    */
   keptEvents?: { ttl?: number; byType?: Record<string, number> };
+  /**
+   * How long (ms) a cancelled workflow whose state handles `promised.cancel` may compensate
+   * before it is ended as if it had not handled it.
+   * @defaultValue `600_000` (10 minutes)
+   */
+  compensationTimeout?: number;
+}
+
+/** What `cancelWorkflow` did: ended the workflow (`cancelled`), or handed it `promised.cancel` to compensate (`compensating`). */
+export interface CancelResult {
+  outcome: 'cancelled' | 'compensating';
 }
 
 /** Options of `engine.send`. */
@@ -81,6 +92,8 @@ export interface WorkflowRecord {
   steps: PromiseRecord[];
   /** Events kept for a later state, oldest first (empty once the workflow finished). */
   keptEvents: KeptEvent[];
+  /** When a cancel was asked for that the workflow is compensating (it then fails with `CANCELLED`), or `null`. */
+  cancelRequestedAt: Date | null;
   createdAt: Date;
   completedAt: Date | null;
 }

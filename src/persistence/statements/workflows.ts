@@ -44,6 +44,11 @@ export const saveWorkflow = defineStatement({ locks: 'none', wakes: true }, ({ d
     .where('id', '=', p('id')),
 );
 
+/** Marks a workflow as compensating a cancel. */
+export const markCancelRequested = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ id: number; now: number }>) =>
+  db.updateTable('workflows').set({ cancel_requested_at: p('now'), updated_at: p('now') }).where('id', '=', p('id')),
+);
+
 export const getWorkflow = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number }>) =>
   db.selectFrom('workflows').selectAll().where('id', '=', p('id')),
 );
