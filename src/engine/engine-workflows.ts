@@ -117,6 +117,28 @@ export class EngineWorkflows {
     return this.#workflows.cancel(id);
   }
 
+  /**
+   * Pauses a running workflow: no step of it is claimed and no timer of it fires until
+   * `resumeWorkflow` (its pending steps and timers are held, and so are those it starts
+   * meanwhile; a step already running finishes). Events still reach its machine under the
+   * event rule. Child workflows its steps run are paused with it. Resolves `false` when it was
+   * paused already.
+   *
+   * @example
+   * ```ts
+   * await engine.pauseWorkflow(id);
+   * await engine.resumeWorkflow(id);
+   * ```
+   */
+  pauseWorkflow(id: string): Promise<boolean> {
+    return this.#workflows.pauseWorkflow(id);
+  }
+
+  /** Resumes a paused workflow (and the child workflows paused with it): held steps become claimable, held timers fire when due. Resolves `false` when it was not paused. */
+  resumeWorkflow(id: string): Promise<boolean> {
+    return this.#workflows.resumeWorkflow(id);
+  }
+
   /** The workflow with this id (state value, context, steps, kept events), or `undefined`. */
   getWorkflow(id: string): Promise<WorkflowRecord | undefined> {
     return this.#workflows.get(id);

@@ -50,6 +50,11 @@ export interface KernelPort {
    * processes notice that commit themselves and abort their own handler.
    */
   abortRunning(id: number, reason: Error): void;
+  /**
+   * Asks for a claim pass: promises may have become runnable without a transition of theirs
+   * (a paused workflow's held steps released). Other processes notice the commit themselves.
+   */
+  wake(): void;
   /** Runs background work, reporting its failure on the engine's `error` event. */
   background(work: () => Promise<unknown>, message: string): void;
 }

@@ -211,6 +211,9 @@ export const migrations: Record<string, Migration> = {
       // for. The workflow runs on until a final state (or the compensation deadline), then fails
       // with CANCELLED.
       await db.schema.alterTable('workflows').addColumn('cancel_requested_at', 'bigint').execute();
+      // A paused workflow: while set, its pending steps and timers are held (their due times
+      // moved far ahead by a fixed offset, taken back off on resume).
+      await db.schema.alterTable('workflows').addColumn('paused_at', 'bigint').execute();
     },
   },
 };

@@ -33,6 +33,8 @@ export interface WorkflowsTable {
   key: string | null;
   /** When a cancel was asked for that the machine compensates; it fails with CANCELLED when it ends. */
   cancel_requested_at: number | null;
+  /** When the workflow was paused; null while not paused. */
+  paused_at: number | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;

@@ -161,6 +161,20 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.workflows.markCancelRequested, { id, now }));
   }
 
+  setWorkflowPaused(id: number, pausedAt: number | null, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.setWorkflowPaused, { id, pausedAt, now }));
+  }
+
+  holdWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void> {
+    const steps = run(this.#tx, this.#s.workflows.holdPendingSteps, { workflowId, offset, now });
+    return andThen(steps, () => this.#quiet(run(this.#tx, this.#s.workflowTimers.holdWorkflowTimers, { workflowId, offset })));
+  }
+
+  releaseWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void> {
+    const steps = run(this.#tx, this.#s.workflows.releaseHeldSteps, { workflowId, offset, now });
+    return andThen(steps, () => this.#quiet(run(this.#tx, this.#s.workflowTimers.releaseWorkflowTimers, { workflowId, offset })));
+  }
+
   insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number> {
     return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, event), (inserted) => inserted!.id);
   }

@@ -181,6 +181,12 @@ export interface StoreTransaction {
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
   /** Marks a workflow as compensating a cancel. */
   markCancelRequested(id: number, now: number): Awaitable<void>;
+  /** Sets (a time) or clears (`null`) when a workflow was paused. */
+  setWorkflowPaused(id: number, pausedAt: number | null, now: number): Awaitable<void>;
+  /** Holds a workflow's pending steps and timers: their due times move `offset` ms ahead (once). */
+  holdWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void>;
+  /** Takes the offset of {@link StoreTransaction.holdWorkflowWork} back off. */
+  releaseWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void>;
   insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number>;
   markWorkflowEventApplied(id: number, now: number): Awaitable<void>;
   /** Kept events not applied, discarded or lapsed at `now`, oldest first. */

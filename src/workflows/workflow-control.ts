@@ -4,7 +4,7 @@ import type { WorkflowRow } from '../persistence/schema.js';
 import type { KernelPort } from '../kernel/port.js';
 import { parseId } from '../kernel/records.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
-import type { WorkflowDriver } from './workflow-driver.js';
+import { HOLD_OFFSET, type WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
 import { accepts } from './workflow-events.js';
 import type { CancelResult } from './workflow-types.js';
@@ -45,9 +45,11 @@ export class WorkflowControl {
   }
 
   /** Cancels a running workflow inside a unit of work: compensating when its machine handles `promised.cancel` (the first time), else at once. */
-  async cancelIn(uow: UnitOfWork, row: WorkflowRow): Promise<CancelResult> {
-    const definition = this.#driver.definitionOf(row);
+  async cancelIn(uow: UnitOfWork, paused: WorkflowRow): Promise<CancelResult> {
+    const definition = this.#driver.definitionOf(paused);
     const { tx, now } = uow;
+    // A paused workflow would hold its compensation steps: a cancel resumes it first.
+    const row = paused.paused_at === null ? paused : await this.#resumeIn(uow, paused);
     if (row.cancel_requested_at === null && accepts(definition, row, CANCEL_EVENT)) {
       await tx.markCancelRequested(row.id, now);
       await tx.discardKeptEvents(row.id, 'cancelled', now);
@@ -60,6 +62,66 @@ export class WorkflowControl {
     const message = row.cancel_requested_at === null ? `workflow ${row.id} was cancelled` : `workflow ${row.id} was cancelled again while compensating: its compensation was stopped`;
     await this.#endCancelled(uow, row, message);
     return { outcome: 'cancelled' };
+  }
+
+  /**
+   * Pauses a running workflow: its pending steps and timers are held (nothing claims or fires
+   * them) and those its transitions start meanwhile are held too; the steps it runs as child
+   * workflows are paused with it. Events still reach its machine. False when already paused.
+   */
+  async pause(id: string): Promise<boolean> {
+    return this.#port.write(async (uow) => {
+      const row = await this.#running(uow, id, 'pause');
+      if (row.paused_at !== null) return false;
+      await this.#pauseIn(uow, row);
+      return true;
+    });
+  }
+
+  /** Resumes a paused workflow (and the child workflows paused with it); false when it was not paused. */
+  async resume(id: string): Promise<boolean> {
+    const resumed = await this.#port.write(async (uow) => {
+      const row = await this.#running(uow, id, 'resume');
+      if (row.paused_at === null) return false;
+      await this.#resumeIn(uow, row);
+      return true;
+    });
+    // Held steps became runnable without a transition of theirs: ask this process to claim.
+    if (resumed) this.#port.wake();
+    return resumed;
+  }
+
+  async #running(uow: UnitOfWork, id: string, what: string): Promise<WorkflowRow> {
+    const workflowId = parseId(id);
+    const row = workflowId === undefined ? undefined : await uow.tx.getWorkflow(workflowId);
+    if (!row) throw new NotFoundError(String(id), 'workflow');
+    if (row.status !== 'running') throw new WorkflowError('WORKFLOW_FINISHED', `workflow ${id} is ${row.status}; there is nothing to ${what}`);
+    return row;
+  }
+
+  async #pauseIn(uow: UnitOfWork, row: WorkflowRow): Promise<void> {
+    await uow.tx.setWorkflowPaused(row.id, uow.now, uow.now);
+    await uow.tx.holdWorkflowWork(row.id, HOLD_OFFSET, uow.now);
+    for (const child of await this.#childrenOf(uow, row.id)) if (child.paused_at === null) await this.#pauseIn(uow, child);
+  }
+
+  async #resumeIn(uow: UnitOfWork, row: WorkflowRow): Promise<WorkflowRow> {
+    await uow.tx.setWorkflowPaused(row.id, null, uow.now);
+    await uow.tx.releaseWorkflowWork(row.id, HOLD_OFFSET, uow.now);
+    for (const child of await this.#childrenOf(uow, row.id)) if (child.paused_at !== null) await this.#resumeIn(uow, child);
+    return { ...row, paused_at: null };
+  }
+
+  /** The running child workflows of a workflow's unfinished steps. */
+  async #childrenOf(uow: UnitOfWork, workflowId: number): Promise<WorkflowRow[]> {
+    const children: WorkflowRow[] = [];
+    for (const step of await uow.tx.stepsOf(workflowId)) {
+      if (step.status === 'completed' || step.status === 'failed') continue;
+      const childId = await uow.tx.workflowOfParentStep(step.id);
+      const child = childId === undefined ? undefined : await uow.tx.getWorkflow(childId);
+      if (child?.status === 'running') children.push(child);
+    }
+    return children;
   }
 
   /** The compensation deadline of a cancelled workflow passed: it ends now, as a cancel without compensation would. */

@@ -14,6 +14,23 @@ import type { WorkflowListeners, WorkflowRecord } from './workflow-types.js';
 
 export type Finished = { status: 'completed'; output: unknown } | { status: 'failed'; error: ErrorRecord };
 
+/**
+ * How far ahead a paused workflow's pending steps and timers are moved: past any real time (year
+ * 33,700), so nothing claims or fires them, and still a valid `Date`. Resuming takes it back off.
+ */
+export const HOLD_OFFSET = 1e15;
+
+/** What a transition's writes depend on beside the machine: a cancel being compensated, a pause. */
+export interface WorkflowFlags {
+  cancelling: boolean;
+  paused: boolean;
+}
+
+/** The flags of a stored workflow. */
+export function flagsOf(row: WorkflowRow): WorkflowFlags {
+  return { cancelling: row.cancel_requested_at !== null, paused: row.paused_at !== null };
+}
+
 /** A workflow as the driver names it in what it writes. */
 export interface WorkflowRef {
   id: number;
@@ -76,16 +93,18 @@ export class WorkflowDriver {
       const code = error instanceof WorkflowError ? error.code : 'INVALID_CONTEXT';
       return this.finish(uow, row, row.snapshot, { status: 'failed', error: { code, message: (error as Error).message } }, event.type);
     }
-    return this.commitStep(uow, definition, row.id, step, snapshot, event.type, row.cancel_requested_at !== null);
+    return this.commitStep(uow, definition, row.id, step, snapshot, event.type, flagsOf(row));
   }
 
   /**
    * Writes the new snapshot first, then what the transition asked for (so re-entrant step events
-   * see it). A workflow compensating a cancel (`cancelling`) that ends, however, fails with CANCELLED.
+   * see it). A workflow compensating a cancel that ends, however, fails with CANCELLED; the steps
+   * and timers a paused workflow starts are held (see {@link HOLD_OFFSET}).
    */
-  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, cancelling = false): Promise<void> {
+  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, flags?: WorkflowFlags): Promise<void> {
     const workflow = { id: workflowId, name: definition.name };
-    if (step.status !== 'active' && cancelling) {
+    const hold = flags?.paused ? HOLD_OFFSET : 0;
+    if (step.status !== 'active' && flags?.cancelling) {
       const how = step.status === 'done' ? 'its compensation reached a final state' : `its compensation failed: ${describeError(step.error)}`;
       return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'CANCELLED', message: `workflow ${workflowId} was cancelled; ${how}` } }, event);
     }
@@ -99,11 +118,11 @@ export class WorkflowDriver {
     for (const invokeId of step.stopped) await this.cancelSteps(uow, workflowId, invokeId);
     for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
     for (const timer of step.scheduled) {
-      await tx.upsertWorkflowTimer({ workflowId, timerId: timer.id, event: JSON.stringify(timer.event), fireAt: now + timer.delay, now });
+      await tx.upsertWorkflowTimer({ workflowId, timerId: timer.id, event: JSON.stringify(timer.event), fireAt: now + timer.delay + hold, now });
     }
     for (const started of step.started) {
       const spec = this.#port.specOf({ type: stepType(definition.name, started.src), payload: { input: started.input ?? null } }, `steps.${started.src}.input`);
-      await this.#port.promises.create(uow, { ...spec, runAt: now, workflowId, invokeId: started.invokeId });
+      await this.#port.promises.create(uow, { ...spec, runAt: now + hold, workflowId, invokeId: started.invokeId });
     }
     await this.moved(uow, workflowId);
   }

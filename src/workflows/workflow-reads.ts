@@ -61,6 +61,7 @@ function summaryOf(row: WorkflowRow): WorkflowSummary {
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
     key: row.key,
     cancelRequestedAt: row.cancel_requested_at === null ? null : new Date(row.cancel_requested_at),
+    pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
     createdAt: new Date(row.created_at),
     completedAt: row.completed_at === null ? null : new Date(row.completed_at),
   };

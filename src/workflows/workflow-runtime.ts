@@ -155,6 +155,18 @@ export class WorkflowRuntime {
     return result;
   }
 
+  /** Pauses a running workflow (see {@link WorkflowControl.pause}); false when already paused. */
+  pauseWorkflow(id: string): Promise<boolean> {
+    return this.#control.pause(id);
+  }
+
+  /** Resumes a paused workflow; false when it was not paused. */
+  async resumeWorkflow(id: string): Promise<boolean> {
+    const resumed = await this.#control.resume(id);
+    this.#timers.rearm();
+    return resumed;
+  }
+
   /** Discards an event kept for a later state; false when it is not kept. */
   discardEvent(workflowId: string, eventId: string): Promise<boolean> {
     return this.#events.discard(workflowId, eventId);

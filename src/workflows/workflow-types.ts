@@ -94,6 +94,8 @@ export interface WorkflowRecord {
   keptEvents: KeptEvent[];
   /** When a cancel was asked for that the workflow is compensating (it then fails with `CANCELLED`), or `null`. */
   cancelRequestedAt: Date | null;
+  /** When it was paused, or `null` while not paused. */
+  pausedAt: Date | null;
   createdAt: Date;
   completedAt: Date | null;
 }

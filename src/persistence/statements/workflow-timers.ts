@@ -21,6 +21,23 @@ export const deleteWorkflowTimers = defineStatement({ locks: 'none', wakes: fals
   db.deleteFrom('workflow_timers').where('workflow_id', '=', p('workflowId')),
 );
 
+/** Holds a paused workflow's timers, as its steps are held (see holdPendingSteps). */
+export const holdWorkflowTimers = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number; offset: number }>) =>
+  db
+    .updateTable('workflow_timers')
+    .set((eb) => ({ fire_at: eb('fire_at', '+', p('offset')) }))
+    .where('workflow_id', '=', p('workflowId'))
+    .where('fire_at', '<', p('offset')),
+);
+
+export const releaseWorkflowTimers = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ workflowId: number; offset: number }>) =>
+  db
+    .updateTable('workflow_timers')
+    .set((eb) => ({ fire_at: eb('fire_at', '-', p('offset')) }))
+    .where('workflow_id', '=', p('workflowId'))
+    .where('fire_at', '>=', p('offset')),
+);
+
 /** The timers set for one workflow. */
 export const timersOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number }>) =>
   db.selectFrom('workflow_timers').selectAll().where('workflow_id', '=', p('workflowId')).orderBy('fire_at'),

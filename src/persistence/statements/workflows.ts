@@ -49,6 +49,33 @@ export const markCancelRequested = defineStatement({ locks: 'none', wakes: true 
   db.updateTable('workflows').set({ cancel_requested_at: p('now'), updated_at: p('now') }).where('id', '=', p('id')),
 );
 
+/** Sets or clears when a workflow was paused. */
+export const setWorkflowPaused = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ id: number; pausedAt: number | null; now: number }>) =>
+  db.updateTable('workflows').set({ paused_at: p('pausedAt'), updated_at: p('now') }).where('id', '=', p('id')),
+);
+
+// A paused workflow's pending steps are held by moving their run-at `offset` ms ahead (past any
+// real time); releasing takes the offset back off, so a step keeps what was left of its delay.
+// Holding is quiet (it only takes rows out of the claimable set); releasing wakes claimers.
+
+export const holdPendingSteps = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number; offset: number; now: number }>) =>
+  db
+    .updateTable('promises')
+    .set((eb) => ({ run_at: eb('run_at', '+', p('offset')), updated_at: p('now') }))
+    .where('workflow_id', '=', p('workflowId'))
+    .where('status', '=', 'pending')
+    .where('run_at', '<', p('offset')),
+);
+
+export const releaseHeldSteps = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ workflowId: number; offset: number; now: number }>) =>
+  db
+    .updateTable('promises')
+    .set((eb) => ({ run_at: eb('run_at', '-', p('offset')), updated_at: p('now') }))
+    .where('workflow_id', '=', p('workflowId'))
+    .where('status', '=', 'pending')
+    .where('run_at', '>=', p('offset')),
+);
+
 export const getWorkflow = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number }>) =>
   db.selectFrom('workflows').selectAll().where('id', '=', p('id')),
 );
