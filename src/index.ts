@@ -32,6 +32,8 @@ export type {
   SendResult,
   KeptEvent,
   CancelResult,
+  WorkflowTransition,
+  RestartOptions,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';

@@ -6,6 +6,8 @@ import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import type { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type {
   CancelResult,
+  RestartOptions,
+  WorkflowTransition,
   SendResult,
   WorkflowEvent,
   WorkflowOptions,
@@ -137,6 +139,34 @@ export class EngineWorkflows {
   /** Resumes a paused workflow (and the child workflows paused with it): held steps become claimable, held timers fire when due. Resolves `false` when it was not paused. */
   resumeWorkflow(id: string): Promise<boolean> {
     return this.#workflows.resumeWorkflow(id);
+  }
+
+  /**
+   * Every transition of a workflow, oldest first: `{ seq, event, from, to, status, at }` (state
+   * values before and after). Each is stored, with the snapshot after it, in the transaction of
+   * the transition itself.
+   *
+   * @example
+   * ```ts
+   * for (const { seq, event, from, to } of await engine.workflowHistory(id)) console.log(seq, event, from, '→', to);
+   * ```
+   */
+  workflowHistory(id: string): Promise<WorkflowTransition[]> {
+    return this.#workflows.history(id);
+  }
+
+  /**
+   * Starts a new workflow from the snapshot stored after transition `fromSeq` of another (which
+   * is left as it is): the same name and input, the steps running then started again with their
+   * input, the timers set then with the delays they had left. Returns the new workflow's id.
+   *
+   * @example
+   * ```ts
+   * const copy = await engine.restartWorkflow(id, { fromSeq: 3 });
+   * ```
+   */
+  restartWorkflow(id: string, options: RestartOptions): Promise<string> {
+    return this.#workflows.restart(id, options);
   }
 
   /** The workflow with this id (state value, context, steps, kept events), or `undefined`. */

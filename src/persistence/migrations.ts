@@ -214,6 +214,28 @@ export const migrations: Record<string, Migration> = {
       // A paused workflow: while set, its pending steps and timers are held (their due times
       // moved far ahead by a fixed offset, taken back off on resume).
       await db.schema.alterTable('workflows').addColumn('paused_at', 'bigint').execute();
+
+      // Every transition of a workflow, with the snapshot after it and the timers then set (as
+      // delays left), so a new workflow can start from any of them (restartWorkflow). Append-only;
+      // `seq` counts a workflow's transitions from 1, and workflows.seq is the last one written.
+      await db.schema
+        .createTable('workflow_history')
+        .addColumn('workflow_id', 'integer', (c) => c.notNull().references('workflows.id').onDelete('cascade'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('from_value', 'text')
+        .addColumn('to_value', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('snapshot', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('timers', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('workflow_history_pk', ['workflow_id', 'seq'])
+        .execute();
+      await db.schema.alterTable('workflows').addColumn('seq', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // A workflow started from another's history: which, and after which transition.
+      await db.schema.alterTable('workflows').addColumn('restarted_from', 'integer').execute();
+      await db.schema.alterTable('workflows').addColumn('restarted_from_seq', 'integer').execute();
     },
   },
 };

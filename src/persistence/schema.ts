@@ -13,7 +13,30 @@ export interface Database {
   workflows: WorkflowsTable;
   workflow_events: WorkflowEventsTable;
   workflow_timers: WorkflowTimersTable;
+  workflow_history: WorkflowHistoryTable;
 }
+
+/** One transition of a workflow: the event, the state values around it and the snapshot after it. */
+export interface WorkflowHistoryTable {
+  workflow_id: number;
+  /** 1 for the first transition (the start), then one more per transition. */
+  seq: number;
+  /** The event's type. */
+  event: string;
+  /** The state value before (JSON), null for the start. */
+  from_value: string | null;
+  to_value: string;
+  /** The workflow's status after it. */
+  status: string;
+  snapshot: string;
+  /** The machine version that wrote the snapshot. */
+  version: string;
+  /** The timers set after it, as JSON `[{ timerId, event, delay }]` (delay left, ms). */
+  timers: string;
+  at: number;
+}
+
+export type WorkflowHistoryRow = Selectable<WorkflowHistoryTable>;
 
 export interface WorkflowsTable {
   id: Generated<number>;
@@ -35,6 +58,11 @@ export interface WorkflowsTable {
   cancel_requested_at: number | null;
   /** When the workflow was paused; null while not paused. */
   paused_at: number | null;
+  /** Its last transition's seq in workflow_history. */
+  seq: Generated<number>;
+  /** The workflow (and transition) it was restarted from, if any. */
+  restarted_from: number | null;
+  restarted_from_seq: number | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;

@@ -3,7 +3,7 @@ import { all, first, run, type Queryable } from './connection.js';
 import type { SqlDialect } from './sql-dialect.js';
 import type { Statement } from './statement.js';
 import type { StatementTable } from './statement-table.js';
-import type { WorkflowRow } from './schema.js';
+import type { WorkflowHistoryRow, WorkflowRow } from './schema.js';
 import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, KeptEventRow, NewPromise, NewWorkflow, NewWorkflowEvent, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
 
 /**
@@ -159,6 +159,14 @@ export class SqlStoreTransaction implements StoreTransaction {
 
   markCancelRequested(id: number, now: number): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflows.markCancelRequested, { id, now }));
+  }
+
+  insertWorkflowTransition(row: WorkflowHistoryRow): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowHistory.insertWorkflowTransition, row));
+  }
+
+  workflowTransition(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined> {
+    return first(this.#tx, this.#s.workflowHistory.workflowTransition, { workflowId, seq });
   }
 
   setWorkflowPaused(id: number, pausedAt: number | null, now: number): Awaitable<void> {

@@ -94,6 +94,10 @@ export class SqlStore implements Store {
     return all(this.#connection, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
   }
 
+  workflowTransitions(workflowId: number) {
+    return all(this.#connection, this.#s.workflowHistory.workflowTransitions, { workflowId });
+  }
+
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]> {
     return all(this.#connection, this.#s.deadLetters.listDeadLetters, { limit });
   }

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { DeadLettersTable, PromiseHistoryTable, PromiseRow, SchedulesTable, WorkflowRow, WorkflowTimerRow } from './schema.js';
+import type { DeadLettersTable, PromiseHistoryTable, PromiseRow, SchedulesTable, WorkflowHistoryRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
 
 /** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
 export type Awaitable<T> = T | Promise<T>;
@@ -181,6 +181,10 @@ export interface StoreTransaction {
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
   /** Marks a workflow as compensating a cancel. */
   markCancelRequested(id: number, now: number): Awaitable<void>;
+  /** Appends one transition to a workflow's history. */
+  insertWorkflowTransition(row: WorkflowHistoryRow): Awaitable<void>;
+  /** One transition of a workflow's history, with its snapshot. */
+  workflowTransition(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined>;
   /** Sets (a time) or clears (`null`) when a workflow was paused. */
   setWorkflowPaused(id: number, pausedAt: number | null, now: number): Awaitable<void>;
   /** Holds a workflow's pending steps and timers: their due times move `offset` ms ahead (once). */
@@ -242,6 +246,9 @@ export interface NewWorkflow {
   parentStepId: number | null;
   /** An idempotency key (unique), or none. */
   key?: string | null;
+  /** Set for a workflow started from another's history. */
+  restartedFrom?: number | null;
+  restartedFromSeq?: number | null;
   now: number;
 }
 
@@ -253,6 +260,8 @@ export interface WorkflowUpdate {
   errorCode: string | null;
   errorMessage: string | null;
   completedAt: number | null;
+  /** The seq of the transition this update writes. */
+  seq: number;
   now: number;
 }
 
@@ -284,6 +293,8 @@ export interface Store {
   nextWorkflowTimerAt(): Awaitable<number | null>;
   /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
+  /** A workflow's transitions, in order, without their snapshots. */
+  workflowTransitions(workflowId: number): Awaitable<Array<Omit<WorkflowHistoryRow, 'workflow_id' | 'snapshot' | 'version' | 'timers'>>>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;
   countByStatusAndType(): Awaitable<Array<{ status: string; type: string; count: number }>>;

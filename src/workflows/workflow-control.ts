@@ -143,6 +143,6 @@ export class WorkflowControl {
 
   async #endCancelled(uow: UnitOfWork, row: WorkflowRow, message: string): Promise<void> {
     await uow.tx.discardKeptEvents(row.id, 'cancelled', uow.now);
-    await this.#driver.finish(uow, row, row.snapshot, { status: 'failed', error: { code: 'CANCELLED', message } }, CANCEL_EVENT.type);
+    await this.#driver.finish(uow, row, row.snapshot, { status: 'failed', error: { code: 'CANCELLED', message } }, CANCEL_EVENT.type, row);
   }
 }

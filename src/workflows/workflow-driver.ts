@@ -20,21 +20,18 @@ export type Finished = { status: 'completed'; output: unknown } | { status: 'fai
  */
 export const HOLD_OFFSET = 1e15;
 
-/** What a transition's writes depend on beside the machine: a cancel being compensated, a pause. */
-export interface WorkflowFlags {
-  cancelling: boolean;
-  paused: boolean;
+/** A timer as a history line keeps it: the delay that was left. */
+export interface TimerLeft {
+  timerId: string;
+  event: EventObject;
+  delay: number;
 }
 
-/** The flags of a stored workflow. */
-export function flagsOf(row: WorkflowRow): WorkflowFlags {
-  return { cancelling: row.cancel_requested_at !== null, paused: row.paused_at !== null };
-}
-
-/** A workflow as the driver names it in what it writes. */
+/** A workflow as the driver names it in what it writes: the version is that of the snapshot written. */
 export interface WorkflowRef {
   id: number;
   name: string;
+  version: string;
 }
 
 /**
@@ -91,29 +88,30 @@ export class WorkflowDriver {
       if (options.refuseBadContext) throw error;
       // The last good snapshot is kept.
       const code = error instanceof WorkflowError ? error.code : 'INVALID_CONTEXT';
-      return this.finish(uow, row, row.snapshot, { status: 'failed', error: { code, message: (error as Error).message } }, event.type);
+      return this.finish(uow, row, row.snapshot, { status: 'failed', error: { code, message: (error as Error).message } }, event.type, row);
     }
-    return this.commitStep(uow, definition, row.id, step, snapshot, event.type, flagsOf(row));
+    return this.commitStep(uow, definition, row.id, step, snapshot, event.type, row);
   }
 
   /**
-   * Writes the new snapshot first, then what the transition asked for (so re-entrant step events
-   * see it). A workflow compensating a cancel that ends, however, fails with CANCELLED; the steps
-   * and timers a paused workflow starts are held (see {@link HOLD_OFFSET}).
+   * see it), and a line of its history. `from` is the stored workflow it moves from (`null` for
+   * the start). A workflow compensating a cancel that ends, however, fails with CANCELLED; the
+   * steps and timers a paused workflow starts are held (see {@link HOLD_OFFSET}).
    */
-  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, flags?: WorkflowFlags): Promise<void> {
-    const workflow = { id: workflowId, name: definition.name };
-    const hold = flags?.paused ? HOLD_OFFSET : 0;
-    if (step.status !== 'active' && flags?.cancelling) {
+  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, from: WorkflowRow | null): Promise<void> {
+    const workflow = { id: workflowId, name: definition.name, version: definition.version };
+    const hold = from?.paused_at != null ? HOLD_OFFSET : 0;
+    if (step.status !== 'active' && from?.cancel_requested_at != null) {
       const how = step.status === 'done' ? 'its compensation reached a final state' : `its compensation failed: ${describeError(step.error)}`;
-      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'CANCELLED', message: `workflow ${workflowId} was cancelled; ${how}` } }, event);
+      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'CANCELLED', message: `workflow ${workflowId} was cancelled; ${how}` } }, event, from);
     }
-    if (step.status === 'done') return this.finish(uow, workflow, snapshot, { status: 'completed', output: step.output ?? null }, event);
+    if (step.status === 'done') return this.finish(uow, workflow, snapshot, { status: 'completed', output: step.output ?? null }, event, from);
     if (step.status === 'error' || step.status === 'stopped') {
-      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'WORKFLOW_ERROR', message: describeError(step.error) } }, event);
+      return this.finish(uow, workflow, snapshot, { status: 'failed', error: { code: 'WORKFLOW_ERROR', message: describeError(step.error) } }, event, from);
     }
     const { tx, now } = uow;
-    await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, now });
+    const seq = (from?.seq ?? 0) + 1;
+    await tx.saveWorkflow({ id: workflowId, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, seq, now });
     this.answerAfterCommit(uow, workflow, 'running', snapshot, null, null, event);
     for (const invokeId of step.stopped) await this.cancelSteps(uow, workflowId, invokeId);
     for (const timerId of step.cancelled) await tx.deleteWorkflowTimer(workflowId, timerId);
@@ -124,14 +122,18 @@ export class WorkflowDriver {
       const spec = this.#port.specOf({ type: stepType(definition.name, started.src), payload: { input: started.input ?? null } }, `steps.${started.src}.input`);
       await this.#port.promises.create(uow, { ...spec, runAt: now + hold, workflowId, invokeId: started.invokeId });
     }
+    await this.recordTransition(uow, workflow, seq, event, from, 'running', snapshot, await this.timersLeft(uow, workflowId));
     await this.moved(uow, workflowId);
   }
 
-  /** Ends the workflow with `snapshot`: its status, output or error; its timers dropped and its unfinished steps cancelled. */
-  async finish(uow: UnitOfWork, workflow: WorkflowRef, snapshot: string, finished: Finished, event: string): Promise<void> {
+  /** Ends the workflow with `snapshot`: its status, output or error, a line of its history; its timers dropped and its unfinished steps cancelled. */
+  async finish(uow: UnitOfWork, workflow: WorkflowRef, snapshot: string, finished: Finished, event: string, from: WorkflowRow | null): Promise<void> {
     const output = finished.status === 'completed' ? finished.output : null;
     const error = finished.status === 'failed' ? finished.error : null;
+    const seq = (from?.seq ?? 0) + 1;
+    await this.recordTransition(uow, workflow, seq, event, from, finished.status, snapshot, []);
     await uow.tx.saveWorkflow({
+      seq,
       id: workflow.id,
       status: finished.status,
       snapshot,
@@ -144,6 +146,35 @@ export class WorkflowDriver {
     await uow.tx.deleteWorkflowTimers(workflow.id);
     this.answerAfterCommit(uow, workflow, finished.status, snapshot, output ?? null, error, event);
     await this.cancelSteps(uow, workflow.id, null);
+  }
+
+  /** Appends a transition to the workflow's history: what `workflowHistory` reads and `restartWorkflow` starts from. */
+  async recordTransition(uow: UnitOfWork, workflow: WorkflowRef, seq: number, event: string, from: WorkflowRow | null, status: string, snapshot: string, timers: TimerLeft[]): Promise<void> {
+    const valueOf = (text: string) => JSON.stringify((JSON.parse(text) as PersistedWorkflowSnapshot).value ?? null);
+    await uow.tx.insertWorkflowTransition({
+      workflow_id: workflow.id,
+      seq,
+      event,
+      from_value: from === null ? null : valueOf(from.snapshot),
+      to_value: valueOf(snapshot),
+      status,
+      snapshot,
+      version: workflow.version,
+      timers: JSON.stringify(timers),
+      at: uow.now,
+    });
+  }
+
+  /** The machine's timers now set for a workflow, as delays left (a held timer's without the hold). The engine's own are left out. */
+  async timersLeft(uow: UnitOfWork, workflowId: number): Promise<TimerLeft[]> {
+    const timers: TimerLeft[] = [];
+    for (const timer of await uow.tx.timersOf(workflowId)) {
+      const event = JSON.parse(timer.event) as EventObject;
+      if (event.type.startsWith('promised.')) continue;
+      const fireAt = timer.fire_at >= HOLD_OFFSET ? timer.fire_at - HOLD_OFFSET : timer.fire_at;
+      timers.push({ timerId: timer.timer_id, event, delay: Math.max(0, fireAt - uow.now) });
+    }
+    return timers;
   }
 
   /** Once the unit of work commits (never if it rolls back): wake the workflow's waiters and tell the listeners. */
@@ -169,7 +200,7 @@ export class WorkflowDriver {
     this.#port.log.error({ workflowId: row.id, workflow: row.name, reason }, 'stored snapshot does not fit the machine');
     // The snapshot is kept exactly as stored, for inspection and migration.
     const error = { code: 'WORKFLOW_VERSION_MISMATCH', message: `the stored snapshot does not fit workflow "${row.name}" any more: ${reason}` };
-    return this.finish(uow, row, row.snapshot, { status: 'failed', error }, 'xstate.error');
+    return this.finish(uow, row, row.snapshot, { status: 'failed', error }, 'xstate.error', row);
   }
 
   /**

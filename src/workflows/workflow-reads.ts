@@ -62,6 +62,7 @@ function summaryOf(row: WorkflowRow): WorkflowSummary {
     key: row.key,
     cancelRequestedAt: row.cancel_requested_at === null ? null : new Date(row.cancel_requested_at),
     pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
+    restartedFrom: row.restarted_from === null ? null : { id: String(row.restarted_from), seq: row.restarted_from_seq ?? 0 },
     createdAt: new Date(row.created_at),
     completedAt: row.completed_at === null ? null : new Date(row.completed_at),
   };

@@ -14,9 +14,10 @@ import { COMPENSATION_DEADLINE, WorkflowControl } from './workflow-control.js';
 import { WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
 import { WorkflowEvents } from './workflow-events.js';
+import { readHistory, restartWorkflow } from './workflow-history.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
-import type { CancelResult, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary } from './workflow-types.js';
+import type { CancelResult, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
 
 /**
  * Durable workflows: a user's XState machine whose invoked actors are promises. Every
@@ -125,7 +126,7 @@ export class WorkflowRuntime {
       const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, key, now: uow.now });
       // Another transaction took the key first (PostgreSQL); it committed, so its workflow is the one.
       if (workflowId === undefined) return (await this.#byKey(uow, name, key!))!;
-      await this.#driver.commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init');
+      await this.#driver.commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init', null);
       return workflowId;
     });
     this.#timers.rearm();
@@ -165,6 +166,18 @@ export class WorkflowRuntime {
     const resumed = await this.#control.resume(id);
     this.#timers.rearm();
     return resumed;
+  }
+
+  /** Every transition of a workflow, oldest first. */
+  history(id: string): Promise<WorkflowTransition[]> {
+    return readHistory(this.#port, id);
+  }
+
+  /** A new workflow from the snapshot after one transition of another (see {@link restartWorkflow}). */
+  async restart(id: string, options: RestartOptions): Promise<string> {
+    const started = await restartWorkflow(this.#port, this.#driver, id, options);
+    this.#timers.rearm();
+    return started;
   }
 
   /** Discards an event kept for a later state; false when it is not kept. */

@@ -96,8 +96,33 @@ export interface WorkflowRecord {
   cancelRequestedAt: Date | null;
   /** When it was paused, or `null` while not paused. */
   pausedAt: Date | null;
+  /** The workflow and transition it was restarted from (`restartWorkflow`), or `null`. */
+  restartedFrom: { id: string; seq: number } | null;
   createdAt: Date;
   completedAt: Date | null;
+}
+
+/** One transition of a workflow, as `workflowHistory` lists it. */
+export interface WorkflowTransition {
+  /** 1 for the start, then one more per transition. */
+  seq: number;
+  /** The event's type (`xstate.init` for the start, `promised.cancel`, `promised.restart`…). */
+  event: string;
+  /** The state value before it (`null` for the first line). */
+  from: unknown;
+  /** The state value after it. */
+  to: unknown;
+  /** The workflow's status after it. */
+  status: 'running' | 'completed' | 'failed';
+  at: Date;
+}
+
+/** Options of `engine.restartWorkflow`. */
+export interface RestartOptions {
+  /** The transition whose stored snapshot the new workflow starts from (a `seq` of `workflowHistory`). */
+  fromSeq: number;
+  /** An idempotency key for the new workflow, as for `startWorkflow`. */
+  key?: string;
 }
 
 /** A workflow as `listWorkflows` shows it: without its steps and kept events. */

@@ -1,11 +1,11 @@
 import { defineStatement, type StatementTools } from '../statement.js';
-import type { WorkflowUpdate } from '../store.js';
+import type { NewWorkflow, WorkflowUpdate } from '../store.js';
 import { equalsIfGiven } from './optional-filter.js';
 
 // Workflow rows, and the step promises that belong to them. Writes wake: a workflow's waiters
 // and its parent step may live in another process.
 
-type NewWorkflow = { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; key: string | null; now: number };
+
 
 /**
  * Inserts a workflow; returns no row when its key is taken. On PostgreSQL a start with the same
@@ -22,6 +22,8 @@ export const insertWorkflow = defineStatement({ locks: 'none', wakes: true }, ({
       version: p('version'),
       parent_step_id: p('parentStepId'),
       key: p('key'),
+      restarted_from: p('restartedFrom'),
+      restarted_from_seq: p('restartedFromSeq'),
       created_at: p('now'),
       updated_at: p('now'),
     })
@@ -39,6 +41,7 @@ export const saveWorkflow = defineStatement({ locks: 'none', wakes: true }, ({ d
       error_code: p('errorCode'),
       error_message: p('errorMessage'),
       completed_at: p('completedAt'),
+      seq: p('seq'),
       updated_at: p('now'),
     })
     .where('id', '=', p('id')),
