@@ -174,7 +174,16 @@ export class EngineWorkflows {
     return this.#workflows.get(id);
   }
 
-  /** Workflows (without their steps and kept events), newest first. */
+  /**
+   * Workflows (without their steps and kept events), newest first. With `awaiting`, only the
+   * running ones whose current state has a transition for that event type, read from an index
+   * written in the transaction of each transition (no snapshot is scanned).
+   *
+   * @example
+   * ```ts
+   * const waiting = await engine.listWorkflows({ awaiting: 'APPROVE', name: 'expense', limit: 50 });
+   * ```
+   */
   listWorkflows(filter: WorkflowFilter = {}): Promise<WorkflowSummary[]> {
     return this.#workflows.list(filter);
   }

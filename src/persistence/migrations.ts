@@ -236,6 +236,17 @@ export const migrations: Record<string, Migration> = {
       // A workflow started from another's history: which, and after which transition.
       await db.schema.alterTable('workflows').addColumn('restarted_from', 'integer').execute();
       await db.schema.alterTable('workflows').addColumn('restarted_from_seq', 'integer').execute();
+
+      // Which event types each running workflow's current state has a transition for, rewritten
+      // in the transaction of each transition: listWorkflows({ awaiting }) reads this index
+      // instead of every snapshot. `*` and `prefix.*` wildcards are stored as written.
+      await db.schema
+        .createTable('workflow_awaiting')
+        .addColumn('event_type', 'text', (c) => c.notNull())
+        .addColumn('workflow_id', 'integer', (c) => c.notNull().references('workflows.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('workflow_awaiting_pk', ['event_type', 'workflow_id'])
+        .execute();
+      await db.schema.createIndex('workflow_awaiting_workflow').on('workflow_awaiting').column('workflow_id').execute();
     },
   },
 };

@@ -14,6 +14,13 @@ export interface Database {
   workflow_events: WorkflowEventsTable;
   workflow_timers: WorkflowTimersTable;
   workflow_history: WorkflowHistoryTable;
+  workflow_awaiting: WorkflowAwaitingTable;
+}
+
+/** An event type a running workflow's current state has a transition for. */
+export interface WorkflowAwaitingTable {
+  event_type: string;
+  workflow_id: number;
 }
 
 /** One transition of a workflow: the event, the state values around it and the snapshot after it. */

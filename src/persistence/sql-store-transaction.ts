@@ -161,6 +161,11 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.workflows.markCancelRequested, { id, now }));
   }
 
+  async setAwaiting(workflowId: number, eventTypes: readonly string[]): Promise<void> {
+    await run(this.#tx, this.#s.workflowAwaiting.clearAwaiting, { workflowId });
+    for (const eventType of new Set(eventTypes)) await run(this.#tx, this.#s.workflowAwaiting.insertAwaiting, { workflowId, eventType });
+  }
+
   insertWorkflowTransition(row: WorkflowHistoryRow): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflowHistory.insertWorkflowTransition, row));
   }

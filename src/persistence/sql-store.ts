@@ -86,6 +86,10 @@ export class SqlStore implements Store {
     return all(this.#connection, this.#s.workflows.listWorkflows, { status: filter.status ?? null, name: filter.name ?? null, limit: filter.limit });
   }
 
+  listAwaitingWorkflows(filter: { types: readonly string[]; name?: string; limit: number }): Awaitable<WorkflowRow[]> {
+    return all(this.#connection, this.#s.workflowAwaiting.listAwaitingWorkflows, { types: filter.types, name: filter.name ?? null, limit: filter.limit });
+  }
+
   nextWorkflowTimerAt(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
   }

@@ -181,6 +181,8 @@ export interface StoreTransaction {
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
   /** Marks a workflow as compensating a cancel. */
   markCancelRequested(id: number, now: number): Awaitable<void>;
+  /** Rewrites the event types a workflow's current state has transitions for (none: it waits for nothing, or it ended). */
+  setAwaiting(workflowId: number, eventTypes: readonly string[]): Awaitable<void>;
   /** Appends one transition to a workflow's history. */
   insertWorkflowTransition(row: WorkflowHistoryRow): Awaitable<void>;
   /** One transition of a workflow's history, with its snapshot. */
@@ -290,6 +292,8 @@ export interface Store {
   runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;
   /** Workflows, newest first. */
   listWorkflows(filter: { status?: string; name?: string; limit: number }): Awaitable<WorkflowRow[]>;
+  /** Running workflows whose current state has a transition for one of `types` (an event type and the wildcards that match it), newest first. */
+  listAwaitingWorkflows(filter: { types: readonly string[]; name?: string; limit: number }): Awaitable<WorkflowRow[]>;
   nextWorkflowTimerAt(): Awaitable<number | null>;
   /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;

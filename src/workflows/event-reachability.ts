@@ -56,6 +56,35 @@ export class EventReachability {
   }
 }
 
+/**
+ * The external event types the machine in state `value` has a transition for: those of every
+ * active state node, ancestors included (guards not evaluated; wildcards as written).
+ */
+export function awaitedEventTypes(machine: AnyStateMachine, value: unknown): string[] {
+  const types = new Set<string>();
+  const visit = (node: StateNodeLike, nodeValue: unknown) => {
+    for (const type of externalEventTypes(node)) types.add(type);
+    if (typeof nodeValue === 'string') {
+      const child = node.states?.[nodeValue];
+      if (child) visit(child, undefined);
+    } else if (nodeValue && typeof nodeValue === 'object') {
+      for (const [key, childValue] of Object.entries(nodeValue)) {
+        const child = node.states?.[key];
+        if (child) visit(child, childValue);
+      }
+    }
+  };
+  visit(machine.root as unknown as StateNodeLike, value);
+  return [...types];
+}
+
+/** The stored event types an event of `type` matches: itself, `*`, and each `prefix.*` that covers it. */
+export function matchingEventTypes(type: string): string[] {
+  const parts = type.split('.');
+  const prefixes = parts.slice(0, -1).map((_, index) => `${parts.slice(0, index + 1).join('.')}.*`);
+  return [type, '*', ...prefixes];
+}
+
 /** The external event types a state node has transitions for (`*` and `prefix.*` wildcards included). */
 export function externalEventTypes(node: StateNodeLike): string[] {
   return [...(node.transitions?.keys() ?? [])].filter((type) => !type.startsWith('xstate.') && !type.startsWith('promised.'));

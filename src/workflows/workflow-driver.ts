@@ -7,6 +7,7 @@ import type { KernelPort } from '../kernel/port.js';
 import type { ResultWaiters } from '../kernel/result-waiters.js';
 import type { ErrorRecord } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
+import { awaitedEventTypes } from './event-reachability.js';
 import { stepType } from './step-types.js';
 import { refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
 import { WorkflowError } from './workflow-errors.js';
@@ -148,9 +149,13 @@ export class WorkflowDriver {
     await this.cancelSteps(uow, workflow.id, null);
   }
 
-  /** Appends a transition to the workflow's history: what `workflowHistory` reads and `restartWorkflow` starts from. */
+  /**
+   * Appends a transition to the workflow's history (what `workflowHistory` reads and
+   * `restartWorkflow` starts from) and rewrites what it now awaits (what `listWorkflows({ awaiting })` reads).
+   */
   async recordTransition(uow: UnitOfWork, workflow: WorkflowRef, seq: number, event: string, from: WorkflowRow | null, status: string, snapshot: string, timers: TimerLeft[]): Promise<void> {
     const valueOf = (text: string) => JSON.stringify((JSON.parse(text) as PersistedWorkflowSnapshot).value ?? null);
+    await this.indexAwaiting(uow, { id: workflow.id, name: workflow.name, status, snapshot });
     await uow.tx.insertWorkflowTransition({
       workflow_id: workflow.id,
       seq,
@@ -163,6 +168,13 @@ export class WorkflowDriver {
       timers: JSON.stringify(timers),
       at: uow.now,
     });
+  }
+
+  /** Rewrites the event types a workflow's current state has transitions for (none once it ended). */
+  async indexAwaiting(uow: UnitOfWork, workflow: Pick<WorkflowRow, 'id' | 'name' | 'status' | 'snapshot'>): Promise<void> {
+    const machine = this.#definitions.get(workflow.name)?.machine;
+    const awaited = workflow.status === 'running' && machine ? awaitedEventTypes(machine, (JSON.parse(workflow.snapshot) as PersistedWorkflowSnapshot).value) : [];
+    await uow.tx.setAwaiting(workflow.id, awaited);
   }
 
   /** The machine's timers now set for a workflow, as delays left (a held timer's without the hold). The engine's own are left out. */

@@ -5,12 +5,19 @@ import type { WorkflowRow } from '../persistence/schema.js';
 import type { Store } from '../persistence/store.js';
 import { integerIn } from '../kernel/options.js';
 import { parseId, toRecord } from '../kernel/records.js';
+import { matchingEventTypes } from './event-reachability.js';
+import { storableKey } from './workflow-input.js';
 import { WORKFLOW_STATUSES, type WorkflowEvent, type WorkflowRecord, type WorkflowSummary } from './workflow-types.js';
 
 /** Filter for {@link listWorkflows}. */
 export interface WorkflowFilter {
   status?: WorkflowRecord['status'];
   name?: string;
+  /**
+   * Only running workflows whose current state has a transition for this event type (guards are
+   * not evaluated), answered from an index written with each transition.
+   */
+  awaiting?: string;
   limit?: number;
 }
 
@@ -20,6 +27,11 @@ export async function listWorkflows(store: Store, filter: WorkflowFilter = {}): 
     throw new InvalidOptionError('status', filter.status, WORKFLOW_STATUSES.join(' | '));
   }
   const limit = integerIn('limit', filter.limit ?? 100, 1, 10_000);
+  if (filter.awaiting !== undefined) {
+    const types = matchingEventTypes(storableKey('awaiting', filter.awaiting));
+    if (filter.status !== undefined && filter.status !== 'running') return [];
+    return (await store.listAwaitingWorkflows({ types, name: filter.name, limit })).map((row) => summaryOf(row));
+  }
   const rows = await store.listWorkflows({ status: filter.status, name: filter.name, limit });
   return rows.map((row) => summaryOf(row));
 }

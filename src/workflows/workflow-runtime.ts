@@ -228,6 +228,8 @@ export class WorkflowRuntime {
             return true;
           }
         }
+        // Rebuilt at each start: rows older than the index, and a machine changed since, are right after it.
+        await this.#driver.indexAwaiting(uow, row);
         await this.#events.offerKept(uow, id);
         return false;
       });
