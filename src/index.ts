@@ -34,6 +34,7 @@ export type {
   CancelResult,
   WorkflowTransition,
   RestartOptions,
+  WorkflowMigration,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';

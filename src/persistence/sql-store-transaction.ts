@@ -157,6 +157,14 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.workflows.saveWorkflow, update));
   }
 
+  setWorkflowVersion(id: number, version: string): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.setWorkflowVersion, { id, version }));
+  }
+
+  reassignStepInvocation(workflowId: number, from: string, to: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.reassignStepInvocation, { workflowId, from, to, now }));
+  }
+
   markCancelRequested(id: number, now: number): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflows.markCancelRequested, { id, now }));
   }

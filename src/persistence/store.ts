@@ -179,6 +179,10 @@ export interface StoreTransaction {
   workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
+  /** Sets the machine version of a migrated workflow. */
+  setWorkflowVersion(id: number, version: string): Awaitable<void>;
+  /** Moves the step promises of invocation `from` of a workflow to invocation `to`. */
+  reassignStepInvocation(workflowId: number, from: string, to: string, now: number): Awaitable<void>;
   /** Marks a workflow as compensating a cancel. */
   markCancelRequested(id: number, now: number): Awaitable<void>;
   /** Rewrites the event types a workflow's current state has transitions for (none: it waits for nothing, or it ended). */

@@ -61,9 +61,14 @@ export class EventReachability {
  * active state node, ancestors included (guards not evaluated; wildcards as written).
  */
 export function awaitedEventTypes(machine: AnyStateMachine, value: unknown): string[] {
-  const types = new Set<string>();
+  return [...new Set(activeNodes(machine, value).flatMap(externalEventTypes))];
+}
+
+/** The state nodes active in state `value`: the root and every node the value names. */
+export function activeNodes(machine: AnyStateMachine, value: unknown): StateNodeLike[] {
+  const nodes: StateNodeLike[] = [];
   const visit = (node: StateNodeLike, nodeValue: unknown) => {
-    for (const type of externalEventTypes(node)) types.add(type);
+    nodes.push(node);
     if (typeof nodeValue === 'string') {
       const child = node.states?.[nodeValue];
       if (child) visit(child, undefined);
@@ -75,7 +80,7 @@ export function awaitedEventTypes(machine: AnyStateMachine, value: unknown): str
     }
   };
   visit(machine.root as unknown as StateNodeLike, value);
-  return [...types];
+  return nodes;
 }
 
 /** The stored event types an event of `type` matches: itself, `*`, and each `prefix.*` that covers it. */
@@ -105,7 +110,10 @@ interface TransitionNode {
 
 /** The parts of an XState state node this reads. */
 export interface StateNodeLike {
+  id: string;
   type: string;
+  invoke?: Array<{ id: string; src: unknown; input?: unknown }>;
+  after?: Array<{ delay: unknown; eventType: string }>;
   parent?: StateNodeLike | undefined;
   states?: Record<string, StateNodeLike>;
   initial?: { target: readonly StateNodeLike[] } | undefined;

@@ -5,7 +5,8 @@ import { actorSources, machineVersion, type MachineStep } from '../machines/work
 import { integerIn, type TaskOptions } from '../kernel/options.js';
 import { EventReachability } from './event-reachability.js';
 import { WorkflowError } from './workflow-errors.js';
-import type { WorkflowOptions } from './workflow-types.js';
+import { checkMigration } from './workflow-migration.js';
+import type { WorkflowMigration, WorkflowOptions } from './workflow-types.js';
 
 /** A registered workflow. */
 export interface Definition {
@@ -20,6 +21,13 @@ export interface Definition {
   keptEvents: { ttl: number; byType: Record<string, number> };
   /** How long a cancelled workflow may compensate (ms) before it is ended. */
   compensationTimeout: number;
+  /** How workflows of other versions are moved onto this machine, if at all. */
+  migrate: WorkflowMigration | undefined;
+}
+
+/** Whether a stored workflow of another version is migrated (rather than checked for fit). */
+export function migratesFrom(definition: Definition, version: string): boolean {
+  return definition.migrate !== undefined && version !== definition.version && (definition.migrate.from === undefined || definition.migrate.from.includes(version));
 }
 
 /** How long a cancelled workflow may compensate unless the workflow says otherwise: 10 minutes. */
@@ -63,6 +71,7 @@ export function defineWorkflow(name: string, machine: AnyStateMachine, options: 
     steps: new Set(Object.keys(steps)),
     reachability: new EventReachability(machine),
     keptEvents: keptEventOptions(options.keptEvents),
+    migrate: checkMigration(machine, options.migrate),
     compensationTimeout: integerIn('compensationTimeout', options.compensationTimeout ?? DEFAULT_COMPENSATION_TIMEOUT, 1, MAX_KEPT_EVENT_TTL),
   };
 }

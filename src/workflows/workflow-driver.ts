@@ -9,7 +9,8 @@ import type { ErrorRecord } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { awaitedEventTypes } from './event-reachability.js';
 import { stepType } from './step-types.js';
-import { refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { migratesFrom, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { MIGRATE_EVENT, migrateSnapshot, type MigratedWorkflow } from './workflow-migration.js';
 import { WorkflowError } from './workflow-errors.js';
 import type { WorkflowListeners, WorkflowRecord } from './workflow-types.js';
 
@@ -70,8 +71,17 @@ export class WorkflowDriver {
    * transition that cannot be stored throws (and the caller's transaction writes nothing);
    * otherwise the workflow fails, its last good snapshot kept.
    */
-  async apply(uow: UnitOfWork, row: WorkflowRow, event: EventObject, options: { refuseBadContext: boolean }): Promise<void> {
-    const definition = this.definitionOf(row);
+  async apply(uow: UnitOfWork, stored: WorkflowRow, received: EventObject, options: { refuseBadContext: boolean }): Promise<void> {
+    const definition = this.definitionOf(stored);
+    let row = stored;
+    let event = received;
+    if (migratesFrom(definition, stored.version)) {
+      const migrated = await this.migrate(uow, stored, definition);
+      if (!migrated) return;
+      row = migrated.row;
+      // The outcome of a step handed to a new invocation (it settled before the start migrated it) speaks for that invocation.
+      event = renamedStepEvent(received, migrated.transferred);
+    }
     const persisted = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
     const mismatch = row.version === definition.version ? null : snapshotMismatch(definition.machine, persisted);
     if (mismatch) return this.failVersion(uow, row, mismatch);
@@ -125,6 +135,45 @@ export class WorkflowDriver {
     }
     await this.recordTransition(uow, workflow, seq, event, from, 'running', snapshot, await this.timersLeft(uow, workflowId));
     await this.moved(uow, workflowId);
+  }
+
+  /**
+   * Moves a running workflow written by another machine version onto this one, by the
+   * definition's `migrate` (see {@link migrateSnapshot}), in the caller's unit of work: its new
+   * snapshot and version, steps handed over, cancelled or started, timers dropped or set, a
+   * `promised.migrate` history line. Returns the migrated row, or `undefined` when it could not
+   * be migrated (it then failed with `WORKFLOW_VERSION_MISMATCH`, its snapshot kept).
+   */
+  async migrate(uow: UnitOfWork, row: WorkflowRow, definition: Definition): Promise<{ row: WorkflowRow; transferred: Array<[string, string]> } | undefined> {
+    const { tx, now } = uow;
+    let migrated: MigratedWorkflow;
+    let snapshot: string;
+    try {
+      migrated = migrateSnapshot(definition.machine, definition.migrate!, row, await tx.timersOf(row.id));
+      const stray = migrated.started.find((started) => !definition.steps.has(started.src));
+      if (stray) throw new Error(`state invoking "${stray.src}" has no step`);
+      snapshot = toJsonText(migrated.persisted, 'snapshot');
+    } catch (error) {
+      await this.failVersion(uow, row, `it could not be migrated: ${(error as Error).message}`);
+      return undefined;
+    }
+    const seq = row.seq + 1;
+    const workflow = { id: row.id, name: row.name, version: definition.version };
+    await tx.saveWorkflow({ id: row.id, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, seq, now });
+    await tx.setWorkflowVersion(row.id, definition.version);
+    for (const [from, to] of migrated.transferred) await tx.reassignStepInvocation(row.id, from, to, now);
+    for (const invokeId of migrated.dropped) await this.cancelSteps(uow, row.id, invokeId);
+    for (const timerId of migrated.cancelledTimers) await tx.deleteWorkflowTimer(row.id, timerId);
+    const hold = row.paused_at !== null ? HOLD_OFFSET : 0;
+    for (const timer of migrated.scheduled) await tx.upsertWorkflowTimer({ workflowId: row.id, timerId: timer.id, event: JSON.stringify(timer.event), fireAt: now + timer.delay + hold, now });
+    for (const started of migrated.started) {
+      const spec = this.#port.specOf({ type: stepType(row.name, started.src), payload: { input: started.input } }, `steps.${started.src}.input`);
+      await this.#port.promises.create(uow, { ...spec, runAt: now + hold, workflowId: row.id, invokeId: started.invokeId });
+    }
+    await this.recordTransition(uow, workflow, seq, MIGRATE_EVENT, row, 'running', snapshot, await this.timersLeft(uow, row.id));
+    this.answerAfterCommit(uow, workflow, 'running', snapshot, null, null, MIGRATE_EVENT);
+    this.#port.log.info({ workflowId: row.id, workflow: row.name, from: row.version, to: definition.version, value: migrated.persisted.value }, 'workflow migrated to the new machine version');
+    return { row: { ...row, snapshot, version: definition.version, seq }, transferred: migrated.transferred };
   }
 
   /** Ends the workflow with `snapshot`: its status, output or error, a line of its history; its timers dropped and its unfinished steps cancelled. */
@@ -229,6 +278,13 @@ export class WorkflowDriver {
       await this.stepCancelled(uow, step.id);
     }
   }
+}
+
+function renamedStepEvent(event: EventObject, transferred: Array<[string, string]>): EventObject {
+  for (const [from, to] of transferred) {
+    for (const prefix of ['xstate.done.actor.', 'xstate.error.actor.']) if (event.type === prefix + from) return { ...event, type: prefix + to };
+  }
+  return event;
 }
 
 function describeError(error: unknown): string {

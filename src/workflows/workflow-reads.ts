@@ -72,6 +72,7 @@ function summaryOf(row: WorkflowRow): WorkflowSummary {
     output: fromJsonText(row.output),
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
     key: row.key,
+    version: row.version,
     cancelRequestedAt: row.cancel_requested_at === null ? null : new Date(row.cancel_requested_at),
     pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
     restartedFrom: row.restarted_from === null ? null : { id: String(row.restarted_from), seq: row.restarted_from_seq ?? 0 },

@@ -9,7 +9,7 @@ import type { TaskContext, TaskHandler } from '../kernel/task-context.js';
 import type { SettledPromise, StepRef } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { stepType } from './step-types.js';
-import { defineWorkflow, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { defineWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
 import { COMPENSATION_DEADLINE, WorkflowControl } from './workflow-control.js';
 import { WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
@@ -197,14 +197,16 @@ export class WorkflowRuntime {
     const row = await uow.tx.getWorkflow(step.workflowId);
     if (!row || row.status !== 'running') return;
     const persisted = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
+    // The invocation as stored now: a migration may have handed the step to a new one while it ran.
+    const invokeId = (await uow.tx.stateOf(step.promiseId))?.invoke_id ?? step.invokeId;
     // Only the current invocation's promise speaks for it: the state may have been left (and
     // the step cancelled) or re-entered (and a newer promise started) meanwhile.
-    if (!persisted.children?.[step.invokeId]) return;
-    if ((await uow.tx.latestStepOf(step.workflowId, step.invokeId)) !== step.promiseId) return;
+    if (!persisted.children?.[invokeId]) return;
+    if ((await uow.tx.latestStepOf(step.workflowId, invokeId)) !== step.promiseId) return;
     const event =
       settled.status === 'completed'
-        ? { type: `xstate.done.actor.${step.invokeId}`, output: settled.result === null ? null : JSON.parse(settled.result) }
-        : { type: `xstate.error.actor.${step.invokeId}`, error: settled.error };
+        ? { type: `xstate.done.actor.${invokeId}`, output: settled.result === null ? null : JSON.parse(settled.result) }
+        : { type: `xstate.error.actor.${invokeId}`, error: settled.error };
     await this.#driver.apply(uow, row, event, { refuseBadContext: false });
   }
 
@@ -219,6 +221,12 @@ export class WorkflowRuntime {
         const definition = this.#definitions.get(row.name);
         if (!definition) {
           this.#port.log.warn({ workflowId: id, workflow: row.name }, 'a running workflow of a name this process has not registered; left as it is');
+          return false;
+        }
+        if (migratesFrom(definition, row.version)) {
+          if (!(await this.#driver.migrate(uow, row, definition))) return true;
+          // The migration's own transition rewrote the index and may have started steps.
+          await this.#events.offerKept(uow, id);
           return false;
         }
         if (row.version !== definition.version) {

@@ -23,6 +23,37 @@ export interface WorkflowOptions {
    * @defaultValue `600_000` (10 minutes)
    */
   compensationTimeout?: number;
+  /**
+   * How running workflows written by another version of the machine are moved onto this one,
+   * when the engine starts (or before their next event). Without it, a stored snapshot that no
+   * longer fits fails with `WORKFLOW_VERSION_MISMATCH`. See docs/workflows.md.
+   */
+  migrate?: WorkflowMigration;
+}
+
+/**
+ * A declarative migration from older versions of a workflow's machine.
+ *
+ * @example
+ * ```ts
+ * const migrate: WorkflowMigration = {
+ *   states: { cooldown: 'approval', 'build.code': 'checking' },          // old state path → new state path
+ *   context: (old) => ({ ...(old as object), reviewers: [] }),          // the context, upgraded
+ * };
+ * ```
+ */
+export interface WorkflowMigration {
+  /**
+   * Old state paths (dotted from the root, e.g. `build.code.setup`, or a parent such as `build`)
+   * to states of the new machine. Each active state is renamed by the longest entry that is it or
+   * a parent of it; a state without an entry keeps its path. A mapped state starts at its initial
+   * substate.
+   */
+  states?: Record<string, string>;
+  /** Upgrades the stored context; throwing fails the workflow with `WORKFLOW_VERSION_MISMATCH`. */
+  context?: (context: unknown, from: { value: unknown; version: string }) => unknown;
+  /** Only workflows written by these machine versions (`getWorkflow(id).version`); by default every other version. */
+  from?: string[];
 }
 
 /** What `cancelWorkflow` did: ended the workflow (`cancelled`), or handed it `promised.cancel` to compensate (`compensating`). */
@@ -89,6 +120,8 @@ export interface WorkflowRecord {
   error: { code: string; message: string } | null;
   /** The idempotency key it was started with, or `null`. */
   key: string | null;
+  /** The fingerprint of the machine version that wrote its snapshot. */
+  version: string;
   steps: PromiseRecord[];
   /** Events kept for a later state, oldest first (empty once the workflow finished). */
   keptEvents: KeptEvent[];

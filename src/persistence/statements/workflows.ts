@@ -47,6 +47,26 @@ export const saveWorkflow = defineStatement({ locks: 'none', wakes: true }, ({ d
     .where('id', '=', p('id')),
 );
 
+/** The machine version a migration moved a workflow to. */
+export const setWorkflowVersion = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number; version: string }>) =>
+  db.updateTable('workflows').set({ version: p('version') }).where('id', '=', p('id')),
+);
+
+/**
+ * A migration hands the steps of one invocation to the invocation of the new state that runs
+ * the same actor (the one settling in this very transaction, too: its outcome is then that
+ * invocation's).
+ */
+export const reassignStepInvocation = defineStatement(
+  { locks: 'none', wakes: false },
+  ({ db, p }: StatementTools<{ workflowId: number; from: string; to: string; now: number }>) =>
+    db
+      .updateTable('promises')
+      .set({ invoke_id: p('to'), updated_at: p('now') })
+      .where('workflow_id', '=', p('workflowId'))
+      .where('invoke_id', '=', p('from')),
+);
+
 /** Marks a workflow as compensating a cancel. */
 export const markCancelRequested = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ id: number; now: number }>) =>
   db.updateTable('workflows').set({ cancel_requested_at: p('now'), updated_at: p('now') }).where('id', '=', p('id')),
