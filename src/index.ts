@@ -20,7 +20,23 @@ export type {
 export { Inbox } from './engine/inbox.js';
 export type { ReceiveResult } from './engine/inbox.js';
 export type { CatchUp } from './engine/public-types.js';
-export type { WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowEvent, WorkflowChange } from './workflows/workflow-types.js';
+export type {
+  WorkflowOptions,
+  WorkflowRecord,
+  WorkflowSummary,
+  WorkflowStep,
+  WorkflowEvent,
+  WorkflowChange,
+  WorkflowStartOptions,
+  WorkflowSendOptions,
+  SendResult,
+  KeptEvent,
+  CancelResult,
+  WorkflowTransition,
+  RestartOptions,
+  WorkflowMigration,
+} from './workflows/workflow-types.js';
+export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler } from './kernel/task-context.js';

@@ -21,6 +21,8 @@ const root = path.resolve(import.meta.dirname, '..');
 const out = path.join(root, 'test-output/docs-examples');
 
 // Being rewritten by other work right now; their examples join this test when it lands.
+// docs/workflows.md's examples are fragments over a declared engine, workflow id and machine:
+// test/workflow-docs-examples.test.ts type-checks them, with the workflow API's TSDoc examples.
 const EXCLUDED = new Set(['docs/workflows.md']);
 const MAX_FRAGMENTS = 6;
 const RUN_TIMEOUT_MS = 30_000;

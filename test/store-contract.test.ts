@@ -126,6 +126,7 @@ for (const backend of backends) {
         { name: '0004_drop_status_type_index' },
         { name: '0005_lease_losses' },
         { name: '0006_flow_control' },
+        { name: '0007_workflow_history' },
       ]);
     });
 
@@ -323,12 +324,13 @@ for (const backend of backends) {
 
     it('stores workflows, their events and timers', async () => {
       const store = await open();
-      const workflowId = await store.transaction(async (tx) => tx.insertWorkflow({ name: 'w', input: '{}', snapshot: '{}', version: 'v1', parentStepId: null, now: 1 }));
+      const workflowId = await store.transaction(async (tx) => (await tx.insertWorkflow({ name: 'w', input: '{}', snapshot: '{}', version: 'v1', parentStepId: null, now: 1 }))!);
       await store.transaction(async (tx) => {
-        const eventId = await tx.insertWorkflowEvent(workflowId, '{"type":"GO"}', 2);
-        expect(await tx.unappliedWorkflowEvents(workflowId)).toEqual([{ id: eventId, event: '{"type":"GO"}' }]);
+        const eventId = await tx.insertWorkflowEvent({ workflowId, event: '{"type":"GO"}', type: 'GO', key: null, outcome: 'kept', appliedAt: null, expiresAt: 10, now: 2 });
+        expect(await tx.keptWorkflowEvents(workflowId, 3)).toMatchObject([{ id: eventId, event: '{"type":"GO"}' }]);
         await tx.markWorkflowEventApplied(eventId, 3);
-        await tx.upsertWorkflowTimer({ workflowId, timerId: 'after', event: '{}', fireAt: 50 });
+        expect(await tx.keptWorkflowEvents(workflowId, 3)).toEqual([]);
+        await tx.upsertWorkflowTimer({ workflowId, timerId: 'after', event: '{}', fireAt: 50, now: 3 });
         await tx.insertPromise(row({ workflowId, invokeId: 'step' }));
       });
       expect(await store.nextWorkflowTimerAt()).toBe(50);

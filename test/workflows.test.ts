@@ -110,11 +110,12 @@ describe('workflows', () => {
     expect((await engine.getWorkflow(id))!.value).toEqual({ build: { code: 'setup', review: 'reviewing' } });
     await engine.start();
     expect(await engine.workflowResult(id, { timeout: 5_000 })).toEqual(expectedOutput('early', 'early-bird'));
-    // The event nobody handles is kept, visibly, not applied.
-    const events = await readRows<{ event: string; applied_at: number | null }>(file, 'select event, applied_at from workflow_events order by id');
-    expect(events.map((e) => [JSON.parse(e.event).type, e.applied_at !== null])).toEqual([
-      ['APPROVE', true],
-      ['UNKNOWN_EVENT', false],
+    // APPROVE was kept (the running build leads to a state that accepts it) and applied later;
+    // the event no state handles was dropped, and stored with that outcome.
+    const events = await readRows<{ event: string; applied_at: number | null; outcome: string }>(file, 'select event, applied_at, outcome from workflow_events order by id');
+    expect(events.map((e) => [JSON.parse(e.event).type, e.applied_at !== null, e.outcome])).toEqual([
+      ['APPROVE', true, 'kept'],
+      ['UNKNOWN_EVENT', false, 'dropped'],
     ]);
   });
 

@@ -1,4 +1,3 @@
-import type { AnyStateMachine } from 'xstate';
 import { InvalidOptionError, NotFoundError } from '../errors.js';
 import type { Store } from '../persistence/store.js';
 import { Kernel } from '../kernel/kernel.js';
@@ -6,10 +5,8 @@ import type { ResolvedEngineOptions, TaskOptions } from '../kernel/options.js';
 import { parseId } from '../kernel/records.js';
 import type { TaskHandler } from '../kernel/task-context.js';
 import { assertStorableName } from '../kernel/storable-text.js';
-import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import { WorkflowRuntime } from '../workflows/workflow-runtime.js';
-import type { WorkflowEvent, WorkflowOptions, WorkflowRecord } from '../workflows/workflow-types.js';
-import { EngineReads, timeoutOption } from './engine-reads.js';
+import { EngineWorkflows } from './engine-workflows.js';
 import { EngineEmitter, type EngineEvents } from './events.js';
 import { EngineMetrics } from './metrics.js';
 import { Enqueuing } from './enqueuing.js';
@@ -26,7 +23,7 @@ export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary
  * promise kernel and what is built on the kernel's port (workflows, inboxes, periodic
  * schedules). Create one with {@link createEngine}.
  */
-export class Engine extends EngineReads {
+export class Engine extends EngineWorkflows {
   readonly #kernel: Kernel;
   readonly #emitter: EngineEmitter;
   readonly #metrics: EngineMetrics;
@@ -48,6 +45,7 @@ export class Engine extends EngineReads {
       wanted: () => this.#emitter.listenerCount('workflow') > 0,
       emit: (change) => this.#emitter.emit('workflow', change),
     });
+    this.useWorkflowRuntime(this.#workflows);
     this.#periodics = new PeriodicSchedules(this.#kernel);
     this.#enqueuing = new Enqueuing(this.#kernel);
   }
@@ -189,56 +187,8 @@ export class Engine extends EngineReads {
 
 
   // ---- workflows ----
-
-  /**
-   * Registers a workflow: an XState v5 machine whose invoked actors (named in `setup({ actors })`)
-   * run as durable steps. Each entry of `steps` is the handler `(input, ctx) => output` of the
-   * actor of that name, or `{ workflow: name }` to run another workflow as a child.
-   *
-   * @example
-   * ```ts
-   * engine.workflow('ci', machine, { steps: { setupEnv: async (input) => ({ ok: true }), runTests: async () => 'green' } });
-   * ```
-   */
-  workflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): this {
-    this.#workflows.define(name, machine, options);
-    return this;
-  }
-
-  /** The names of the registered workflows. */
-  get workflowNames(): string[] {
-    return this.#workflows.names;
-  }
-
-  /** The machine registered as workflow `name` (for tools that draw or inspect it), or `undefined`. */
-  workflowMachine(name: string): AnyStateMachine | undefined {
-    return this.#workflows.machineOf(name);
-  }
-
-  /** Starts a workflow; returns its id once its first state and first steps are on disk. */
-  startWorkflow(name: string, input?: unknown): Promise<string> {
-    return this.#workflows.start(name, input ?? {});
-  }
-
-  /** Sends an external event to a running workflow; it is stored, then applied, in one transaction. */
-  send(id: string, event: WorkflowEvent): Promise<void> {
-    return this.#workflows.send(id, event);
-  }
-
-  /** The workflow with this id (state value, context, steps), or `undefined`. */
-  getWorkflow(id: string): Promise<WorkflowRecord | undefined> {
-    return this.#workflows.get(id);
-  }
-
-  /** Workflows (without their steps), newest first. */
-  listWorkflows(filter: WorkflowFilter = {}): Promise<Array<Omit<WorkflowRecord, 'steps'>>> {
-    return this.#workflows.list(filter);
-  }
-
-  /** Waits for the workflow's output (its machine's final state); rejects with `PromiseFailedError` if it failed. */
-  async workflowResult<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
-    return (await this.#workflows.result(id, timeoutOption(options.timeout))) as R;
-  }
+  // The workflow methods (workflow, startWorkflow, send, getWorkflow, …) are in EngineWorkflows,
+  // which this class extends: with the steering controls they would not fit here.
 
   // ---- control ----
 

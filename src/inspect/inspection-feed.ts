@@ -257,7 +257,7 @@ export class InspectionFeed {
     this.#publishChange(entry, { type: event }, snapshot, change.status, change.status !== 'running', at);
   }
 
-  #workflowRead(workflow: Omit<WorkflowRecord, 'steps'>, since: number, now: number): void {
+  #workflowRead(workflow: Omit<WorkflowRecord, 'steps' | 'keptEvents'>, since: number, now: number): void {
     const sessionId = workflowSessionId(this.fingerprint, workflow.id);
     const snapshot = workflowSnapshot(workflow);
     const signature = JSON.stringify(snapshot);

@@ -67,6 +67,11 @@ export interface KernelPort {
    * has it fire what came due.
    */
   onClockMoved(hook: ClockHook): void;
+  /**
+   * Asks for a claim pass: promises may have become runnable without a transition of theirs
+   * (a paused workflow's held steps released). Other processes notice the commit themselves.
+   */
+  wake(): void;
   /** Runs background work, reporting its failure on the engine's `error` event. */
   background(work: () => Promise<unknown>, message: string): void;
 }

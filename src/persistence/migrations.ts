@@ -206,6 +206,84 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_workflow_history': {
+    async up(db: Kysely<any>) {
+      // What steering a workflow needs. An idempotency key: a start repeated with it (a retried
+      // request) returns the first workflow instead of starting a second. Unique where set.
+      await db.schema.alterTable('workflows').addColumn('key', 'text').execute();
+      await db.schema.createIndex('workflows_key').unique().on('workflows').column('key').execute();
+
+      // Every event sent is stored with the outcome its sender was told: `accepted` (applied),
+      // `kept` (held for a later state, until expires_at) or `dropped`. A kept event is applied
+      // once (applied_at) or discarded (discarded_at, with why). A key makes repeated sends one event.
+      await db.schema.alterTable('workflow_events').addColumn('type', 'text').execute();
+      await db.schema.alterTable('workflow_events').addColumn('key', 'text').execute();
+      await db.schema.alterTable('workflow_events').addColumn('outcome', 'text').execute();
+      await db.schema.alterTable('workflow_events').addColumn('expires_at', 'bigint').execute();
+      await db.schema.alterTable('workflow_events').addColumn('discarded_at', 'bigint').execute();
+      await db.schema.alterTable('workflow_events').addColumn('discard_reason', 'text').execute();
+      await db.updateTable('workflow_events').set({ outcome: 'accepted' }).where('applied_at', 'is not', null).execute();
+      // Events kept before there was a rule were kept for ever (a double click approved the next
+      // stage). They get the default 60 s from when they were sent: most have lapsed already.
+      await db
+        .updateTable('workflow_events')
+        .set({ outcome: 'kept', expires_at: sql`created_at + 60000` })
+        .where('applied_at', 'is', null)
+        .execute();
+      await db.schema.dropIndex('workflow_events_pending').execute();
+      await db.schema
+        .createIndex('workflow_events_kept')
+        .on('workflow_events')
+        .columns(['workflow_id', 'id'])
+        .where(sql<boolean>`outcome = 'kept' and applied_at is null and discarded_at is null`)
+        .execute();
+      await db.schema.createIndex('workflow_events_key').unique().on('workflow_events').columns(['workflow_id', 'key']).execute();
+      await db.schema.createIndex('workflow_events_type').on('workflow_events').columns(['workflow_id', 'type', 'applied_at']).execute();
+      // When a durable timer was set: an event of a type accepted after that is a repeat (see the event rule).
+      await db.schema.alterTable('workflow_timers').addColumn('created_at', 'bigint').execute();
+
+      // A cancel that the machine compensates (it handles `promised.cancel`): when it was asked
+      // for. The workflow runs on until a final state (or the compensation deadline), then fails
+      // with CANCELLED.
+      await db.schema.alterTable('workflows').addColumn('cancel_requested_at', 'bigint').execute();
+      // A paused workflow: while set, its pending steps and timers are held (their due times
+      // moved far ahead by a fixed offset, taken back off on resume).
+      await db.schema.alterTable('workflows').addColumn('paused_at', 'bigint').execute();
+
+      // Every transition of a workflow, with the snapshot after it and the timers then set (as
+      // delays left), so a new workflow can start from any of them (restartWorkflow). Append-only;
+      // `seq` counts a workflow's transitions from 1, and workflows.seq is the last one written.
+      await db.schema
+        .createTable('workflow_history')
+        .addColumn('workflow_id', 'integer', (c) => c.notNull().references('workflows.id').onDelete('cascade'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('from_value', 'text')
+        .addColumn('to_value', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('snapshot', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('timers', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('workflow_history_pk', ['workflow_id', 'seq'])
+        .execute();
+      await db.schema.alterTable('workflows').addColumn('seq', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // A workflow started from another's history: which, and after which transition.
+      await db.schema.alterTable('workflows').addColumn('restarted_from', 'integer').execute();
+      await db.schema.alterTable('workflows').addColumn('restarted_from_seq', 'integer').execute();
+
+      // Which event types each running workflow's current state has a transition for, rewritten
+      // in the transaction of each transition: listWorkflows({ awaiting }) reads this index
+      // instead of every snapshot. `*` and `prefix.*` wildcards are stored as written.
+      await db.schema
+        .createTable('workflow_awaiting')
+        .addColumn('event_type', 'text', (c) => c.notNull())
+        .addColumn('workflow_id', 'integer', (c) => c.notNull().references('workflows.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('workflow_awaiting_pk', ['event_type', 'workflow_id'])
+        .execute();
+      await db.schema.createIndex('workflow_awaiting_workflow').on('workflow_awaiting').column('workflow_id').execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

@@ -16,6 +16,8 @@ export interface Database {
   flow_keys: FlowKeysTable;
   rate_starts: RateStartsTable;
   paused_types: PausedTypesTable;
+  workflow_history: WorkflowHistoryTable;
+  workflow_awaiting: WorkflowAwaitingTable;
 }
 
 /** One row per (type, key) a concurrency or rate limit applies to. */
@@ -40,6 +42,34 @@ export interface PausedTypesTable {
   paused_at: number;
 }
 
+/** An event type a running workflow's current state has a transition for. */
+export interface WorkflowAwaitingTable {
+  event_type: string;
+  workflow_id: number;
+}
+
+/** One transition of a workflow: the event, the state values around it and the snapshot after it. */
+export interface WorkflowHistoryTable {
+  workflow_id: number;
+  /** 1 for the first transition (the start), then one more per transition. */
+  seq: number;
+  /** The event's type. */
+  event: string;
+  /** The state value before (JSON), null for the start. */
+  from_value: string | null;
+  to_value: string;
+  /** The workflow's status after it. */
+  status: string;
+  snapshot: string;
+  /** The machine version that wrote the snapshot. */
+  version: string;
+  /** The timers set after it, as JSON `[{ timerId, event, delay }]` (delay left, ms). */
+  timers: string;
+  at: number;
+}
+
+export type WorkflowHistoryRow = Selectable<WorkflowHistoryTable>;
+
 export interface WorkflowsTable {
   id: Generated<number>;
   name: string;
@@ -54,6 +84,17 @@ export interface WorkflowsTable {
   error_message: string | null;
   /** The step promise that runs this workflow as a child of another, if any. */
   parent_step_id: number | null;
+  /** The idempotency key it was started with (unique), if any. */
+  key: string | null;
+  /** When a cancel was asked for that the machine compensates; it fails with CANCELLED when it ends. */
+  cancel_requested_at: number | null;
+  /** When the workflow was paused; null while not paused. */
+  paused_at: number | null;
+  /** Its last transition's seq in workflow_history. */
+  seq: Generated<number>;
+  /** The workflow (and transition) it was restarted from, if any. */
+  restarted_from: number | null;
+  restarted_from_seq: number | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;
@@ -63,8 +104,19 @@ export interface WorkflowEventsTable {
   id: Generated<number>;
   workflow_id: number;
   event: string;
+  /** The event's type (null on rows older than the column). */
+  type: string | null;
+  /** The sender's idempotency key, unique per workflow. */
+  key: string | null;
+  /** What the sender was told: `accepted`, `kept` or `dropped`. */
+  outcome: string | null;
   created_at: number;
   applied_at: number | null;
+  /** A kept event lapses then. */
+  expires_at: number | null;
+  discarded_at: number | null;
+  /** Why a kept event was discarded: `discarded` (asked), `unreachable`, `cancelled`. */
+  discard_reason: string | null;
 }
 
 export interface WorkflowTimersTable {
@@ -72,7 +124,11 @@ export interface WorkflowTimersTable {
   timer_id: string;
   event: string;
   fire_at: number;
+  /** When it was set (null on rows older than the column). */
+  created_at: number | null;
 }
+
+export type WorkflowEventRow = Selectable<WorkflowEventsTable>;
 
 export type WorkflowRow = Selectable<WorkflowsTable>;
 

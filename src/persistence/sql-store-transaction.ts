@@ -3,8 +3,8 @@ import { all, first, run, type Queryable } from './connection.js';
 import type { SqlDialect } from './sql-dialect.js';
 import type { Statement } from './statement.js';
 import type { StatementTable } from './statement-table.js';
-import type { WorkflowRow } from './schema.js';
-import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, NewPromise, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
+import type { WorkflowHistoryRow, WorkflowRow } from './schema.js';
+import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, KeptEventRow, NewPromise, NewWorkflow, NewWorkflowEvent, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
 
 /**
  * The operations of one transaction attempt, written once over any dialect's connection: each
@@ -140,8 +140,12 @@ export class SqlStoreTransaction implements StoreTransaction {
     return all(this.#tx, this.#s.claims.stalePending, { types, cutoff });
   }
 
-  insertWorkflow(row: { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number }): Awaitable<number> {
-    return andThen(first(this.#tx, this.#s.workflows.insertWorkflow, row), (inserted) => inserted!.id);
+  insertWorkflow(row: NewWorkflow): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.workflows.insertWorkflow, row), (inserted) => inserted?.id);
+  }
+
+  workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined> {
+    return first(this.#tx, this.#s.workflows.workflowByKey, { key });
   }
 
   /** Read to be advanced and written back: locked for the change (see the statement). */
@@ -153,19 +157,78 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.workflows.saveWorkflow, update));
   }
 
-  insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number> {
-    return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, { workflowId, event, now }), (inserted) => inserted!.id);
+  setWorkflowVersion(id: number, version: string): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.setWorkflowVersion, { id, version }));
+  }
+
+  reassignStepInvocation(workflowId: number, from: string, to: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.reassignStepInvocation, { workflowId, from, to, now }));
+  }
+
+  markCancelRequested(id: number, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.markCancelRequested, { id, now }));
+  }
+
+  async setAwaiting(workflowId: number, eventTypes: readonly string[]): Promise<void> {
+    await run(this.#tx, this.#s.workflowAwaiting.clearAwaiting, { workflowId });
+    for (const eventType of new Set(eventTypes)) await run(this.#tx, this.#s.workflowAwaiting.insertAwaiting, { workflowId, eventType });
+  }
+
+  insertWorkflowTransition(row: WorkflowHistoryRow): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowHistory.insertWorkflowTransition, row));
+  }
+
+  workflowTransition(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined> {
+    return first(this.#tx, this.#s.workflowHistory.workflowTransition, { workflowId, seq });
+  }
+
+  setWorkflowPaused(id: number, pausedAt: number | null, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflows.setWorkflowPaused, { id, pausedAt, now }));
+  }
+
+  holdWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void> {
+    const steps = run(this.#tx, this.#s.workflows.holdPendingSteps, { workflowId, offset, now });
+    return andThen(steps, () => this.#quiet(run(this.#tx, this.#s.workflowTimers.holdWorkflowTimers, { workflowId, offset })));
+  }
+
+  releaseWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void> {
+    const steps = run(this.#tx, this.#s.workflows.releaseHeldSteps, { workflowId, offset, now });
+    return andThen(steps, () => this.#quiet(run(this.#tx, this.#s.workflowTimers.releaseWorkflowTimers, { workflowId, offset })));
+  }
+
+  insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number> {
+    return andThen(first(this.#tx, this.#s.workflowEvents.insertWorkflowEvent, event), (inserted) => inserted!.id);
   }
 
   markWorkflowEventApplied(id: number, now: number): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflowEvents.markWorkflowEventApplied, { id, now }));
   }
 
-  unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>> {
-    return all(this.#tx, this.#s.workflowEvents.unappliedWorkflowEvents, { workflowId });
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
+    return all(this.#tx, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
   }
 
-  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void> {
+  workflowEventByKey(workflowId: number, key: string) {
+    return first(this.#tx, this.#s.workflowEvents.workflowEventByKey, { workflowId, key });
+  }
+
+  lastAppliedEventAt(workflowId: number, type: string): Awaitable<number | undefined> {
+    return andThen(first(this.#tx, this.#s.workflowEvents.lastAppliedEventAt, { workflowId, type }), (row) => (row?.at === null || row?.at === undefined ? undefined : Number(row.at)));
+  }
+
+  discardWorkflowEvent(workflowId: number, id: number, reason: string, now: number): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.workflowEvents.discardWorkflowEvent, { workflowId, id, reason, now }), (count) => count === 1);
+  }
+
+  discardKeptEvents(workflowId: number, reason: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.workflowEvents.discardKeptEvents, { workflowId, reason, now }));
+  }
+
+  timersOf(workflowId: number) {
+    return all(this.#tx, this.#s.workflowTimers.timersOf, { workflowId });
+  }
+
+  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number; now: number }): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.workflowTimers.upsertWorkflowTimer, timer));
   }
 

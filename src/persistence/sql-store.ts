@@ -3,7 +3,7 @@ import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
 import type { PromiseRow, WorkflowRow } from './schema.js';
-import type { Awaitable, DeadLetterRow, HistoryRow, PromiseFilter, Store, StoreTransaction } from './store.js';
+import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, Store, StoreTransaction } from './store.js';
 
 /**
  * The store, written once: every read and every transaction is a statement of the table, run
@@ -90,12 +90,24 @@ export class SqlStore implements Store {
     return all(this.#connection, this.#s.workflows.listWorkflows, { status: filter.status ?? null, name: filter.name ?? null, limit: filter.limit });
   }
 
+  listAwaitingWorkflows(filter: { types: readonly string[]; name?: string; limit: number }): Awaitable<WorkflowRow[]> {
+    return all(this.#connection, this.#s.workflowAwaiting.listAwaitingWorkflows, { types: filter.types, name: filter.name ?? null, limit: filter.limit });
+  }
+
   nextWorkflowTimerAt(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
   }
 
   pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>> {
     return all(this.#connection, this.#s.flow.pausedTypes, {});
+  }
+
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
+    return all(this.#connection, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
+  }
+
+  workflowTransitions(workflowId: number) {
+    return all(this.#connection, this.#s.workflowHistory.workflowTransitions, { workflowId });
   }
 
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]> {

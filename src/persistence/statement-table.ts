@@ -10,12 +10,14 @@ import * as promises from './statements/promises.js';
 import * as relatives from './statements/relatives.js';
 import * as schedules from './statements/schedules.js';
 import * as stats from './statements/stats.js';
+import * as workflowAwaiting from './statements/workflow-awaiting.js';
 import * as workflowEvents from './statements/workflow-events.js';
+import * as workflowHistory from './statements/workflow-history.js';
 import * as workflowTimers from './statements/workflow-timers.js';
 import * as workflows from './statements/workflows.js';
 
 /** Every statement the store runs, by the thing it changes or reads; each module exports statements only. */
-const GROUPS = { promises, dependencies, relatives, claims, flow, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, stats };
+const GROUPS = { promises, dependencies, relatives, claims, flow, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, workflowHistory, workflowAwaiting, stats };
 
 type Compiled<Group> = { readonly [Name in keyof Group]: Group[Name] extends StatementDefinition<infer Args, infer Row> ? Statement<Args, Row> : never };
 

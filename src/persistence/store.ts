@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { DeadLettersTable, PromiseHistoryTable, PromiseRow, SchedulesTable, WorkflowRow, WorkflowTimerRow } from './schema.js';
+import type { DeadLettersTable, PromiseHistoryTable, PromiseRow, SchedulesTable, WorkflowHistoryRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
 
 /** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
 export type Awaitable<T> = T | Promise<T>;
@@ -176,13 +176,45 @@ export interface StoreTransaction {
   advanceSchedule(name: string, dueAt: number, now: number): Awaitable<boolean>;
   /** Pending rows of `types` that never ran and fell due before `cutoff`. */
   stalePending(types: readonly string[], cutoff: number): Awaitable<ExpiredLease[]>;
-  insertWorkflow(row: { name: string; input: string; snapshot: string; version: string; parentStepId: number | null; now: number }): Awaitable<number>;
+  /** Inserts a workflow; `undefined` when its idempotency key is taken (by a commit of another transaction, too). */
+  insertWorkflow(row: NewWorkflow): Awaitable<number | undefined>;
+  /** The workflow started with this idempotency key. */
+  workflowByKey(key: string): Awaitable<{ id: number; name: string } | undefined>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   saveWorkflow(update: WorkflowUpdate): Awaitable<void>;
-  insertWorkflowEvent(workflowId: number, event: string, now: number): Awaitable<number>;
+  /** Sets the machine version of a migrated workflow. */
+  setWorkflowVersion(id: number, version: string): Awaitable<void>;
+  /** Moves the step promises of invocation `from` of a workflow to invocation `to`. */
+  reassignStepInvocation(workflowId: number, from: string, to: string, now: number): Awaitable<void>;
+  /** Marks a workflow as compensating a cancel. */
+  markCancelRequested(id: number, now: number): Awaitable<void>;
+  /** Rewrites the event types a workflow's current state has transitions for (none: it waits for nothing, or it ended). */
+  setAwaiting(workflowId: number, eventTypes: readonly string[]): Awaitable<void>;
+  /** Appends one transition to a workflow's history. */
+  insertWorkflowTransition(row: WorkflowHistoryRow): Awaitable<void>;
+  /** One transition of a workflow's history, with its snapshot. */
+  workflowTransition(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined>;
+  /** Sets (a time) or clears (`null`) when a workflow was paused. */
+  setWorkflowPaused(id: number, pausedAt: number | null, now: number): Awaitable<void>;
+  /** Holds a workflow's pending steps and timers: their due times move `offset` ms ahead (once). */
+  holdWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void>;
+  /** Takes the offset of {@link StoreTransaction.holdWorkflowWork} back off. */
+  releaseWorkflowWork(workflowId: number, offset: number, now: number): Awaitable<void>;
+  insertWorkflowEvent(event: NewWorkflowEvent): Awaitable<number>;
   markWorkflowEventApplied(id: number, now: number): Awaitable<void>;
-  unappliedWorkflowEvents(workflowId: number): Awaitable<Array<{ id: number; event: string }>>;
-  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number }): Awaitable<void>;
+  /** Kept events not applied, discarded or lapsed at `now`, oldest first. */
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
+  /** The event sent to the workflow earlier with this key. */
+  workflowEventByKey(workflowId: number, key: string): Awaitable<{ id: number; outcome: string | null; expires_at: number | null } | undefined>;
+  /** When an event of this type was last applied to the workflow, if ever. */
+  lastAppliedEventAt(workflowId: number, type: string): Awaitable<number | undefined>;
+  /** Discards a kept event; false when it is not kept (applied, discarded already, or never kept). */
+  discardWorkflowEvent(workflowId: number, id: number, reason: string, now: number): Awaitable<boolean>;
+  /** Discards every kept event of a workflow. */
+  discardKeptEvents(workflowId: number, reason: string, now: number): Awaitable<void>;
+  /** The timers set for a workflow, earliest first. */
+  timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]>;
+  upsertWorkflowTimer(timer: { workflowId: number; timerId: string; event: string; fireAt: number; now: number }): Awaitable<void>;
   /** False when the timer was already gone (fired by another process, or cancelled). */
   deleteWorkflowTimer(workflowId: number, timerId: string): Awaitable<boolean>;
   workflowOfParentStep(stepId: number): Awaitable<number | undefined>;
@@ -222,6 +254,41 @@ export interface StoreTransaction {
   recordStart(type: string, key: string, at: number, forgetBefore: number): Awaitable<void>;
 }
 
+/** An event sent to a workflow, as stored with the outcome its sender is told. */
+export interface NewWorkflowEvent {
+  workflowId: number;
+  event: string;
+  type: string;
+  key: string | null;
+  outcome: 'accepted' | 'kept' | 'dropped';
+  appliedAt: number | null;
+  expiresAt: number | null;
+  now: number;
+}
+
+/** A kept event as read back. */
+export interface KeptEventRow {
+  id: number;
+  event: string;
+  type: string | null;
+  created_at: number;
+  expires_at: number | null;
+}
+
+export interface NewWorkflow {
+  name: string;
+  input: string;
+  snapshot: string;
+  version: string;
+  parentStepId: number | null;
+  /** An idempotency key (unique), or none. */
+  key?: string | null;
+  /** Set for a workflow started from another's history. */
+  restartedFrom?: number | null;
+  restartedFromSeq?: number | null;
+  now: number;
+}
+
 export interface WorkflowUpdate {
   id: number;
   status: string;
@@ -230,6 +297,8 @@ export interface WorkflowUpdate {
   errorCode: string | null;
   errorMessage: string | null;
   completedAt: number | null;
+  /** The seq of the transition this update writes. */
+  seq: number;
   now: number;
 }
 
@@ -262,7 +331,13 @@ export interface Store {
   runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;
   /** Workflows, newest first. */
   listWorkflows(filter: { status?: string; name?: string; limit: number }): Awaitable<WorkflowRow[]>;
+  /** Running workflows whose current state has a transition for one of `types` (an event type and the wildcards that match it), newest first. */
+  listAwaitingWorkflows(filter: { types: readonly string[]; name?: string; limit: number }): Awaitable<WorkflowRow[]>;
   nextWorkflowTimerAt(): Awaitable<number | null>;
+  /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
+  keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
+  /** A workflow's transitions, in order, without their snapshots. */
+  workflowTransitions(workflowId: number): Awaitable<Array<Omit<WorkflowHistoryRow, 'workflow_id' | 'snapshot' | 'version' | 'timers'>>>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;
   countByStatusAndType(): Awaitable<Array<{ status: string; type: string; count: number }>>;

@@ -2,9 +2,11 @@ import type { AnyStateMachine } from 'xstate';
 import { InvalidOptionError, InvalidPayloadError } from '../errors.js';
 import { toJsonText } from '../json.js';
 import { actorSources, machineVersion, type MachineStep } from '../machines/workflow-machine.js';
-import type { TaskOptions } from '../kernel/options.js';
+import { integerIn, type TaskOptions } from '../kernel/options.js';
+import { EventReachability } from './event-reachability.js';
 import { WorkflowError } from './workflow-errors.js';
-import type { WorkflowOptions } from './workflow-types.js';
+import { checkMigration } from './workflow-migration.js';
+import type { WorkflowMigration, WorkflowOptions } from './workflow-types.js';
 
 /** A registered workflow. */
 export interface Definition {
@@ -13,7 +15,27 @@ export interface Definition {
   version: string;
   /** The step names: the only actors a transition may start. */
   steps: Set<string>;
+  /** What the machine can reach on its own, for the kept-event rule. */
+  reachability: EventReachability;
+  /** How long an event is kept (ms), by default and per event type. */
+  keptEvents: { ttl: number; byType: Record<string, number> };
+  /** How long a cancelled workflow may compensate (ms) before it is ended. */
+  compensationTimeout: number;
+  /** How workflows of other versions are moved onto this machine, if at all. */
+  migrate: WorkflowMigration | undefined;
 }
+
+/** Whether a stored workflow of another version is migrated (rather than checked for fit). */
+export function migratesFrom(definition: Definition, version: string): boolean {
+  return definition.migrate !== undefined && version !== definition.version && (definition.migrate.from === undefined || definition.migrate.from.includes(version));
+}
+
+/** How long a cancelled workflow may compensate unless the workflow says otherwise: 10 minutes. */
+export const DEFAULT_COMPENSATION_TIMEOUT = 600_000;
+
+/** How long a kept event is kept unless the workflow says otherwise. */
+export const DEFAULT_KEPT_EVENT_TTL = 60_000;
+const MAX_KEPT_EVENT_TTL = 365 * 24 * 3600_000;
 
 /**
  * Checks a workflow before it is registered: an XState v5 machine whose every started actor is
@@ -42,7 +64,28 @@ export function defineWorkflow(name: string, machine: AnyStateMachine, options: 
   for (const step of Object.keys(steps)) {
     if (!sources.has(step)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `steps.${step} is never invoked by workflow "${name}" (it invokes: ${[...sources].join(', ') || 'nothing'})`);
   }
-  return { name, machine, version: machineVersion(machine), steps: new Set(Object.keys(steps)) };
+  return {
+    name,
+    machine,
+    version: machineVersion(machine),
+    steps: new Set(Object.keys(steps)),
+    reachability: new EventReachability(machine),
+    keptEvents: keptEventOptions(options.keptEvents),
+    migrate: checkMigration(machine, options.migrate),
+    compensationTimeout: integerIn('compensationTimeout', options.compensationTimeout ?? DEFAULT_COMPENSATION_TIMEOUT, 1, MAX_KEPT_EVENT_TTL),
+  };
+}
+
+function keptEventOptions(options: WorkflowOptions['keptEvents']): Definition['keptEvents'] {
+  if (options === undefined) return { ttl: DEFAULT_KEPT_EVENT_TTL, byType: {} };
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('keptEvents', options, 'an object { ttl, byType }');
+  const ttl = integerIn('keptEvents.ttl', options.ttl ?? DEFAULT_KEPT_EVENT_TTL, 0, MAX_KEPT_EVENT_TTL);
+  const byType: Record<string, number> = {};
+  if (options.byType !== undefined && (options.byType === null || typeof options.byType !== 'object')) {
+    throw new InvalidOptionError('keptEvents.byType', options.byType, 'an object { EVENT_TYPE: ttl }');
+  }
+  for (const [type, value] of Object.entries(options.byType ?? {})) byType[type] = integerIn(`keptEvents.byType.${type}`, value, 0, MAX_KEPT_EVENT_TTL);
+  return { ttl, byType };
 }
 
 /** The task options of one step: `stepOptions` itself, or its entry for `step` when it is keyed by step. */

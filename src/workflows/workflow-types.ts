@@ -11,6 +11,98 @@ export interface WorkflowOptions {
   steps: Record<string, WorkflowStep>;
   /** Task options (retries, timeout…) for every step, or per step name. */
   stepOptions?: TaskOptions | Record<string, TaskOptions>;
+  /**
+   * How long an event the current state does not accept may be kept for a later state, in ms
+   * (`0`: never kept). See the event rule in docs/workflows.md.
+   * @defaultValue `{ ttl: 60_000 }`
+   */
+  keptEvents?: { ttl?: number; byType?: Record<string, number> };
+  /**
+   * How long (ms) a cancelled workflow whose state handles `promised.cancel` may compensate
+   * before it is ended as if it had not handled it.
+   * @defaultValue `600_000` (10 minutes)
+   */
+  compensationTimeout?: number;
+  /**
+   * How running workflows written by another version of the machine are moved onto this one,
+   * when the engine starts (or before their next event). Without it, a stored snapshot that no
+   * longer fits fails with `WORKFLOW_VERSION_MISMATCH`. See docs/workflows.md.
+   */
+  migrate?: WorkflowMigration;
+}
+
+/**
+ * A declarative migration from older versions of a workflow's machine.
+ *
+ * @example
+ * ```ts
+ * const migrate: WorkflowMigration = {
+ *   states: { cooldown: 'approval', 'build.code': 'checking' },          // old state path → new state path
+ *   context: (old) => ({ ...(old as object), reviewers: [] }),          // the context, upgraded
+ * };
+ * ```
+ */
+export interface WorkflowMigration {
+  /**
+   * Old state paths (dotted from the root, e.g. `build.code.setup`, or a parent such as `build`)
+   * to states of the new machine. Each active state is renamed by the longest entry that is it or
+   * a parent of it; a state without an entry keeps its path. A mapped state starts at its initial
+   * substate.
+   */
+  states?: Record<string, string>;
+  /** Upgrades the stored context; throwing fails the workflow with `WORKFLOW_VERSION_MISMATCH`. */
+  context?: (context: unknown, from: { value: unknown; version: string }) => unknown;
+  /** Only workflows written by these machine versions (`getWorkflow(id).version`); by default every other version. */
+  from?: string[];
+}
+
+/** What `cancelWorkflow` did: ended the workflow (`cancelled`), or handed it `promised.cancel` to compensate (`compensating`). */
+export interface CancelResult {
+  outcome: 'cancelled' | 'compensating';
+}
+
+/** Options of `engine.send`. */
+export interface WorkflowSendOptions {
+  /**
+   * An idempotency key (at most 512 characters, unique per workflow): a send repeated with it is
+   * the same event, answered with the first send's outcome, and writes nothing.
+   */
+  key?: string;
+}
+
+/**
+ * What became of a sent event: `accepted` (the current state handles it: applied), `kept` (held
+ * for a state the workflow is moving towards on its own, until `expiresAt`) or `dropped`.
+ */
+export interface SendResult {
+  outcome: 'accepted' | 'kept' | 'dropped';
+  /** The stored event's id (for `discardEvent`). */
+  eventId: string;
+  /** When a kept event lapses; `null` otherwise. */
+  expiresAt: Date | null;
+}
+
+/** An event kept for a later state, as `getWorkflow` lists it. */
+export interface KeptEvent {
+  id: string;
+  event: WorkflowEvent;
+  keptAt: Date;
+  expiresAt: Date;
+}
+
+/** Options of `engine.startWorkflow`. */
+export interface WorkflowStartOptions {
+  /**
+   * An idempotency key (at most 512 characters): a start with a key already used returns that
+   * workflow's id and writes nothing, so a retried request starts one workflow, not two.
+   */
+  key?: string;
+}
+
+/** @internal What the runtime's start takes: the public options, validated, and the parent step of a child workflow. */
+export interface StartOptions {
+  key?: string;
+  parentStepId?: number;
 }
 
 /** An external event: a `type`, and any JSON fields. */
@@ -26,10 +118,48 @@ export interface WorkflowRecord {
   context: unknown;
   output: unknown;
   error: { code: string; message: string } | null;
+  /** The idempotency key it was started with, or `null`. */
+  key: string | null;
+  /** The fingerprint of the machine version that wrote its snapshot. */
+  version: string;
   steps: PromiseRecord[];
+  /** Events kept for a later state, oldest first (empty once the workflow finished). */
+  keptEvents: KeptEvent[];
+  /** When a cancel was asked for that the workflow is compensating (it then fails with `CANCELLED`), or `null`. */
+  cancelRequestedAt: Date | null;
+  /** When it was paused, or `null` while not paused. */
+  pausedAt: Date | null;
+  /** The workflow and transition it was restarted from (`restartWorkflow`), or `null`. */
+  restartedFrom: { id: string; seq: number } | null;
   createdAt: Date;
   completedAt: Date | null;
 }
+
+/** One transition of a workflow, as `workflowHistory` lists it. */
+export interface WorkflowTransition {
+  /** 1 for the start, then one more per transition. */
+  seq: number;
+  /** The event's type (`xstate.init` for the start, `promised.cancel`, `promised.restart`…). */
+  event: string;
+  /** The state value before it (`null` for the first line). */
+  from: unknown;
+  /** The state value after it. */
+  to: unknown;
+  /** The workflow's status after it. */
+  status: 'running' | 'completed' | 'failed';
+  at: Date;
+}
+
+/** Options of `engine.restartWorkflow`. */
+export interface RestartOptions {
+  /** The transition whose stored snapshot the new workflow starts from (a `seq` of `workflowHistory`). */
+  fromSeq: number;
+  /** An idempotency key for the new workflow, as for `startWorkflow`. */
+  key?: string;
+}
+
+/** A workflow as `listWorkflows` shows it: without its steps and kept events. */
+export type WorkflowSummary = Omit<WorkflowRecord, 'steps' | 'keptEvents'>;
 
 /** A workflow moved: the event applied and the state it led to. */
 export type WorkflowChange = Pick<WorkflowRecord, 'id' | 'name' | 'status' | 'value' | 'context' | 'output' | 'error'> & { event: string; at: Date };

@@ -5,11 +5,11 @@ import { defineStatement, type StatementTools } from '../statement.js';
 
 export const upsertWorkflowTimer = defineStatement(
   { locks: 'none', wakes: true },
-  ({ db, p }: StatementTools<{ workflowId: number; timerId: string; event: string; fireAt: number }>) =>
+  ({ db, p }: StatementTools<{ workflowId: number; timerId: string; event: string; fireAt: number; now: number }>) =>
     db
       .insertInto('workflow_timers')
-      .values({ workflow_id: p('workflowId'), timer_id: p('timerId'), event: p('event'), fire_at: p('fireAt') })
-      .onConflict((oc) => oc.columns(['workflow_id', 'timer_id']).doUpdateSet({ event: p('event'), fire_at: p('fireAt') })),
+      .values({ workflow_id: p('workflowId'), timer_id: p('timerId'), event: p('event'), fire_at: p('fireAt'), created_at: p('now') })
+      .onConflict((oc) => oc.columns(['workflow_id', 'timer_id']).doUpdateSet({ event: p('event'), fire_at: p('fireAt'), created_at: p('now') })),
 );
 
 export const deleteWorkflowTimer = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ workflowId: number; timerId: string }>) =>
@@ -19,6 +19,28 @@ export const deleteWorkflowTimer = defineStatement({ locks: 'none', wakes: true 
 /** Deletes every timer of a finished workflow. Quiet: a process armed for one finds none due when it fires, and re-arms. */
 export const deleteWorkflowTimers = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number }>) =>
   db.deleteFrom('workflow_timers').where('workflow_id', '=', p('workflowId')),
+);
+
+/** Holds a paused workflow's timers, as its steps are held (see holdPendingSteps). */
+export const holdWorkflowTimers = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number; offset: number }>) =>
+  db
+    .updateTable('workflow_timers')
+    .set((eb) => ({ fire_at: eb('fire_at', '+', p('offset')) }))
+    .where('workflow_id', '=', p('workflowId'))
+    .where('fire_at', '<', p('offset')),
+);
+
+export const releaseWorkflowTimers = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ workflowId: number; offset: number }>) =>
+  db
+    .updateTable('workflow_timers')
+    .set((eb) => ({ fire_at: eb('fire_at', '-', p('offset')) }))
+    .where('workflow_id', '=', p('workflowId'))
+    .where('fire_at', '>=', p('offset')),
+);
+
+/** The timers set for one workflow. */
+export const timersOf = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number }>) =>
+  db.selectFrom('workflow_timers').selectAll().where('workflow_id', '=', p('workflowId')).orderBy('fire_at'),
 );
 
 export const dueWorkflowTimers = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ now: number; limit: number }>) =>
