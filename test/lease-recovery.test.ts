@@ -42,8 +42,12 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`lease recov
         return rows.filter((row) => row?.lease_owner === victimOwner).map((row) => String(row!.id));
       };
       // Kill at a random instant while it holds claims.
-      await until(async () => (await victimClaims()).length > 0, 20_000, 'the victim to hold claims');
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 200)));
+      // Kill at a random instant while it holds claims: right after one of its handlers started
+      // (the claim is committed, its outcome cannot be for 60 ms).
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 500)));
+      const startsSoFar = () => fs.readFileSync(log, 'utf8').split('\n').filter((line) => line.includes(`"pid":${victim.child.pid}`) && line.includes('"start"')).length;
+      const before = startsSoFar();
+      await until(() => startsSoFar() > before, 20_000, 'the victim to start a handler');
       victim.child.kill('SIGKILL');
       const killedAt = Date.now();
       await victim.exited;
