@@ -43,6 +43,7 @@ export class ClaimRunner {
   #lastClaimCheck = 0;
   #claimCheckQueued = false;
   #lastHeartbeat = performance.now();
+  #heartbeating = false;
   #typesSinceHeartbeat = new Set<string>();
 
   constructor(ctx: KernelContext, onSettled: () => void) {
@@ -74,7 +75,7 @@ export class ClaimRunner {
   }
 
   #entryOf(row: ClaimedRow): RunningClaim {
-    const claim: ClaimRef = { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts, step: stepOf(row) };
+    const claim: ClaimRef = { id: row.id, type: row.type, leaseToken: row.lease_token, attempts: row.attempts, maxAttempts: row.max_attempts, leaseLosses: row.lease_losses, step: stepOf(row) };
     const entry: RunningClaim = {
       claim,
       task: this.#ctx.tasks.get(row.type)!,
@@ -212,6 +213,22 @@ export class ClaimRunner {
    * said, since other processes may have taken the claims over meanwhile.
    */
   async heartbeat(): Promise<void> {
+    // One at a time: a renewal still waiting on the database must not be joined by another.
+    if (this.#heartbeating) return;
+    this.#heartbeating = true;
+    try {
+      await this.#beat();
+    } finally {
+      this.#heartbeating = false;
+    }
+  }
+
+  /** The heartbeat's clock starts when the engine starts, not when it was built. */
+  resetHeartbeatClock(): void {
+    this.#lastHeartbeat = performance.now();
+  }
+
+  async #beat(): Promise<void> {
     const sinceLast = performance.now() - this.#lastHeartbeat;
     this.#lastHeartbeat = performance.now();
     // Every claim held since the last heartbeat: the one that blocked may have committed before this ran.

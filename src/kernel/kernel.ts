@@ -203,6 +203,7 @@ export class Kernel implements KernelPort {
       }, this.#options.cleanupIntervalMs);
       this.#cleanupTimer.unref();
     }
+    this.#runner.resetHeartbeatClock();
     // Not unref'd: like a server, a started engine keeps its process alive until stop().
     this.#heartbeatTimer = setInterval(() => void this.#runner.heartbeat(), this.#options.heartbeatMs);
     void this.#scheduler.watchLeases();

@@ -113,10 +113,10 @@ export class OutcomeBatch {
 
   /** The database refused this outcome alone: its promise fails, for good, with why. True when that was committed. */
   async #failUnstorable(outcome: Outcome, refused: unknown): Promise<boolean> {
-    // A typed refusal (disk full, database busy or unreachable, the engine stopping) is the
-    // database's state, not this outcome's: kept and tried again. Anything else (a constraint,
-    // text the database rejects, a value it cannot bind) is this outcome's own.
-    if ((outcome.kind === 'fail' && outcome.error.code === UNSTORABLE) || refused instanceof PromisedError) return false;
+    // Only a refusal of this outcome's own values is its own: a constraint, text or a value the
+    // database rejects. Anything else (disk full, busy, unreachable, a pool that timed out, the
+    // engine stopping) is the database's state: kept and tried again.
+    if ((outcome.kind === 'fail' && outcome.error.code === UNSTORABLE) || !refusesTheValues(refused)) return false;
     const reason = refused instanceof Error ? refused.message : String(refused);
     const error = storableError({ code: UNSTORABLE, message: `the database refused this attempt's outcome (${reason}); the promise fails instead of retrying for ever` });
     try {
@@ -146,4 +146,16 @@ export class OutcomeBatch {
     const retryAt = uow.now + Math.max(retryDelayMs(outcome.task.options, claim.attempts), outcome.retryAfterMs ?? 0);
     return transitions.fail(uow, claim, outcome.error, retryAt, outcome.final ?? false);
   }
+}
+
+/**
+ * True for an error by which the database refused the values written: PostgreSQL's data
+ * exceptions (22…), integrity violations (23…) and errors raised by a trigger (P0001);
+ * SQLite's constraint, mismatch and too-big errors; a value the driver cannot bind.
+ */
+function refusesTheValues(error: unknown): boolean {
+  if (error instanceof PromisedError) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return /^(22|23)...$|^P0001$/.test(code) || /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG)/.test(code);
+  return error instanceof TypeError || error instanceof RangeError;
 }

@@ -75,7 +75,15 @@ export class Recovery {
 
   #loseLease(uow: UnitOfWork, lease: ExpiredLease): Promise<boolean> {
     const task = this.#ctx.tasks.get(lease.type);
-    const claim: ClaimRef = { step: stepOf(lease), id: lease.id, type: lease.type, leaseToken: lease.lease_token, attempts: lease.attempts, maxAttempts: lease.max_attempts };
+    const claim: ClaimRef = {
+      step: stepOf(lease),
+      id: lease.id,
+      type: lease.type,
+      leaseToken: lease.lease_token,
+      attempts: lease.attempts,
+      maxAttempts: lease.max_attempts,
+      leaseLosses: lease.lease_losses,
+    };
     const retryAt = uow.now + (task ? retryDelayMs(task.options, lease.attempts) : 0);
     const maxLosses = task?.options.maxLeaseLosses ?? DEFAULT_MAX_LEASE_LOSSES;
     return this.#ctx.transitions.loseLease(uow, claim, lease.lease_losses + 1, maxLosses, retryAt);

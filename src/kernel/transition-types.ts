@@ -16,6 +16,8 @@ export interface ClaimRef {
   leaseToken: number;
   attempts: number;
   maxAttempts: number;
+  /** Attempts of it that lost their lease: they count in `attempts` but do not spend retries. */
+  leaseLosses: number;
   /** Set when the promise is a workflow step. */
   step?: StepRef | undefined;
 }

@@ -131,7 +131,8 @@ export class PromiseTransitions {
    * left (and the failure is not `final`), else `failed`, taking every waiting descendant with it.
    */
   async fail(uow: UnitOfWork, claim: ClaimRef, error: ErrorRecord, retryAt: number, final = false): Promise<boolean> {
-    const to = this.#to('in_progress', 'FAIL', !final && claim.attempts < claim.maxAttempts);
+    // An attempt lost with its worker counts in `attempts` but does not spend a retry.
+    const to = this.#to('in_progress', 'FAIL', !final && claim.attempts - claim.leaseLosses < claim.maxAttempts);
     return this.#endAttempt(uow, claim, 'FAIL', to, error, retryAt);
   }
 

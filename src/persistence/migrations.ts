@@ -178,7 +178,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('promises').addColumn('flow_key', 'text').execute();
       await db.schema.alterTable('promises').addColumn('rate_key', 'text').execute();
       // Running per key is counted from the rows themselves (nothing to drift after a crash).
-      await db.schema.createIndex('promises_type_status_flow_key').on('promises').columns(['type', 'status', 'flow_key']).execute();
+      // Partial and led by the key: only flow-controlled rows pay for it, and a plain claim
+      // (no key in its WHERE) cannot pick it over the claim-order index and sort every pending row.
+      await db.schema
+        .createIndex('promises_flow_key')
+        .on('promises')
+        .columns(['flow_key', 'type', 'status', 'run_at'])
+        .where(sql.ref('flow_key'), 'is not', null)
+        .execute();
       // One row per (type, key) a limit applies to: the lock a claimer takes on PostgreSQL, and
       // when the key last started a promise (fairness: the least recently served key goes first).
       await db.schema

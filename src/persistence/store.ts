@@ -59,6 +59,8 @@ export interface ClaimedRow {
   attempts: number;
   max_attempts: number;
   lease_token: number;
+  /** Leases lost so far: those attempts do not spend `retries`. */
+  lease_losses: number;
   workflow_id: number | null;
   invoke_id: string | null;
 }
