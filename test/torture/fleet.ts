@@ -1,6 +1,6 @@
 // The saturated fleet: worker processes on one database (SQLite: one file; PostgreSQL: one
 // server) drain a steady backlog larger than they can drain quickly, and one of them is SIGKILLed
-// at a random instant while it holds claims, then replaced, `kills` times. Checks 0 lost, 0
+// at a random instant while it holds claims, then replaced (but the last), `kills` times. Checks 0 lost, 0
 // duplicated completions (each promise committed once; handler start/end logged per process),
 // 0 stuck, and that every claim a dead worker held was taken back (LEASE_LOST, read from the
 // promise history) within two leases of the kill, while the survivors were still saturated.
@@ -156,7 +156,8 @@ export async function fleet(options: FleetOptions): Promise<FleetResult> {
       recoveries.push(...times);
       perKill.push({ held: held.length, slowestMs: times.length ? Math.max(...times) : Number.POSITIVE_INFINITY, fastestMs: times.length ? Math.min(...times) : Number.POSITIVE_INFINITY, backlog: backlogNow });
       say(`  fleet on ${db.backend}: kill ${perKill.length}: ${held.length} claims held, taken back ${times.length ? `${Math.min(...times)}–${Math.max(...times)} ms` : 'never'} after the kill, ${backlogNow} pending`);
-      workers.push(await startWorker());
+      // Replaced for the next kill; the last one's survivors drain what is left.
+      if (perKill.length < options.kills) workers.push(await startWorker());
     }
     topping = false;
     await topUp;
