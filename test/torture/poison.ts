@@ -20,7 +20,7 @@ export interface PoisonOptions {
   seconds: number;
   /** Healthy promises enqueued per second. */
   rate: number;
-  /** One hostile promise per this many healthy ones. @defaultValue 10 */
+  /** One hostile promise per this many healthy ones; 0: none (a control run of the same stream). @defaultValue 10 */
   hostileEvery?: number;
   /** Healthy work alone before the first hostile promise, ms. @defaultValue 2_000 */
   warmupMs?: number;
@@ -124,7 +124,7 @@ export async function poison(options: PoisonOptions): Promise<PoisonResult> {
         const items: Array<{ type: string; payload: Record<string, unknown> }> = [];
         for (; owed >= 1; owed--) {
           items.push({ type: 'healthy', payload: { n: n++, ms: 2 + Math.floor(Math.random() * 10) } });
-          if (hostileOn && n % hostileEvery === 0) {
+          if (hostileOn && hostileEvery > 0 && n % hostileEvery === 0) {
             const index = nextCase++ % poisonCases.length;
             items.push({ type: 'hostile', payload: { index, ...poisonCases[index]!.payload } });
           }
@@ -143,6 +143,7 @@ export async function poison(options: PoisonOptions): Promise<PoisonResult> {
     hostileOn = true;
     await sleep(options.seconds * 1_000);
     hostileOn = false;
+    const hostileOffAt = Date.now();
     // Healthy work goes on until every hostile promise settled (retries included), and `tailMs` more.
     const hostileIds = () => [...hostile.keys()].join(',') || '0';
     const deadline = Date.now() + 60_000;
@@ -157,7 +158,8 @@ export async function poison(options: PoisonOptions): Promise<PoisonResult> {
       await sleep(100);
     }
     const [settled] = await db.rows<{ t: number }>(`select max(completed_at) as t from promises where id in (${hostileIds()})`);
-    const lastHostileSettled = Number(settled!.t);
+    // (A control run without hostile promises: the window they would have had.)
+    const lastHostileSettled = hostile.size > 0 ? Number(settled!.t) : hostileOffAt;
     await sleep(options.tailMs ?? 3_000);
     feeding = false;
     await feed;

@@ -3,7 +3,7 @@
 //   npm run torture                              # every phase, default sizes
 //   npm run torture -- 20000 100 40              # crash phase: [promises] [kills] [workflows]
 //   npm run torture -- --only poison,fleet       # some phases: crash, poison, fleet
-//   npm run torture -- --fleet-kills 10 --lease 1000 --poison-seconds 8 --keep
+//   npm run torture -- --fleet-kills 10 --lease 1000 --poison-seconds 8 --poison-every 10 --keep
 //
 // The poison and fleet phases run on SQLite and on a throwaway PostgreSQL server (initdb and
 // pg_ctl in a temp folder); without those binaries the PostgreSQL runs are skipped, saying why.
@@ -21,6 +21,8 @@ const { values, positionals } = parseArgs({
     'fleet-kills': { type: 'string', default: '5' },
     lease: { type: 'string', default: '1000' },
     'poison-seconds': { type: 'string', default: '8' },
+    // 0: the same stream without hostile promises, to tell what poison costs from what the stream does.
+    'poison-every': { type: 'string', default: '10' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -49,11 +51,12 @@ if (phases.has('poison') || phases.has('fleet')) {
 try {
   if (phases.has('poison')) {
     const seconds = Number(values['poison-seconds']);
-    say(`\ntorture, poison phase: 3 workers, 200 healthy promises/s, hostile ones mixed in for ${seconds} s (U+0000, lone surrogates, non-string messages, a completion the database refuses)`);
+    const every = Number(values['poison-every']);
+    say(`\ntorture, poison phase: 3 workers, 200 healthy promises/s, ${every > 0 ? `one hostile promise per ${every} mixed in` : 'no hostile promise (a control run)'} for ${seconds} s (U+0000, lone surrogates, non-string messages, a completion the database refuses)`);
     const outcomes: Array<Record<string, string>> = [];
     const reports = [];
     for (const backend of backends) {
-      const result = await poison({ backend, seconds, rate: 200, keep: values.keep, log: say });
+      const result = await poison({ backend, seconds, rate: 200, hostileEvery: Number(values['poison-every']), keep: values.keep, log: say });
       reports.push(result.report);
       outcomes.push(result.outcomes);
       for (const problem of result.problems) say(`  ${backend.name}: ${problem}`);
