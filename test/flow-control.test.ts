@@ -59,7 +59,7 @@ function maxOverlap(spans: Array<{ from: number; to: number }>): number {
   return most;
 }
 
-/** The most starts in any window of `windowMs` (the log's own timing may skew a start by a few ms, so the window is slightly shorter than the period). */
+/** The most starts in any window of `windowMs` (a start is logged a little after its claim, so the window is slightly shorter than the period). */
 function maxStartsInWindow(starts: number[], windowMs: number): number {
   const sorted = [...starts].sort((a, b) => a - b);
   let most = 0;
@@ -92,7 +92,7 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`flow contro
     await until(() => readLog().length > 800, 30_000, 'the fleet to be well under way');
     const victim = fleet[1]!;
     victim.child.kill('SIGKILL');
-    const killed = { pid: victim.child.pid!, at: performance.timeOrigin + performance.now() };
+    const killed = { pid: victim.child.pid!, at: Date.now() };
     await victim.exited;
 
     // Counted from the database: 2,000 waiters at once would queue for the pool's connections.
@@ -105,7 +105,8 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`flow contro
     for (const [key, keySpans] of byKey) expect(maxOverlap(keySpans), `running at once for ${key}`).toBeLessThanOrEqual(FLOW_LIMITS.concurrency.limit);
     expect(maxOverlap(spans), 'running at once for the type').toBeLessThanOrEqual(FLOW_LIMITS.globalConcurrency);
     const starts = lines.filter((line) => line.event === 'start').map((line) => line.t);
-    expect(maxStartsInWindow(starts, FLOW_LIMITS.rateLimit.periodMs - 20)).toBeLessThanOrEqual(FLOW_LIMITS.rateLimit.limit);
+    // A handler logs its start a few ms after its claim commits; on a loaded machine up to tens of ms.
+    expect(maxStartsInWindow(starts, FLOW_LIMITS.rateLimit.periodMs - 50)).toBeLessThanOrEqual(FLOW_LIMITS.rateLimit.limit);
     // Every promise completed once; only a claim of the killed worker may have run twice (its
     // handler ended, then the kill landed before its commit).
     const records = await producer.list({ type: 'limited', limit: 10_000 });

@@ -1,5 +1,6 @@
 import type { ClaimedRow, StoreTransaction } from '../persistence/store.js';
 import type { FlowPolicy } from './flow-options.js';
+import type { Clock } from './options.js';
 import type { UnitOfWork } from './unit-of-work.js';
 
 /** A key another claimer held is tried again this soon (its claim does not wake anyone). */
@@ -28,14 +29,16 @@ export interface FlowClaim {
  * last period (a sliding log). On PostgreSQL a claimer locks the type's cap row (waiting) and
  * each key's row (skipping a key another claimer holds): counts are never read by two at once.
  */
-export async function claimFlowControlled(uow: UnitOfWork, type: string, policy: FlowPolicy, free: number, dueBy: number, terms: ClaimTerms): Promise<FlowClaim> {
+export async function claimFlowControlled(uow: UnitOfWork, type: string, policy: FlowPolicy, free: number, dueBy: number, terms: ClaimTerms, clock: Clock): Promise<FlowClaim> {
   const { tx } = uow;
   let budget = free;
   if (policy.globalCap !== null) {
     await tx.lockTypeCap(type);
     budget = Math.min(budget, policy.globalCap - (await tx.countRunning(type, null)));
   }
-  const pass = new RatePass(tx, type, policy, uow.now);
+  // The rate is judged at the time read inside the transaction, once its write lock is held:
+  // `uow.now` was read before waiting for it, and a start is recorded when it is decided.
+  const pass = new RatePass(tx, type, policy, clock.now());
   const rows: ClaimedRow[] = [];
   if (budget <= 0) return { rows, retryAt: null };
   if (policy.keyLimit === null) {

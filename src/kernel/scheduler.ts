@@ -146,7 +146,7 @@ export class Scheduler {
       let retryAt: number | null = null;
       for (const type of controlled) {
         if (rows.length >= limit) break;
-        const flow = await claimFlowControlled(uow, type, tasks.get(type)!.options.flow!, limit - rows.length, dueBy, terms);
+        const flow = await claimFlowControlled(uow, type, tasks.get(type)!.options.flow!, limit - rows.length, dueBy, terms, options.clock);
         rows.push(...flow.rows);
         if (flow.retryAt !== null) retryAt = Math.min(retryAt ?? flow.retryAt, flow.retryAt);
       }
