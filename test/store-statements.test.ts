@@ -33,6 +33,7 @@ const QUIET_BY_DESIGN: Record<string, string> = {
   'claims.claimDue': 'a claim only takes rows out of the claimable set (pending → in_progress)',
   'flow.claimById': 'a flow-controlled claim, likewise only takes a row out of the claimable set',
   'flow.claimNextOfKey': 'a flow-controlled claim of one key, likewise',
+  'flow.claimReadyKeys': 'a flow-controlled claim of one promise per ready key, likewise',
 };
 
 describe('statement table: row locks', () => {

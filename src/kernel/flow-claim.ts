@@ -49,6 +49,16 @@ export async function claimFlowControlled(uow: UnitOfWork, type: string, policy:
     }
     return { rows, retryAt: pass.retryAt };
   }
+  if (tx.serialized && policy.rate === null) {
+    // The only writer, no rate to judge per row: one statement claims a promise of each ready key;
+    // again while it finds some (a key with room for more is ready again).
+    for (let claimed = -1; claimed !== 0 && rows.length < budget; ) {
+      const next = await tx.claimReadyKeys({ type, dueBy, keyLimit: policy.keyLimit, limit: budget - rows.length, now: uow.now, ...terms });
+      claimed = next.length;
+      rows.push(...next);
+    }
+    return { rows, retryAt: pass.retryAt };
+  }
   const keys = await tx.readyFlowKeys({ type, dueBy, keyLimit: policy.keyLimit, limit: budget * 2 });
   for (const { key, running } of keys) {
     if (rows.length >= budget) break;

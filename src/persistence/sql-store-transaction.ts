@@ -305,6 +305,14 @@ export class SqlStoreTransaction implements StoreTransaction {
     return first(this.#tx, this.#s.flow.claimById, request);
   }
 
+  claimReadyKeys(request: Omit<ClaimRequest, 'types'> & { type: string; keyLimit: number }): Awaitable<ClaimedRow[]> {
+    return andThen(all(this.#tx, this.#s.flow.claimReadyKeys, request), (rows) => {
+      if (rows.length === 0) return [];
+      const keys = [...new Set(rows.map((row) => row.flow_key!))];
+      return andThen(run(this.#tx, this.#s.flow.markKeysStarted, { type: request.type, keys, now: request.now }), () => rows.sort(byClaimOrder));
+    });
+  }
+
   markKeyStarted(type: string, key: string, now: number): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.flow.markKeyStarted, { type, key, now }));
   }

@@ -250,6 +250,8 @@ export interface StoreTransaction {
   /** Claims one pending promise a flow-control pass chose; undefined when it is no longer pending. */
   claimById(request: Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }): Awaitable<ClaimedRow | undefined>;
   markKeyStarted(type: string, key: string, now: number): Awaitable<void>;
+  /** Only where `serialized`: the next due promise of each of up to `limit` ready keys, in one statement; the keys are marked served. */
+  claimReadyKeys(request: Omit<ClaimRequest, 'types'> & { type: string; keyLimit: number }): Awaitable<ClaimedRow[]>;
   /** Starts of a rate key after `since`: how many, and the oldest. */
   recentStarts(type: string, key: string, since: number): Awaitable<{ count: number; oldest: number | null }>;
   /** Records a start of a rate key and forgets those at or before `forgetBefore`. */

@@ -143,6 +143,67 @@ export const claimNextOfKey = defineStatement(
   },
 );
 
+/**
+ * Where one writer runs at a time (SQLite): claims the next due promise of each of up to `limit`
+ * ready keys (fewer than `keyLimit` running), the least recently served first, in one statement.
+ */
+export const claimReadyKeys = defineStatement(
+  { locks: 'none', wakes: false },
+  ({ db, p }: StatementTools<Omit<ClaimRequest, 'types'> & { type: string; keyLimit: number }>) => {
+    const keys = db
+      .selectFrom('flow_keys as f')
+      .select((eb) =>
+        eb
+          .selectFrom('promises as d')
+          .select('d.id')
+          .where('d.type', '=', p('type'))
+          .where('d.status', '=', sql.lit('pending'))
+          .whereRef('d.flow_key', '=', 'f.key')
+          .where('d.run_at', '<=', p('dueBy'))
+          .orderBy('d.priority', 'desc')
+          .orderBy('d.run_at')
+          .orderBy('d.id')
+          .limit(1)
+          .as('id'),
+      )
+      .where('f.type', '=', p('type'))
+      .where('f.type', 'not in', db.selectFrom('paused_types').select('type'))
+      .where(
+        (eb) =>
+          eb
+            .selectFrom('promises as r')
+            .select((inner) => inner.fn.countAll<number>().as('n'))
+            .where('r.type', '=', p('type'))
+            .where('r.status', '=', sql.lit('in_progress'))
+            .whereRef('r.flow_key', '=', 'f.key'),
+        '<',
+        p('keyLimit'),
+      )
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('promises as e')
+            .select(sql.lit(1).as('one'))
+            .where('e.type', '=', p('type'))
+            .where('e.status', '=', sql.lit('pending'))
+            .whereRef('e.flow_key', '=', 'f.key')
+            .where('e.run_at', '<=', p('dueBy')),
+        ),
+      )
+      .orderBy('f.last_started_at')
+      .limit(p('limit'));
+    return db
+      .updateTable('promises')
+      .set(claimedState(p))
+      .where('id', 'in', keys)
+      .returning([...CLAIMED_COLUMNS, 'flow_key']);
+  },
+);
+
+export const markKeysStarted = defineStatement({ locks: 'none', wakes: false }, ({ db, p, inList }: StatementTools<{ type: string; keys: readonly string[]; now: number }>) =>
+  db.updateTable('flow_keys').set({ last_started_at: p('now') }).where('type', '=', p('type')).where(inList('key', p('keys'))),
+);
+
 /** Claims one pending promise chosen by the flow-control pass. */
 export const claimById = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }>) =>
   db
