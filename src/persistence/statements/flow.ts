@@ -1,4 +1,5 @@
-import { sql } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
+import type { Database, FlowKeysTable } from '../schema.js';
 import { defineStatement, type StatementTools } from '../statement.js';
 import type { ClaimRequest } from '../store.js';
 import { CLAIMED_COLUMNS, claimedState } from './claim-state.js';
@@ -35,52 +36,48 @@ export const lockTypeCap = defineStatement({ locks: 'update', wakes: false }, ({
   lock(db.selectFrom('flow_keys').select('key').where('type', '=', p('type')).where('key', '=', p('key'))),
 );
 
+/** The arguments a ready-keys query binds. */
+type ReadyKeysArgs = { type: string; dueBy: number; keyLimit: number; limit: number };
+
+/** The running count of the key of row `f`, as a subquery. */
+function runningOfKey(eb: ExpressionBuilder<Database & { f: FlowKeysTable }, 'f'>, p: StatementTools<ReadyKeysArgs>['p']) {
+  return eb
+    .selectFrom('promises as r')
+    .select((inner) => inner.fn.countAll<number>().as('n'))
+    .where('r.type', '=', p('type'))
+    .where('r.status', '=', sql.lit('in_progress'))
+    .whereRef('r.flow_key', '=', 'f.key');
+}
+
 /**
- * Keys of `type` with a due pending promise and fewer than `keyLimit` running, the least
- * recently served first (round-robin across keys). Walks the type's keys in that order and stops
- * at `limit` ready ones: a key's row is written when its first promise is enqueued.
+ * The keys of `type` with a due pending promise and fewer than `keyLimit` running, the least
+ * recently served first (round-robin across keys), at most `limit`: a walk of the type's keys in
+ * that order that stops at `limit` ready ones (a key's row is written with its first promise).
  */
-export const readyFlowKeys = defineStatement(
-  { locks: 'none', wakes: false },
-  ({ db, p }: StatementTools<{ type: string; dueBy: number; keyLimit: number; limit: number }>) =>
-    db
-      .selectFrom('flow_keys as f')
-      .select((eb) => [
-        'f.key',
+function readyKeys({ db, p }: StatementTools<ReadyKeysArgs>) {
+  return db
+    .selectFrom('flow_keys as f')
+    .where('f.type', '=', p('type'))
+    .where('f.type', 'not in', db.selectFrom('paused_types').select('type'))
+    .where((eb) =>
+      eb.exists(
         eb
-          .selectFrom('promises as c')
-          .select((inner) => inner.fn.countAll<number>().as('n'))
-          .where('c.type', '=', p('type'))
-          .where('c.status', '=', sql.lit('in_progress'))
-          .whereRef('c.flow_key', '=', 'f.key')
-          .as('running'),
-      ])
-      .where('f.type', '=', p('type'))
-      .where('f.type', 'not in', db.selectFrom('paused_types').select('type'))
-      .where((eb) =>
-        eb.exists(
-          eb
-            .selectFrom('promises as d')
-            .select(sql.lit(1).as('one'))
-            .where('d.type', '=', p('type'))
-            .where('d.status', '=', sql.lit('pending'))
-            .whereRef('d.flow_key', '=', 'f.key')
-            .where('d.run_at', '<=', p('dueBy')),
-        ),
-      )
-      .where(
-        (eb) =>
-          eb
-            .selectFrom('promises as r')
-            .select((inner) => inner.fn.countAll<number>().as('n'))
-            .where('r.type', '=', p('type'))
-            .where('r.status', '=', sql.lit('in_progress'))
-            .whereRef('r.flow_key', '=', 'f.key'),
-        '<',
-        p('keyLimit'),
-      )
-      .orderBy('f.last_started_at')
-      .limit(p('limit')),
+          .selectFrom('promises as d')
+          .select(sql.lit(1).as('one'))
+          .where('d.type', '=', p('type'))
+          .where('d.status', '=', sql.lit('pending'))
+          .whereRef('d.flow_key', '=', 'f.key')
+          .where('d.run_at', '<=', p('dueBy')),
+      ),
+    )
+    .where((eb) => runningOfKey(eb, p), '<', p('keyLimit'))
+    .orderBy('f.last_started_at')
+    .limit(p('limit'));
+}
+
+/** The ready keys (see {@link readyKeys}) and how many of each run. */
+export const readyFlowKeys = defineStatement({ locks: 'none', wakes: false }, (tools: StatementTools<ReadyKeysArgs>) =>
+  readyKeys(tools).select((eb) => ['f.key', runningOfKey(eb, tools.p).as('running')]),
 );
 
 export const countRunning = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ type: string }>) =>
@@ -149,49 +146,22 @@ export const claimNextOfKey = defineStatement(
  */
 export const claimReadyKeys = defineStatement(
   { locks: 'none', wakes: false },
-  ({ db, p }: StatementTools<Omit<ClaimRequest, 'types'> & { type: string; keyLimit: number }>) => {
-    const keys = db
-      .selectFrom('flow_keys as f')
-      .select((eb) =>
-        eb
-          .selectFrom('promises as d')
-          .select('d.id')
-          .where('d.type', '=', p('type'))
-          .where('d.status', '=', sql.lit('pending'))
-          .whereRef('d.flow_key', '=', 'f.key')
-          .where('d.run_at', '<=', p('dueBy'))
-          .orderBy('d.priority', 'desc')
-          .orderBy('d.run_at')
-          .orderBy('d.id')
-          .limit(1)
-          .as('id'),
-      )
-      .where('f.type', '=', p('type'))
-      .where('f.type', 'not in', db.selectFrom('paused_types').select('type'))
-      .where(
-        (eb) =>
-          eb
-            .selectFrom('promises as r')
-            .select((inner) => inner.fn.countAll<number>().as('n'))
-            .where('r.type', '=', p('type'))
-            .where('r.status', '=', sql.lit('in_progress'))
-            .whereRef('r.flow_key', '=', 'f.key'),
-        '<',
-        p('keyLimit'),
-      )
-      .where((eb) =>
-        eb.exists(
-          eb
-            .selectFrom('promises as e')
-            .select(sql.lit(1).as('one'))
-            .where('e.type', '=', p('type'))
-            .where('e.status', '=', sql.lit('pending'))
-            .whereRef('e.flow_key', '=', 'f.key')
-            .where('e.run_at', '<=', p('dueBy')),
-        ),
-      )
-      .orderBy('f.last_started_at')
-      .limit(p('limit'));
+  (tools: StatementTools<Omit<ClaimRequest, 'types'> & { type: string; keyLimit: number }>) => {
+    const { db, p } = tools;
+    const keys = readyKeys(tools).select((eb) =>
+      eb
+        .selectFrom('promises as d')
+        .select('d.id')
+        .where('d.type', '=', p('type'))
+        .where('d.status', '=', sql.lit('pending'))
+        .whereRef('d.flow_key', '=', 'f.key')
+        .where('d.run_at', '<=', p('dueBy'))
+        .orderBy('d.priority', 'desc')
+        .orderBy('d.run_at')
+        .orderBy('d.id')
+        .limit(1)
+        .as('id'),
+    );
     return db
       .updateTable('promises')
       .set(claimedState(p))
