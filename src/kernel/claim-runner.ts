@@ -213,6 +213,8 @@ export class ClaimRunner {
    * said, since other processes may have taken the claims over meanwhile.
    */
   async heartbeat(): Promise<void> {
+    // Lateness is judged at every tick, also one that finds a renewal still in flight.
+    this.#sayIfLate();
     // One at a time: a renewal still waiting on the database must not be joined by another.
     if (this.#heartbeating) return;
     this.#heartbeating = true;
@@ -223,24 +225,26 @@ export class ClaimRunner {
     }
   }
 
+  #sayIfLate(): void {
+    const sinceLast = performance.now() - this.#lastHeartbeat;
+    this.#lastHeartbeat = performance.now();
+    // Every claim held since the last tick: the one that blocked may have committed before this ran.
+    for (const entry of this.#running.values()) this.#typesSinceHeartbeat.add(entry.claim.type);
+    const types = [...this.#typesSinceHeartbeat];
+    this.#typesSinceHeartbeat = new Set([...this.#running.values()].map((entry) => entry.claim.type));
+    if (sinceLast <= this.#ctx.options.leaseMs || types.length === 0) return;
+    this.#ctx.options.logger.warn(
+      { blockedMs: Math.round(sinceLast), leaseMs: this.#ctx.options.leaseMs, running: types },
+      'heartbeat ran late: the event loop was blocked longer than the lease, so other processes may have taken these claims over; run CPU-bound work in a worker thread (docs/durability.md)',
+    );
+  }
+
   /** The heartbeat's clock starts when the engine starts, not when it was built. */
   resetHeartbeatClock(): void {
     this.#lastHeartbeat = performance.now();
   }
 
   async #beat(): Promise<void> {
-    const sinceLast = performance.now() - this.#lastHeartbeat;
-    this.#lastHeartbeat = performance.now();
-    // Every claim held since the last heartbeat: the one that blocked may have committed before this ran.
-    for (const entry of this.#running.values()) this.#typesSinceHeartbeat.add(entry.claim.type);
-    const types = [...this.#typesSinceHeartbeat];
-    this.#typesSinceHeartbeat = new Set([...this.#running.values()].map((entry) => entry.claim.type));
-    if (sinceLast > this.#ctx.options.leaseMs && types.length > 0) {
-      this.#ctx.options.logger.warn(
-        { blockedMs: Math.round(sinceLast), leaseMs: this.#ctx.options.leaseMs, running: types },
-        'heartbeat ran late: the event loop was blocked longer than the lease, so other processes may have taken these claims over; run CPU-bound work in a worker thread (docs/durability.md)',
-      );
-    }
     if (this.#running.size === 0) return;
     try {
       // Only claims already running now are judged by the renewal: on a store with concurrent
