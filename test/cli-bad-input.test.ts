@@ -43,6 +43,7 @@ describe('bad input: one line on stderr, exit 2, nothing written', () => {
   it.each([
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
     ['an unknown flag', ['list', '--frobnicate'], /unknown option '--frobnicate'/],
+    ['text that begins with "-" where an argument belongs', ['enqueue', 'echo', '- ', '--tasks', tasksModule], /^promised: INVALID_ARGUMENT: unknown option '- '$/],
     ['a missing argument', ['status'], /missing required argument 'ID'/],
     ['too many arguments', ['status', '1', '2'], /too many arguments/],
     ['JSON that does not parse', ['enqueue', 'echo', '{"file": ', '--tasks', tasksModule], /INVALID_JSON: the payload is not valid JSON/],

@@ -119,9 +119,15 @@ describe('the packed package, installed into a fresh app', () => {
   // What a git hook pays for: on an SQLite file the bundled command must not read the chunks
   // that hold pg (esbuild marks each bundled file with a `// node_modules/...` comment).
   test('the bin reads no PostgreSQL driver for an SQLite file', () => {
+    // module.registerHooks (22.15+) sees each load on this thread; the engines floor (22.14) has
+    // only module.register, whose hooks run on a thread of their own: one hook serves both.
+    fs.writeFileSync(
+      path.join(app, 'record-loads.mjs'),
+      "import fs from 'node:fs';\nexport function load(url, context, next) { if (url.startsWith('file:')) fs.appendFileSync(process.env.LOADS_FILE, url + '\\n'); return next(url, context); }\n",
+    );
     fs.writeFileSync(
       path.join(app, 'loads.mjs'),
-      "import module from 'node:module';\nimport fs from 'node:fs';\nmodule.registerHooks({ load(url, context, next) { if (url.startsWith('file:')) fs.appendFileSync(process.env.LOADS_FILE, url + '\\n'); return next(url, context); } });\n",
+      "import module from 'node:module';\nimport { load } from './record-loads.mjs';\nif (module.registerHooks) module.registerHooks({ load });\nelse module.register('./record-loads.mjs', import.meta.url);\n",
     );
     const loadsFile = path.join(work, 'loads.txt');
     execFileSync(process.execPath, ['--import', './loads.mjs', 'node_modules/promised/dist/cli/main.js', 'stats', '--db', 'app.db'], {

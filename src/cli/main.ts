@@ -26,8 +26,9 @@ const program = new Command()
   .option('--json', 'machine-readable output: one JSON document on stdout')
   .exitOverride()
   .configureOutput({
-    // Commander's own refusals (unknown command or option, missing argument) as one line.
-    writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `promised: ${oneLine(text.slice(7).replace(/\n(?=\S)/g, ' '))}\n` : text),
+    // Commander's own refusals (unknown command or option, missing argument) as one line with a
+    // code, like every other refusal.
+    writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `promised: INVALID_ARGUMENT: ${oneLine(text.slice(7).replace(/\n(?=\S)/g, ' '))}\n` : text),
   });
 
 /**
