@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { CancelledError, EngineStateError, NotFoundError, PromiseFailedError } from '../errors.js';
@@ -36,7 +35,9 @@ export class Kernel implements KernelPort {
   readonly tasks: TaskRegistry;
   readonly promises: PromiseTransitions;
   /** This process's lease owner id (`host:pid:nonce`). */
-  readonly owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  // The nonce tells apart two engines of one process, and a process from an earlier one that had
+  // the same pid; it needs no cryptographic strength (and node:crypto costs a command's start-up).
+  readonly owner = `${os.hostname()}:${process.pid}:${Math.floor(Math.random() * 0x1_0000_0000).toString(16).padStart(8, '0')}`;
   readonly #options: ResolvedEngineOptions;
   readonly #emitter: KernelEmitter;
   readonly #settleHooks: SettleHook[] = [];

@@ -1,4 +1,6 @@
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type * as Pino from 'pino';
+import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import { resolveFlowOptions, type FlowOptions, type FlowPolicy } from './flow-options.js';
 import { MAX_TIMER_MS } from './timers.js';
@@ -81,6 +83,15 @@ export interface ResolvedEngineOptions {
   cleanupIntervalMs: number;
 }
 
+/**
+ * pino on stderr at `PROMISED_LOG_LEVEL` or `warn`. Loaded only when no logger is given: the
+ * command line passes its own, and would otherwise load pino twice over.
+ */
+function defaultLogger(): Logger {
+  const { pino } = createRequire(import.meta.url)('pino') as typeof Pino;
+  return pino({ name: 'promised', level: process.env.PROMISED_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+}
+
 /** Validates what the user passed and fills in every default, once. */
 export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngineOptions {
   const database = options.database ?? process.env.PROMISED_DB ?? './promised.db';
@@ -93,7 +104,7 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     database,
     concurrency,
     immediate: options.immediate ?? false,
-    logger: options.logger ?? pino({ name: 'promised', level: process.env.PROMISED_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    logger: options.logger ?? defaultLogger(),
     leaseMs,
     // Three heartbeats per lease: one late heartbeat does not lose the claim.
     heartbeatMs: Math.max(50, Math.floor(leaseMs / 3)),
