@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { CancelledError, errorRecordOf, NonRetryableError, PromisedError, RetryAfterError } from '../errors.js';
 import { toJsonText } from '../json.js';
