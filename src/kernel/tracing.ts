@@ -20,7 +20,7 @@ import {
 // an invalid context, nothing is serialised, and the trace_context column stays null.
 
 /** The name promised's tracer is registered under. */
-export const TRACER_NAME = 'promised';
+const TRACER_NAME = 'promised';
 
 /** An OpenTelemetry context, opaque to the modules that carry it (the context an attempt runs in). */
 export type TraceScope = Context;
