@@ -6,11 +6,11 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { fromPromise, setup } from 'xstate';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createEngine, NonRetryableError, type Engine } from '../src/index.js';
-import { engineBackends } from './helpers/backends.js';
+import { engineBackends, executeSql } from './helpers/backends.js';
 import { spawnFixture } from './helpers/child.js';
 import { tempDir } from './helpers/temp-db.js';
 import { registerInMemoryTracing, type SpanRecord } from './helpers/tracing.js';
-import { until } from './helpers/wait.js';
+import { deferred, until } from './helpers/wait.js';
 
 const engines: Engine[] = [];
 afterEach(async () => {
@@ -156,6 +156,36 @@ for (const backend of engineBackends) {
         expect(first.events[0]!.attributes['exception.message']).toBe('card reader offline');
         expect(second.attributes['promised.error.code']).toBe('CARD_DECLINED');
         expect(second.statusMessage).toBe('CARD_DECLINED: the card was declined');
+      });
+
+      it('an attempt whose claim is cancelled while it runs ends as abandoned', async () => {
+        const engine = await open(await backend.fresh());
+        const started = deferred();
+        engine.task('slow', async (_payload, ctx) => {
+          started.resolve();
+          await new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), { once: true }));
+        });
+        await engine.start();
+        const id = await inSpan('request', () => engine.enqueue('slow', {}));
+        await started.promise;
+        await engine.cancel(id);
+        await engine.idle();
+        const attempt = only(tracing.spans(), 'process slow');
+        expect(attempt.attributes).toMatchObject({ 'promised.outcome': 'abandoned', 'promised.error.code': 'CANCELLED' });
+      });
+
+      it('a damaged stored context costs the link to the producer, never the promise', async () => {
+        const database = await backend.fresh();
+        const engine = await open(database);
+        engine.task('resilient', async () => 'ran');
+        const id = await inSpan('request', () => engine.enqueue('resilient', {}));
+        await executeSql(database, `update promises set trace_context = '{"traceparent": 42' where id = ${Number(id)}`);
+        await engine.start();
+        expect(await engine.result(id, { timeout: 10_000 })).toBe('ran');
+        await engine.idle();
+        const attempt = only(tracing.spans(), 'process resilient');
+        expect(attempt.parentSpanId).toBeNull();
+        expect(attempt.traceId).not.toBe(only(tracing.spans(), 'request').traceId);
       });
 
       it('a timer armed while a span was active does not make it the parent: each cron run is a trace of its own', async () => {
