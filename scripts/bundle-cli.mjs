@@ -14,6 +14,9 @@
 // - dist/errors.js: a tasks module that throws `new TimeoutError()` imported from 'promised' must
 //   meet the same `PromisedError` class the engine checks with `instanceof`;
 // - xstate: user workflows are machines built with the user's xstate.
+// - @opentelemetry/api: a tasks module registers its SDK through the API copy npm deduplicated
+//   with the package's; a copy inlined here would be a second one, ignored by (or ignoring) a
+//   registration of another minor version.
 // better-sqlite3, a native addon, is loaded from node_modules when a command opens a database.
 import fs from 'node:fs';
 import { isBuiltin } from 'node:module';
@@ -53,7 +56,7 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node22',
-  external: ['xstate'],
+  external: ['xstate', '@opentelemetry/api'],
   // Bundled CommonJS dependencies (pino, cli-progress, pg) call require() for Node's modules.
   banner: { js: "import { createRequire as __promisedCreateRequire } from 'node:module';\nconst require = __promisedCreateRequire(import.meta.url);" },
   plugins: [

@@ -127,6 +127,7 @@ for (const backend of backends) {
         { name: '0005_lease_losses' },
         { name: '0006_flow_control' },
         { name: '0007_workflow_history' },
+        { name: '0008_trace_context' },
       ]);
     });
 

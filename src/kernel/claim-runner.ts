@@ -8,6 +8,7 @@ import { ProgressWriter } from './progress-writer.js';
 import { runHandler, type HandlerRun } from './run-handler.js';
 import { storableError } from './storable-text.js';
 import type { TaskContext, TaskDefinition } from './task-context.js';
+import { startAttempt, withTraceScope, type AttemptTrace } from './tracing.js';
 import { MAX_DELAY_MS } from './options.js';
 import { stepOf, type ClaimRef } from './transition-types.js';
 
@@ -18,6 +19,8 @@ interface RunningClaim {
   /** Set when the claim was cancelled or taken over: its outcome must not be committed. */
   fencedOff: boolean;
   progress: ProgressWriter;
+  /** Its span, ended once the claim is finished (its outcome committed or refused). */
+  attempt: AttemptTrace;
 }
 
 /** How often claims are checked against changes made elsewhere (a cancel from another process lands within this). */
@@ -81,6 +84,7 @@ export class ClaimRunner {
       controller: new AbortController(),
       fencedOff: false,
       progress: new ProgressWriter(this.#ctx, claim, () => !entry.fencedOff && this.#running.get(claim.id) === entry),
+      attempt: startAttempt(claim, row.trace_context),
     };
     this.#running.set(row.id, entry);
     this.#typesSinceHeartbeat.add(row.type);
@@ -138,7 +142,8 @@ export class ClaimRunner {
       progress: (current, total) => entry.progress.report(current, total),
       parents: async () => Object.fromEntries((await this.#ctx.store.parentResultsOf(claim.id)).map((row) => [String(row.id), row.result === null ? null : JSON.parse(row.result)])),
     };
-    return runHandler(task, JSON.parse(payloadText), ctx, controller);
+    // The attempt span is active in the handler: what it enqueues is that span's child.
+    return withTraceScope(entry.attempt.scope, () => runHandler(task, JSON.parse(payloadText), ctx, controller));
   }
 
   #logOf(claim: ClaimRef) {
@@ -158,12 +163,14 @@ export class ClaimRunner {
     try {
       const result = await run.outcome;
       const stored = result === undefined || !task.options.storeResult ? null : toJsonText(result, 'result');
-      outcome = { claim, task, kind: 'succeed', result: stored };
+      outcome = { claim, task, attempt: entry.attempt, kind: 'succeed', result: stored };
+      entry.attempt.succeeded();
     } catch (thrown) {
       const error = storableError(errorRecordOf(thrown));
       if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, message: error.message }, 'attempt failed');
       if (!entry.fencedOff) this.#logOf(claim).debug({ err: thrown }, 'attempt failed: its stack');
-      outcome = { claim, task, kind: 'fail', error, ...failurePolicyOf(thrown) };
+      outcome = { claim, task, attempt: entry.attempt, kind: 'fail', error, ...failurePolicyOf(thrown) };
+      entry.attempt.failed(thrown, error.code);
     }
     if (this.#ctx.emitter.listenerCount('attempt') > 0) {
       const durationMs = performance.now() - began;
@@ -202,6 +209,8 @@ export class ClaimRunner {
 
   #finish(entry: RunningClaim | undefined): void {
     if (!entry) return;
+    if (entry.fencedOff) entry.attempt.abandoned();
+    entry.attempt.end();
     entry.progress.stop();
     this.#running.delete(entry.claim.id);
   }

@@ -15,6 +15,7 @@ import { Recovery } from './recovery.js';
 import { ResultWaiters } from './result-waiters.js';
 import { Scheduler } from './scheduler.js';
 import type { TaskHandler } from './task-context.js';
+import { detachedFromTrace } from './tracing.js';
 import { TaskRegistry } from './task-registry.js';
 import type { SettleHook } from './settle-hooks.js';
 import type { AppliedTransition, NewPromiseSpec } from './transition-types.js';
@@ -150,7 +151,8 @@ export class Kernel implements KernelPort {
   }
 
   background(work: () => Promise<unknown>, message: string): void {
-    work().catch((error: unknown) => this.reportError(error, message));
+    // Detached: a timer armed here must not make the span active now the parent of what it fires later.
+    detachedFromTrace(work)().catch((error: unknown) => this.reportError(error, message));
   }
 
   /**

@@ -4,6 +4,7 @@ import type { ClaimRunner } from './claim-runner.js';
 import type { KernelContext } from './context.js';
 import { claimFlowControlled, type FlowClaim } from './flow-claim.js';
 import { timerDelay } from './timers.js';
+import { detachedFromTrace } from './tracing.js';
 
 const BACKGROUND_RETRY_MS = 1_000;
 
@@ -36,10 +37,13 @@ export class Scheduler {
   wake(): void {
     if (!this.#started() || this.#passScheduled) return;
     this.#passScheduled = true;
-    setImmediate(() => {
-      this.#passScheduled = false;
-      void this.#claimPass();
-    });
+    // Detached from the waking caller's trace: a pass serves every promise, not that caller.
+    setImmediate(
+      detachedFromTrace(() => {
+        this.#passScheduled = false;
+        void this.#claimPass();
+      }),
+    );
   }
 
   stop(): void {
@@ -69,7 +73,7 @@ export class Scheduler {
     }
     if (!this.#started()) return;
     if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
-    this.#leaseTimer = setTimeout(() => void this.watchLeases(), timerDelay(Math.max(delay, Math.max(10, leaseMs / 10))));
+    this.#leaseTimer = setTimeout(detachedFromTrace(() => void this.watchLeases()), timerDelay(Math.max(delay, Math.max(10, leaseMs / 10))));
     this.#leaseTimer.unref();
   }
 

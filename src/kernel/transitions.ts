@@ -2,6 +2,7 @@ import { InvalidTransitionError, NotFoundError, UnknownDependencyError } from '.
 import type { PromiseEventType, PromiseStatus } from '../machines/promise-machine.js';
 import type { PromiseLaw } from '../machines/transition-table.js';
 import type { RowRef, StateUpdate, StoreTransaction } from '../persistence/store.js';
+import { traceEnqueue } from './tracing.js';
 import type { UnitOfWork } from './unit-of-work.js';
 import type { SettledPromise, SettleHook } from './settle-hooks.js';
 import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type StepRef, type TypePolicy } from './transition-types.js';
@@ -57,9 +58,18 @@ export class PromiseTransitions {
   /**
    * Inserts a promise in the machine's initial state, then resolves it against its parents:
    * all completed (or none) → `DEPENDENCIES_RESOLVED`; any failed → `DEPENDENCY_FAILED`.
-   * Returns `created: false` with the existing id when the idempotency key is taken.
+   * Returns `created: false` with the existing id when the idempotency key is taken. Traced as
+   * an enqueue span, whose context the row keeps for whichever process runs it.
    */
-  async create(uow: UnitOfWork, spec: NewPromiseSpec): Promise<{ id: number; created: boolean }> {
+  create(uow: UnitOfWork, spec: NewPromiseSpec): Promise<{ id: number; created: boolean }> {
+    return traceEnqueue(spec.type, async (span) => {
+      const created = await this.#create(uow, spec, span.traceContext);
+      span.wrote(created.id, created.created);
+      return created;
+    });
+  }
+
+  async #create(uow: UnitOfWork, spec: NewPromiseSpec, traceContext: string | null): Promise<{ id: number; created: boolean }> {
     const { tx, now } = uow;
     if (spec.key !== null) {
       const existing = await tx.idByKey(spec.key);
@@ -99,6 +109,7 @@ export class PromiseTransitions {
       invokeId: spec.invokeId ?? null,
       flowKey: spec.flowKey,
       rateKey: spec.rateKey,
+      traceContext,
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);

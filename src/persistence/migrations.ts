@@ -291,6 +291,16 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('workflow_awaiting_workflow').on('workflow_awaiting').column('workflow_id').execute();
     },
   },
+  '0008_trace_context': {
+    async up(db: Kysely<any>) {
+      // The OpenTelemetry context a promise was enqueued in (the propagator's carrier as JSON:
+      // W3C `traceparent` and `tracestate`), so whichever process runs it continues that trace.
+      // Null when nothing was traced: that costs a row nothing.
+      await db.schema.alterTable('promises').addColumn('trace_context', 'text').execute();
+      // A workflow's own, taken when it started: its timers and events move it in that trace.
+      await db.schema.alterTable('workflows').addColumn('trace_context', 'text').execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

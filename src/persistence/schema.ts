@@ -95,6 +95,8 @@ export interface WorkflowsTable {
   /** The workflow (and transition) it was restarted from, if any. */
   restarted_from: number | null;
   restarted_from_seq: number | null;
+  /** The trace context it was started in (a propagator's carrier, as JSON); null: not traced. */
+  trace_context: string | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;
@@ -204,6 +206,8 @@ export interface PromisesTable {
   flow_key: string | null;
   /** The key its task's rate limit counts it under; null: no keyed rate limit. */
   rate_key: string | null;
+  /** The trace context it was enqueued in (a propagator's carrier, as JSON); null: not traced. */
+  trace_context: string | null;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */

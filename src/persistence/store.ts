@@ -46,6 +46,8 @@ export interface NewPromise {
   /** Flow control: the keys its concurrency and rate limits count it under. */
   flowKey?: string | null;
   rateKey?: string | null;
+  /** The trace context it is enqueued in, as JSON text; null (or absent): not traced. */
+  traceContext?: string | null;
   now: number;
 }
 
@@ -63,6 +65,8 @@ export interface ClaimedRow {
   lease_losses: number;
   workflow_id: number | null;
   invoke_id: string | null;
+  /** The trace context it was enqueued in, as JSON text, or null. */
+  trace_context: string | null;
 }
 
 /** A state change of one row, applied only if the row is still in `fromStatus` (and holds `leaseToken`, when given). */
@@ -290,6 +294,8 @@ export interface NewWorkflow {
   /** Set for a workflow started from another's history. */
   restartedFrom?: number | null;
   restartedFromSeq?: number | null;
+  /** The trace context it starts in, as JSON text; null (or absent): not traced. */
+  traceContext?: string | null;
   now: number;
 }
 

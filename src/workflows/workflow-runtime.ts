@@ -18,6 +18,7 @@ import { WorkflowEvents } from './workflow-events.js';
 import { readHistory, restartWorkflow } from './workflow-history.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
+import { traceTransition } from './workflow-tracing.js';
 import type { CancelResult, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
 
 /**
@@ -125,11 +126,14 @@ export class WorkflowRuntime {
       const step = initialWorkflowStep(definition.machine, JSON.parse(inputText));
       refuseUnmanagedActors(definition, step);
       const snapshot = serialiseSnapshot(step);
-      const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, key, now: uow.now });
-      // Another transaction took the key first (PostgreSQL); it committed, so its workflow is the one.
-      if (workflowId === undefined) return (await this.#byKey(uow, name, key!))!;
-      await this.#driver.commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init', null);
-      return workflowId;
+      return traceTransition({ id: null, name, trace_context: null }, 'xstate.init', async (span) => {
+        const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, key, traceContext: span.traceContext, now: uow.now });
+        // Another transaction took the key first (PostgreSQL); it committed, so its workflow is the one.
+        if (workflowId === undefined) return (await this.#byKey(uow, name, key!))!;
+        span.started(workflowId);
+        await this.#driver.commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init', null);
+        return workflowId;
+      });
     });
     this.#timers.rearm();
     return String(id);

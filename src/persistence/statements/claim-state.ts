@@ -7,7 +7,7 @@ import type { ClaimRequest } from '../store.js';
 // Not a statement module: the statement table compiles only the statement modules.
 
 /** What a claim hands the engine: enough to run the handler and to fence its outcome. */
-export const CLAIMED_COLUMNS = ['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'lease_losses', 'workflow_id', 'invoke_id'] as const;
+export const CLAIMED_COLUMNS = ['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'lease_losses', 'workflow_id', 'invoke_id', 'trace_context'] as const;
 
 /** The state a claim writes: in_progress under a new lease, one more attempt, a new fencing token. */
 export function claimedState(p: StatementTools<Pick<ClaimRequest, 'toStatus' | 'snapshot' | 'owner' | 'leaseExpiresAt' | 'now'>>['p']) {

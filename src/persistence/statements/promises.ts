@@ -27,6 +27,7 @@ export const insertPromise = defineStatement({ locks: 'none', wakes: true }, ({ 
       invoke_id: p('invokeId'),
       flow_key: p('flowKey'),
       rate_key: p('rateKey'),
+      trace_context: p('traceContext'),
       completed_at: sql<number | null>`case when ${p('status')} = 'failed' then ${p('now')} else null end`,
       created_at: p('now'),
       updated_at: p('now'),

@@ -24,6 +24,7 @@ export const insertWorkflow = defineStatement({ locks: 'none', wakes: true }, ({
       key: p('key'),
       restarted_from: p('restartedFrom'),
       restarted_from_seq: p('restartedFromSeq'),
+      trace_context: p('traceContext'),
       created_at: p('now'),
       updated_at: p('now'),
     })
