@@ -29,6 +29,12 @@ export interface TaskContext {
    * `null`; one removed by cleanup is absent.
    */
   parents<R = unknown>(): Promise<Record<string, R>>;
+  /**
+   * Set for a batched task (`batch` option): the promises of this call, in the order of the
+   * payloads. `id`, `attempt` and `parents()` are the first one's; `keys[i]` is promise i's
+   * idempotency key (the same on every attempt of it, whichever batch it rides in).
+   */
+  readonly batch?: { readonly ids: readonly string[]; readonly keys: readonly string[] };
 }
 
 /** A task handler: receives the payload, returns a JSON-serialisable result (or nothing). */
