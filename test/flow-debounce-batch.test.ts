@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, NonRetryableError, type Engine, type TaskContext } from '../src/index.js';
+import { createTestEngine } from '../src/testing/index.js';
 import { engineBackends } from './helpers/backends.js';
 import { deferred, until } from './helpers/wait.js';
 
@@ -220,5 +221,50 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`debounce, b
     await expect(engine.enqueue('debounced', { doc: 'a' }, { dependsOn: ['1'] })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(engine.enqueue('batched', {}, { concurrencyKey: 'k' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     expect(await engine.list()).toEqual([]);
+  });
+});
+
+describe('debounce, batch and expireIn on a virtual clock and in immediate mode', () => {
+  it('a test engine fires a debounced run, a due batch and an expiry when its clock is moved past them', async () => {
+    const runs: string[] = [];
+    const t = await createTestEngine({
+      register: (engine) => {
+        engine.task('save', async (payload: { rev: number }) => void runs.push(`save ${payload.rev}`), { debounce: { periodMs: 1_000 } });
+        engine.task('pack', async (payloads: number[]) => void runs.push(`pack ${payloads.join(',')}`), { batch: { size: 10, waitMs: 5_000 } });
+        engine.task('otp', async () => void runs.push('otp'), { expireIn: 2_000 });
+      },
+    });
+    try {
+      // A pause does not stop a deadline's clock.
+      await t.pause('otp');
+      const otp = await t.enqueue('otp');
+      const saves = [await t.enqueue('save', { rev: 1 }), await t.enqueue('save', { rev: 2 })];
+      await t.enqueueMany([{ type: 'pack', payload: 1 }, { type: 'pack', payload: 2 }]);
+      await t.advance(999);
+      expect(runs).toEqual([]);
+      await t.advance(2);
+      expect(runs).toEqual(['save 2']);
+      expect(saves[0]).toBe(saves[1]);
+      expect((await t.get(otp))!.status).toBe('pending');
+      await t.advance(1_000);
+      expect((await t.get(otp))!.error).toMatchObject({ code: 'EXPIRED' });
+      await t.advance('5s');
+      expect(runs).toEqual(['save 2', 'pack 1,2']);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('immediate mode runs a batched enqueue at once, as a batch of what is there', async () => {
+    const engine = await createEngine({ database: ':memory:', immediate: true });
+    engines.push(engine);
+    const calls: number[][] = [];
+    engine.task('pack', async (payloads: number[]) => {
+      calls.push(payloads);
+      return payloads.map((n) => n + 1);
+    }, { batch: { size: 10, waitMs: 60_000 } });
+    const ids = await engine.enqueueMany([{ type: 'pack', payload: 1 }, { type: 'pack', payload: 2 }]);
+    expect(calls).toEqual([[1, 2]]);
+    expect(await Promise.all(ids.map((id) => engine.result(id)))).toEqual([2, 3]);
   });
 });

@@ -4,7 +4,14 @@ import { derivedKey, type KeyOf } from './flow-keys.js';
 /**
  * Debounce: enqueues of one key collapse into one pending promise that runs `periodMs` after the
  * last of them (trailing), with the last payload; `maxDelayMs` caps how far a busy key can be
- * pushed back from its first enqueue.
+ * pushed back from its first enqueue. Every enqueue returns the id of that one promise.
+ *
+ * @example
+ * ```ts
+ * engine.task('reindex', async (payload: { docId: string }) => reindex(payload.docId), {
+ *   debounce: { periodMs: 5_000, maxDelayMs: 60_000, key: (payload) => payload.docId },
+ * });
+ * ```
  */
 export interface DebounceOptions<P = any> {
   periodMs: number;
@@ -16,7 +23,15 @@ export interface DebounceOptions<P = any> {
 
 /**
  * Batching: the handler receives an array of payloads, called once per batch of one key when
- * `size` promises are runnable or the oldest of them has waited `waitMs`.
+ * `size` promises are runnable or the oldest of them has waited `waitMs`; it returns the
+ * results in the same order, and each promise settles, retries and dead-letters on its own.
+ *
+ * @example
+ * ```ts
+ * engine.task('embed', async (payloads: Array<{ text: string }>) => embedAll(payloads.map((p) => p.text)), {
+ *   batch: { size: 100, waitMs: 50 },
+ * });
+ * ```
  */
 export interface BatchOptions<P = any> {
   size: number;
