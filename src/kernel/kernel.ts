@@ -115,7 +115,11 @@ export class Kernel implements KernelPort {
   async nextDueAt(): Promise<number | null> {
     const now = this.clock.now();
     const lease = await this.store.nextLeaseExpiry();
-    const candidates = [await this.store.nextRunAt(this.tasks.types, now), lease === null ? null : lease + 1];
+    const expiring = this.tasks.types.filter((type) => this.tasks.get(type)!.options.expireIn !== null);
+    const deadline = await this.store.nextStartBy(expiring);
+    // A batch falls due when its oldest has waited `waitMs`, and that is not a run-at: the
+    // claim pass computes it and arms the engine's own timer; a moved clock asks the same pass.
+    const candidates = [await this.store.nextRunAt(this.tasks.types, now), lease === null ? null : lease + 1, deadline === null ? null : deadline + 1];
     for (const hook of this.#clockHooks) candidates.push(await hook.nextDueAt());
     const due = candidates.filter((at): at is number => at !== null);
     return due.length === 0 ? null : Math.min(...due);
@@ -270,9 +274,9 @@ export class Kernel implements KernelPort {
       this.#draining.run(true, async () => {
         const types = this.tasks.types;
         while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
-          const [row] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
-          if (!row) return;
-          await this.#runner.runInline(row);
+          const [run] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
+          if (!run) return;
+          await this.#runner.runInline(run);
         }
       }),
     );

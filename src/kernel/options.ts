@@ -3,6 +3,7 @@ import type * as Pino from 'pino';
 import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import { resolveFlowOptions, type FlowOptions, type FlowPolicy } from './flow-options.js';
+import { resolveBatch, resolveDebounce, type BatchPolicy, type DebouncePolicy } from './grouping-options.js';
 import { MAX_TIMER_MS } from './timers.js';
 
 /** A source of the current time, injectable so tests control it. */
@@ -166,6 +167,12 @@ export interface TaskOptions extends FlowOptions {
 export interface ResolvedTaskOptions {
   /** Flow control; `null` when the type has none. */
   flow: FlowPolicy | null;
+  debounce: DebouncePolicy | null;
+  batch: BatchPolicy | null;
+  /** `null`: a key is remembered while its row lives. */
+  keyTtl: number | null;
+  /** `null`: no schedule-to-start deadline. */
+  expireIn: number | null;
   maxAttempts: number;
   retryDelay: number;
   backoff: Backoff;
@@ -201,6 +208,10 @@ export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptio
     onFail: taskTypeName('onFail', options.onFail),
     maxLeaseLosses: integerIn('maxLeaseLosses', options.maxLeaseLosses ?? DEFAULT_MAX_LEASE_LOSSES, 0, 1_000),
     flow: resolveFlowOptions(options),
+    debounce: resolveDebounce(options.debounce),
+    batch: resolveBatch(options.batch),
+    keyTtl: options.keyTtl === undefined ? null : integerIn('keyTtl', options.keyTtl, 0, 100 * 365 * DAY_MS),
+    expireIn: options.expireIn === undefined ? null : integerIn('expireIn', options.expireIn, 1, MAX_DELAY_MS),
   };
 }
 

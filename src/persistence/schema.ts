@@ -208,6 +208,14 @@ export interface PromisesTable {
   rate_key: string | null;
   /** The trace context it was enqueued in (a propagator's carrier, as JSON); null: not traced. */
   trace_context: string | null;
+  /** Its task's `expireIn`, ms: how long it may wait, once runnable, for its first start. */
+  expire_in: number | null;
+  /** While pending and never started: the time after which it fails with EXPIRED instead of starting. */
+  start_by: number | null;
+  /** Its task's `keyTtl`, ms: how long its idempotency key is remembered after it settles; null: while the row lives. */
+  key_ttl: number | null;
+  /** Its debounce key: enqueues of the same type and key collapse into it while it is pending and not started. */
+  debounce_key: string | null;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */

@@ -62,6 +62,11 @@ export class SqlStore implements Store {
     return andThen(first(this.#connection, this.#s.claims.nextRunAt, { types, after }), (row) => row?.at ?? null);
   }
 
+  nextStartBy(types: readonly string[]): Awaitable<number | null> {
+    if (types.length === 0) return null;
+    return andThen(first(this.#connection, this.#s.deadlines.nextStartBy, { types }), (row) => (row?.at === null || row?.at === undefined ? null : Number(row.at)));
+  }
+
   nextLeaseExpiry(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.claims.nextLeaseExpiry, {}), (row) => row?.at ?? null);
   }

@@ -62,6 +62,14 @@ export class WorkflowRuntime {
   /** Registers a workflow; its steps become task types `workflow:<name>:<step>`. */
   define(name: string, machine: AnyStateMachine, options: WorkflowOptions): void {
     if (this.#definitions.has(name)) throw new WorkflowError('DUPLICATE_WORKFLOW', `workflow "${name}" is already registered`);
+    for (const step of Object.keys(options.steps ?? {})) {
+      const stepOptions = pickStepOptions(options.stepOptions, step);
+      // A step is one invocation of the machine with one input and one result: it cannot be
+      // merged with another invocation's (debounce) or share a handler call (batch).
+      for (const option of ['debounce', 'batch'] as const) {
+        if (stepOptions?.[option] !== undefined) throw new InvalidOptionError(`stepOptions.${option}`, stepOptions[option], 'nothing: workflow steps are neither debounced nor batched');
+      }
+    }
     const definition = defineWorkflow(name, machine, options);
     for (const [step, implementation] of Object.entries(options.steps)) {
       this.#port.registerTask(stepType(name, step), this.#stepHandler(implementation), pickStepOptions(options.stepOptions, step));

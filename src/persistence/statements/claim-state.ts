@@ -19,6 +19,9 @@ export function claimedState(p: StatementTools<Pick<ClaimRequest, 'toStatus' | '
     lease_owner: p('owner'),
     lease_expires_at: p('leaseExpiresAt'),
     started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
+    // Started: no schedule-to-start deadline any more, and no later enqueue is debounced into it.
+    start_by: null,
+    debounce_key: null,
     updated_at: p('now'),
   });
 }
