@@ -83,16 +83,17 @@ export function migrateSnapshot(machine: AnyStateMachine, migrate: WorkflowMigra
   migrated.cancelledTimers = timers.map((timer) => timer.timer_id).filter((id) => id.startsWith('xstate.after.') && !afters.some((after) => after.eventType === id));
   for (const after of afters) {
     if (timers.some((timer) => timer.timer_id === after.eventType)) continue;
-    migrated.scheduled.push({ id: after.eventType, event: { type: after.eventType }, delay: delayOf(machine, after.delay, context, after.eventType) });
+    migrated.scheduled.push({ id: after.eventType, event: { type: after.eventType }, delay: afterDelay(machine, after.delay, context, after.eventType) });
   }
   migrated.persisted = { ...(machine.getPersistedSnapshot(resolved) as PersistedWorkflowSnapshot), children };
   return migrated;
 }
 
-function delayOf(machine: AnyStateMachine, delay: unknown, context: unknown, eventType: string): number {
+/** The ms of an `after` delay: a number, or a named delay of the machine's implementations (a function of the context). */
+export function afterDelay(machine: AnyStateMachine, delay: unknown, context: unknown, eventType: string): number {
   const named = typeof delay === 'string' ? (machine.implementations.delays as Record<string, unknown>)[delay] : delay;
   const value = typeof named === 'function' ? named({ context, event: { type: MIGRATE_EVENT } }, undefined) : named;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`cannot set the timer ${eventType} of a migrated state: its delay ${JSON.stringify(delay)} is not a number of ms`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`cannot set the timer ${eventType}: its delay ${JSON.stringify(delay)} is not a number of ms`);
   return value;
 }
 
