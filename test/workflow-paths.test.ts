@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { assign, fromPromise, setup } from 'xstate';
-import { PromisedError } from '../src/index.js';
+import { assign, fromPromise, setup, type AnyStateMachine } from 'xstate';
+import { PromisedError, type WorkflowOptions } from '../src/index.js';
 import { demoWorkflow } from '../src/cli/demo-workflow.js';
 import { createTestEngine, workflowPaths, type TestEngine, type WorkflowPath } from '../src/testing/index.js';
 import { publishMachine, publishSteps } from './fixtures/dashboard-workflow.js';
@@ -14,7 +14,7 @@ afterEach(async () => {
   for (const engine of engines.splice(0)) await engine.stop();
 });
 
-async function engineWith(name: string, machine: Parameters<TestEngine['workflow']>[1], steps: Parameters<TestEngine['workflow']>[2]['steps']) {
+async function engineWith(name: string, machine: AnyStateMachine, steps: WorkflowOptions['steps']) {
   const t = await createTestEngine({ register: (engine) => engine.workflow(name, machine, { steps }) });
   engines.push(t);
   return t;

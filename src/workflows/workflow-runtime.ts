@@ -10,7 +10,7 @@ import type { SettledPromise } from '../kernel/settle-hooks.js';
 import type { StepRef } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { stepType } from './step-types.js';
-import { defineWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { checkWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
 import { COMPENSATION_DEADLINE, WorkflowControl } from './workflow-control.js';
 import { WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
@@ -61,7 +61,7 @@ export class WorkflowRuntime {
   /** Registers a workflow; its steps become task types `workflow:<name>:<step>`. */
   define(name: string, machine: AnyStateMachine, options: WorkflowOptions): void {
     if (this.#definitions.has(name)) throw new WorkflowError('DUPLICATE_WORKFLOW', `workflow "${name}" is already registered`);
-    const definition = defineWorkflow(name, machine, options);
+    const definition = checkWorkflow(name, machine, options);
     for (const [step, implementation] of Object.entries(options.steps)) {
       this.#port.registerTask(stepType(name, step), this.#stepHandler(implementation), pickStepOptions(options.stepOptions, step));
     }
