@@ -35,6 +35,7 @@ export type {
   WorkflowTransition,
   RestartOptions,
   WorkflowMigration,
+  MigrationPreview,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';

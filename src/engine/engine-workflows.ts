@@ -9,6 +9,7 @@ import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import type { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type {
   CancelResult,
+  MigrationPreview,
   RestartOptions,
   WorkflowTransition,
   SendResult,
@@ -223,6 +224,26 @@ export class EngineWorkflows extends EngineReads {
    */
   listWorkflows(filter: WorkflowFilter = {}): Promise<WorkflowSummary[]> {
     return this.#workflows.list(filter);
+  }
+
+  /**
+   * What `start()` would do, with the workflows registered now, to every running workflow (of
+   * `name`, when given), writing nothing: which would be migrated (from which state to which,
+   * the context upgraded, steps handed over, started or cancelled, timers dropped or set), which
+   * would fail with `WORKFLOW_VERSION_MISMATCH` and why, which resume as they are. The
+   * `migrate.context` upgrades run, so they must have no effects of their own.
+   *
+   * @example
+   * ```ts
+   * for (const preview of await engine.previewWorkflowMigrations({ name: 'release' })) {
+   *   if (preview.outcome === 'fail') console.log(preview.id, preview.error?.stage, preview.error?.message);
+   * }
+   * ```
+   */
+  async previewWorkflowMigrations(options: { name?: string } = {}): Promise<MigrationPreview[]> {
+    const name = options?.name;
+    if (name !== undefined && (typeof name !== 'string' || name.length === 0)) throw new InvalidOptionError('name', name, 'a workflow name');
+    return this.#workflows.previewMigrations(name);
   }
 
   /** Waits for the workflow's output (its machine's final state, typed by the id's machine); rejects with `PromiseFailedError` if it failed. */

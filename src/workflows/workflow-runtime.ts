@@ -18,7 +18,8 @@ import { WorkflowEvents } from './workflow-events.js';
 import { readHistory, restartWorkflow } from './workflow-history.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
-import type { CancelResult, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
+import { previewMigrations } from './migration-plan.js';
+import type { CancelResult, MigrationPreview, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
 
 /**
  * Durable workflows: a user's XState machine whose invoked actors are promises. Every
@@ -252,6 +253,11 @@ export class WorkflowRuntime {
   stop(): void {
     this.#timers.stop();
     this.#waiters.rejectAll((id) => new PromisedError('ENGINE_STOPPED', `engine stopped while waiting for workflow ${id}`));
+  }
+
+  /** What `resume()` would do to each running workflow (of `name`), writing nothing. */
+  previewMigrations(name: string | undefined): Promise<MigrationPreview[]> {
+    return previewMigrations(this.#port.store, this.#definitions, name);
   }
 
   list(filter: WorkflowFilter = {}): Promise<WorkflowSummary[]> {
