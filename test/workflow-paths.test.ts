@@ -148,7 +148,38 @@ describe('workflowPaths', () => {
     expect(record).toMatchObject({ status: 'failed', value: 'released', error: { code: 'CANCELLED' } });
   });
 
-  it('with to: "every", a path to each reachable state', () => {
+  it('a path ends where every move leads back onto it: a retry loop after a failure is listed, and followed', async () => {
+    const retrying = setup({ actors: { deploy: placeholder } }).createMachine({
+      id: 'deploy',
+      initial: 'deploying',
+      states: {
+        deploying: { invoke: { src: 'deploy', onDone: 'deployed', onError: 'failed' } },
+        failed: { on: { RETRY: 'deploying', GIVE_UP: 'abandoned' } },
+        deployed: { type: 'final' },
+        abandoned: { type: 'final' },
+      },
+    });
+    const paths = workflowPaths(retrying);
+    expect(paths.map((path) => path.description).sort()).toEqual([
+      'deploying → (deploy done) deployed',
+      'deploying → (deploy failed) failed → (GIVE_UP) abandoned',
+    ]);
+    // failed → RETRY → deploying repeats a state: that path stops at `failed` only with to: 'every'.
+    const every = workflowPaths(retrying, { to: 'every' }).map((path) => path.description);
+    expect(every).toContain('deploying → (deploy failed) failed');
+    const fails = workflowPaths(setup({ actors: { deploy: placeholder } }).createMachine({
+      id: 'loop',
+      initial: 'deploying',
+      states: { deploying: { invoke: { src: 'deploy', onDone: 'deployed', onError: 'failed' } }, failed: { on: { RETRY: 'deploying' } }, deployed: { type: 'final' } },
+    }));
+    expect(fails.map((path) => `${path.status} ${path.description}`).sort()).toEqual(['active deploying → (deploy failed) failed', 'done deploying → (deploy done) deployed']);
+    const t = await engineWith('deploy', retrying, { deploy: async () => 'ok' });
+    const record = await t.followPath('deploy', paths.find((path) => path.value === 'abandoned')!);
+    expect(record).toMatchObject({ status: 'completed', value: 'abandoned' });
+    expect(record.steps).toMatchObject([{ status: 'failed', error: { code: 'PATH_STEP_FAILED' } }]);
+  });
+
+  it('with to: "every", paths to each reachable state', () => {
     const values = workflowPaths(publishMachine, { input: { title: 'x' }, to: 'every' }).map((path) => JSON.stringify(path.value));
     expect(new Set(values)).toEqual(
       new Set(['"drafting"', '"awaitingApproval"', '{"checking":{"spelling":"open","legal":"open"}}', '{"checking":{"spelling":"ok","legal":"open"}}', '{"checking":{"spelling":"open","legal":"ok"}}', '"publishing"', '"published"']),

@@ -1,4 +1,4 @@
-import { getSimplePaths } from '@xstate/graph';
+import { getAdjacencyMap, getSimplePaths } from '@xstate/graph';
 import type { AnyMachineSnapshot, AnyStateMachine, EventObject, StateValue } from 'xstate';
 import { InvalidOptionError } from '../errors.js';
 import { afterDelay } from '../workflows/workflow-migration.js';
@@ -41,8 +41,9 @@ export interface WorkflowPathsOptions {
   /** The events to send for an event type, with their fields (guards may read them). @defaultValue `[{ type }]` */
   events?: Record<string, Array<{ type: string; [field: string]: unknown }>>;
   /**
-   * Which paths: `'end'`, those that end where the workflow can go no further (a final state, or
-   * a state without moves); `'every'`, one set of paths to every reachable state. @defaultValue 'end'
+   * Which paths: `'end'`, those that cannot be made longer without visiting a state twice (they
+   * end in a final state, a state without moves, or one whose every move leads back onto the
+   * path, as a retry loop does); `'every'`, every simple path to every reachable state. @defaultValue 'end'
    */
   to?: 'end' | 'every';
 }
@@ -55,8 +56,8 @@ const CANCEL = 'promised.cancel';
 export const PATH_STEP_ERROR = { code: 'PATH_STEP_FAILED', message: 'failed on this path' } as const;
 
 /**
- * Every simple path through a workflow machine, from its initial state: each ends in a state
- * the workflow cannot leave on its own, and lists the moves that lead there (a step done or
+ * Every simple path through a workflow machine, from its initial state, that cannot be made
+ * longer without visiting a state twice; each lists the moves that lead to its end (a step done or
  * failed, an external event, an `after` timer, a cancel the machine compensates). Computed with
  * XState's own graph tooling (`@xstate/graph`, `getSimplePaths`), never by running anything:
  * placeholders of `setup({ actors })` are not called. States are told apart by their value (not
@@ -78,17 +79,24 @@ export function workflowPaths(machine: AnyStateMachine, options: WorkflowPathsOp
   const to = options.to ?? 'end';
   if (to !== 'end' && to !== 'every') throw new InvalidOptionError('to', to, "'end' or 'every'");
   const movesOf = (snapshot: AnyMachineSnapshot): EventObject[] => (snapshot.status === 'active' ? drivableEvents(snapshot, outputs, events) : []);
+  // A chart's states, not the machine's every context: a loop is walked once.
+  const key = (snapshot: AnyMachineSnapshot) => JSON.stringify([snapshot.value, snapshot.status]);
+  const traversal = { input: options.input, events: movesOf, serializeState: key } as never;
   let found: Array<{ state: AnyMachineSnapshot; steps: Array<{ state: AnyMachineSnapshot; event: EventObject }> }>;
+  let adjacency: Record<string, { transitions: Record<string, { state: AnyMachineSnapshot }> }>;
   try {
-    found = getSimplePaths(machine, {
-      input: options.input,
-      events: movesOf,
-      // A chart's states, not the machine's every context: a loop is walked once.
-      serializeState: (snapshot: AnyMachineSnapshot) => JSON.stringify([snapshot.value, snapshot.status]),
-      toState: to === 'end' ? (snapshot: AnyMachineSnapshot) => movesOf(snapshot).length === 0 : undefined,
-    } as never) as never;
+    found = getSimplePaths(machine, traversal) as never;
+    adjacency = getAdjacencyMap(machine, traversal) as never;
   } catch (error) {
     throw new InvalidOptionError('machine', machine.id, `a machine whose guards and actions run on the path's events (${(error as Error).message}); give the step outputs and event fields they read with { outputs, events }`);
+  }
+  if (to === 'end') {
+    // A path ends where every move leads back onto it (a final state has none; a retry loop
+    // leads back to a state already walked): it cannot be made longer without repeating a state.
+    found = found.filter(({ state, steps }) => {
+      const walked = new Set([...steps.map((step) => key(step.state)), key(state)]);
+      return Object.values(adjacency[key(state)]?.transitions ?? {}).every((next) => walked.has(key(next.state)));
+    });
   }
   return found.map(({ state, steps }) => {
     const moves = steps.slice(1).map((step, index) => toMove(machine, steps[index]!.state, step.event, step.state.value));
