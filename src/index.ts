@@ -35,12 +35,15 @@ export type {
   WorkflowTransition,
   RestartOptions,
   WorkflowMigration,
+  MigrationPreview,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler, BatchHandler } from './kernel/task-context.js';
 export type { GraphNode } from './engine/graph.js';
+export { defineWorkflow } from './engine/typed-workflows.js';
+export type { TypedWorkflow, AnyTypedWorkflow, WorkflowInputOf, WorkflowEventOf, WorkflowOutputOf, WorkflowId } from './engine/typed-workflows.js';
 export { defineTask } from './engine/typed-tasks.js';
 export type { TypedTask, AnyTypedTask, InputOf, PayloadOf, ResultOf, PromiseId, TaskItem, TaskNode, GraphIds } from './engine/typed-tasks.js';
 export type { PromiseRecord } from './kernel/records.js';

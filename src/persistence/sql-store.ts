@@ -2,7 +2,7 @@ import { andThen } from './awaitable.js';
 import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
-import type { PromiseRow, WorkflowRow } from './schema.js';
+import type { PromiseRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
 import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, Store, StoreTransaction } from './store.js';
 
 /**
@@ -109,6 +109,10 @@ export class SqlStore implements Store {
 
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
     return all(this.#connection, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
+  }
+
+  timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]> {
+    return all(this.#connection, this.#s.workflowTimers.timersOf, { workflowId });
   }
 
   workflowTransitions(workflowId: number) {

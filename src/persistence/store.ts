@@ -295,6 +295,8 @@ export interface Store {
   nextWorkflowTimerAt(): Awaitable<number | null>;
   /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
+  /** The timers set for a workflow, earliest first (what a migration's dry run reads). */
+  timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]>;
   /** A workflow's transitions, in order, without their snapshots. */
   workflowTransitions(workflowId: number): Awaitable<Array<Omit<WorkflowHistoryRow, 'workflow_id' | 'snapshot' | 'version' | 'timers'>>>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;

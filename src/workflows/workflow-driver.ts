@@ -10,7 +10,8 @@ import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { awaitedEventTypes } from './event-reachability.js';
 import { stepType } from './step-types.js';
 import { migratesFrom, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
-import { MIGRATE_EVENT, migrateSnapshot, type MigratedWorkflow } from './workflow-migration.js';
+import { planMigration, type MigrationPlan } from './migration-plan.js';
+import { MIGRATE_EVENT } from './workflow-migration.js';
 import { WorkflowError } from './workflow-errors.js';
 import { noteTransition, traceTransition } from './workflow-tracing.js';
 import type { WorkflowListeners, WorkflowRecord } from './workflow-types.js';
@@ -160,17 +161,14 @@ export class WorkflowDriver {
 
   async #migrate(uow: UnitOfWork, row: WorkflowRow, definition: Definition): Promise<{ row: WorkflowRow; transferred: Array<[string, string]> } | undefined> {
     const { tx, now } = uow;
-    let migrated: MigratedWorkflow;
-    let snapshot: string;
+    let plan: MigrationPlan;
     try {
-      migrated = migrateSnapshot(definition.machine, definition.migrate!, row, await tx.timersOf(row.id));
-      const stray = migrated.started.find((started) => !definition.steps.has(started.src));
-      if (stray) throw new Error(`state invoking "${stray.src}" has no step`);
-      snapshot = toJsonText(migrated.persisted, 'snapshot');
+      plan = planMigration(definition, row, await tx.timersOf(row.id));
     } catch (error) {
       await this.failVersion(uow, row, `it could not be migrated: ${(error as Error).message}`);
       return undefined;
     }
+    const { migrated, snapshot } = plan;
     const seq = row.seq + 1;
     const workflow = { id: row.id, name: row.name, version: definition.version };
     await tx.saveWorkflow({ id: row.id, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, seq, now });

@@ -10,7 +10,7 @@ import type { SettledPromise } from '../kernel/settle-hooks.js';
 import type { StepRef } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { stepType } from './step-types.js';
-import { defineWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { checkWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
 import { COMPENSATION_DEADLINE, WorkflowControl } from './workflow-control.js';
 import { WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
@@ -18,8 +18,9 @@ import { WorkflowEvents } from './workflow-events.js';
 import { readHistory, restartWorkflow } from './workflow-history.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
+import { previewMigrations } from './migration-plan.js';
 import { traceTransition } from './workflow-tracing.js';
-import type { CancelResult, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
+import type { CancelResult, MigrationPreview, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
 
 /**
  * Durable workflows: a user's XState machine whose invoked actors are promises. Every
@@ -70,7 +71,7 @@ export class WorkflowRuntime {
         if (stepOptions?.[option] !== undefined) throw new InvalidOptionError(`stepOptions.${option}`, stepOptions[option], 'nothing: workflow steps are neither debounced nor batched');
       }
     }
-    const definition = defineWorkflow(name, machine, options);
+    const definition = checkWorkflow(name, machine, options);
     for (const [step, implementation] of Object.entries(options.steps)) {
       this.#port.registerTask(stepType(name, step), this.#stepHandler(implementation), pickStepOptions(options.stepOptions, step));
     }
@@ -264,6 +265,11 @@ export class WorkflowRuntime {
   stop(): void {
     this.#timers.stop();
     this.#waiters.rejectAll((id) => new PromisedError('ENGINE_STOPPED', `engine stopped while waiting for workflow ${id}`));
+  }
+
+  /** What `resume()` would do to each running workflow (of `name`), writing nothing. */
+  previewMigrations(name: string | undefined): Promise<MigrationPreview[]> {
+    return previewMigrations(this.#port.store, this.#definitions, name);
   }
 
   list(filter: WorkflowFilter = {}): Promise<WorkflowSummary[]> {
