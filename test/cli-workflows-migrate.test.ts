@@ -81,7 +81,7 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`promised wo
       to: 'cooling',
       context: 'upgraded',
       error: null,
-      timers: { dropped: ['xstate.after.cooldown.release.cooldown'], set: [{ id: 'xstate.after.100.release.cooling', delay: 100 }] },
+      timers: { dropped: ['xstate.after.cooldown.release.cooldown'], set: [{ id: 'xstate.after.60000.release.cooling', delay: 60_000 }] },
     });
     expect(preview[ids.working]).toMatchObject({ outcome: 'migrate', from: 'working', to: 'building', steps: { handedOver: [{ from: '0.release.working', to: '0.release.building' }], started: [], cancelled: [] } });
     expect(preview[ids.legacy]).toMatchObject({ outcome: 'fail', from: 'working', to: null, context: 'error', error: { code: 'WORKFLOW_VERSION_MISMATCH', stage: 'context' } });
