@@ -9,6 +9,8 @@ export type {
   EnqueueOptions,
   EnqueueItem,
   ListFilter,
+  PageFilter,
+  PromisePage,
   EngineStats,
   StartSummary,
   DeadLetter,

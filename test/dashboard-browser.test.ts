@@ -40,6 +40,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
       return 'second time lucky';
     });
     engine.task('note', async (payload: unknown) => payload);
+    engine.task('paged', async () => new Promise((resolve) => setTimeout(() => resolve('done'), 5)));
     engine.workflow('publish', publishMachine, { steps: publishSteps });
     await engine.start();
     fs.mkdirSync(OUTPUT, { recursive: true });
@@ -84,7 +85,8 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('in_progress');
     await row.locator('button.cancel').click();
     await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('failed');
-    expect(await row.locator('td.error').textContent()).toBe('CANCELLED');
+    expect(await row.locator('td.error .error-code').textContent()).toBe('CANCELLED');
+    expect(await row.locator('td.error .error-message').textContent()).toMatch(/cancel/i);
     expect((await engine.get(id))!.error?.code).toBe('CANCELLED');
   });
 
@@ -93,10 +95,37 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     const id = await engine.enqueue('flaky', {});
     const row = page.locator(`#promise-table tr[data-id="${id}"]`);
     await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('failed');
-    expect(await row.locator('td.error').textContent()).toBe('HANDLER_ERROR');
+    expect(await row.locator('td.error .error-code').textContent()).toBe('HANDLER_ERROR');
+    expect(await row.locator('td.error .error-message').textContent()).toBe('first attempt fails');
     await page.locator('#retry-dead-letters').click();
     await expect.poll(() => row.locator('td.status').textContent(), { timeout: 5_000 }).toBe('completed');
     expect(await engine.result(id, { timeout: 1_000 })).toBe('second time lucky');
+  });
+
+  it('lists with error messages, times and durations, filtered and paged by the server', async () => {
+    const page = await openPage();
+    const ids = await engine.enqueueMany(Array.from({ length: 12 }, (_, i) => ({ type: 'paged', payload: { i } })));
+    await Promise.all(ids.map((id) => engine.result(id, { timeout: 5_000 })));
+    await page.locator('#page-size').selectOption('10');
+    await page.locator('#filter-type').fill('paged');
+    const rows = page.locator('#promise-table tbody tr');
+    await expect.poll(() => rows.count(), { timeout: 5_000 }).toBe(10);
+    // Newest first: the last enqueued is on top; the times are shown.
+    expect(await rows.first().getAttribute('data-id')).toBe(ids[11]);
+    expect(await rows.first().locator('td.created').textContent()).not.toBe('');
+    expect(await rows.first().locator('td.duration').textContent()).toMatch(/\d+(\.\d)? (ms|s)$/);
+    expect(await page.locator('#page-newer').isDisabled()).toBe(true);
+    await page.locator('#page-older').click();
+    await expect.poll(() => rows.count(), { timeout: 5_000 }).toBe(2);
+    expect(await rows.first().getAttribute('data-id')).toBe(ids[1]);
+    expect(await page.locator('#page-older').isDisabled()).toBe(true);
+    await page.locator('#page-newer').click();
+    await expect.poll(() => rows.first().getAttribute('data-id'), { timeout: 5_000 }).toBe(ids[11]);
+    // A search is the server's: only the payload holding 7 (ids[7]) is left.
+    await page.locator('#filter-search').fill('"i":7}');
+    await expect.poll(() => rows.count(), { timeout: 5_000 }).toBe(1);
+    expect(await rows.first().getAttribute('data-id')).toBe(ids[7]);
+    await page.screenshot({ path: path.join(OUTPUT, 'dashboard-list.png') });
   });
 
   it('shows a <script> payload as text and never runs it', async () => {

@@ -1,7 +1,7 @@
 import type { Engine } from '../engine/engine.js';
 import { PromisedError } from '../errors.js';
-import type { PromiseStatus } from '../machines/promise-machine.js';
 import type { InspectionFeed } from '../inspect/inspection-feed.js';
+import { dependencyGraph, pageFilterOf, relationsOf } from './promise-reads.js';
 
 /** A JSON answer: status and body. */
 export interface ApiAnswer {
@@ -9,8 +9,6 @@ export interface ApiAnswer {
   body: unknown;
 }
 
-const STATUSES = new Set(['waiting', 'pending', 'in_progress', 'completed', 'failed']);
-const GRAPH_LIMIT = 200;
 
 /**
  * The dashboard's JSON API: reads and actions, each one call of the engine's public API.
@@ -24,7 +22,7 @@ export async function answerApi(engine: Engine, feed: InspectionFeed, method: st
     if (method === 'POST') return await act(engine, parts);
     return { status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed here` } } };
   } catch (error) {
-    if (error instanceof PromisedError) return { status: error.code === 'NOT_FOUND' ? 404 : 409, body: { error: { code: error.code, message: error.message } } };
+    if (error instanceof PromisedError) return { status: statusOf(error.code), body: { error: { code: error.code, message: error.message } } };
     throw error;
   }
 }
@@ -32,19 +30,11 @@ export async function answerApi(engine: Engine, feed: InspectionFeed, method: st
 async function read(engine: Engine, feed: InspectionFeed, parts: string[], query: URLSearchParams): Promise<ApiAnswer> {
   const [resource, id, detail] = parts;
   if (resource === 'stats' && !id) return ok({ ...(await engine.stats()), at: Date.now() });
-  if (resource === 'promises' && !id) {
-    const status = query.get('status') ?? '';
-    const limit = Math.min(Math.max(Number(query.get('limit') ?? 200) || 200, 1), 2_000);
-    const type = query.get('type') || undefined;
-    const search = (query.get('q') ?? '').trim().toLowerCase();
-    const records = await engine.list({ status: STATUSES.has(status) ? (status as PromiseStatus) : undefined, type, limit: search ? Math.max(limit, 1_000) : limit });
-    const found = search ? records.filter((record) => JSON.stringify(record).toLowerCase().includes(search)).slice(0, limit) : records;
-    return ok(found);
-  }
+  if (resource === 'promises' && !id) return ok(await engine.listPage(pageFilterOf(query)));
   if (resource === 'promises' && id && !detail) {
     const record = await engine.get(id);
     if (!record) return notFound(`promise ${id}`);
-    return ok({ record, history: await engine.history(id), sessionId: feed.sessionIdOf('promise', id) });
+    return ok({ record, history: await engine.history(id), relations: await relationsOf(engine, record), sessionId: feed.sessionIdOf('promise', id) });
   }
   if (resource === 'promises' && id && detail === 'graph') return ok(await dependencyGraph(engine, id));
   if (resource === 'workflows' && !id) {
@@ -89,44 +79,6 @@ async function act(engine: Engine, parts: string[]): Promise<ApiAnswer> {
   return notFound(`POST /api/${parts.join('/')}`);
 }
 
-/** The promise, its ancestors (through `dependsOn`) and its descendants (through {@link Engine.dependentsOf}). */
-async function dependencyGraph(engine: Engine, id: string) {
-  const root = await engine.get(id);
-  if (!root) return { nodes: [], edges: [] };
-  const nodes = new Map([[root.id, root]]);
-  const edges: Array<[string, string]> = [];
-  const queue = [root];
-  while (queue.length > 0 && nodes.size < GRAPH_LIMIT) {
-    const record = queue.shift()!;
-    for (const parent of record.dependsOn) {
-      edges.push([parent, record.id]);
-      if (nodes.has(parent)) continue;
-      const found = await engine.get(parent);
-      if (found) {
-        nodes.set(found.id, found);
-        queue.push(found);
-      }
-    }
-  }
-  // Descendants through the edge table, which is indexed both ways.
-  const descendants = [root.id];
-  const seen = new Set(descendants);
-  while (descendants.length > 0 && nodes.size < GRAPH_LIMIT) {
-    const parent = descendants.shift()!;
-    for (const child of await engine.dependentsOf(parent)) {
-      edges.push([parent, child]);
-      if (seen.has(child)) continue;
-      seen.add(child);
-      const found = nodes.get(child) ?? (await engine.get(child));
-      if (!found) continue;
-      nodes.set(found.id, found);
-      descendants.push(found.id);
-    }
-  }
-  const unique = [...new Map(edges.map((edge) => [edge.join('>'), edge])).values()].filter(([from, to]) => nodes.has(from) && nodes.has(to));
-  return { nodes: [...nodes.values()].map(({ id: nodeId, type, status }) => ({ id: nodeId, type, status })), edges: unique };
-}
-
 /** The path's segments after `/api/`, percent-decoded, or undefined when a `%` escape is malformed. */
 function decodedSegments(path: string): string[] | undefined {
   try {
@@ -134,6 +86,12 @@ function decodedSegments(path: string): string[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Bad input is the caller's to fix (400); a missing row 404; the engine refusing a state change 409. */
+function statusOf(code: string): number {
+  if (code === 'NOT_FOUND') return 404;
+  return code.startsWith('INVALID_') && code !== 'INVALID_TRANSITION' ? 400 : 409;
 }
 
 const ok = (body: unknown): ApiAnswer => ({ status: 200, body });

@@ -5,7 +5,8 @@ import type { Kernel } from '../kernel/kernel.js';
 import { integerIn } from '../kernel/options.js';
 import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
-import type { DeadLetter, EngineStats, HistoryLine, ListFilter } from './public-types.js';
+import type { DeadLetter, EngineStats, HistoryLine, ListFilter, PageFilter, PromisePage } from './public-types.js';
+import { readPromisePage } from './promise-pages.js';
 import type { PromiseId } from './typed-tasks.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 
@@ -88,6 +89,23 @@ export class EngineReads {
     const rows = await store.listPromises({ status: filter.status, type: filter.type, limit });
     const parents = await store.dependenciesOfMany(rows.map((row) => row.id));
     return rows.map((row) => toRecord(row, parents.get(row.id) ?? []));
+  }
+
+  /**
+   * One page of promises, newest first, by cursor (keyset on the id, never an offset: the
+   * thousandth page costs what the first does). Pass the answer's `next` as `before` for the
+   * next page. Filters combine; `search` is a case-insensitive substring of the payload's JSON
+   * or the error message. A filtered page reads at most a bounded range of ids (1,000,000;
+   * 100,000 for a search), so it can be short and still have a `next`.
+   *
+   * @example
+   * ```ts
+   * const first = await engine.listPage({ status: 'failed', limit: 50 });
+   * const second = first.next ? await engine.listPage({ status: 'failed', limit: 50, before: first.next }) : undefined;
+   * ```
+   */
+  listPage(filter: PageFilter = {}): Promise<PromisePage> {
+    return readPromisePage(this.#kernel.store, filter);
   }
 
   /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */

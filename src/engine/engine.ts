@@ -16,7 +16,7 @@ import { PeriodicSchedules } from './periodic-schedules.js';
 import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
 import { isTypedTask, type AnyTypedTask, type CheckedGraph, type CheckedItems, type GraphIds, type ItemIds, type InputOf, type PromiseId, type ResultOf, type TaskItem, type TaskNode } from './typed-tasks.js';
 
-export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
+export type { EnqueueOptions, EnqueueItem, ListFilter, PageFilter, PromisePage, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 
 /**
  * The engine: registers task types, stores promises, and runs them. Its public API over the

@@ -3,7 +3,7 @@ import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
 import type { PromiseRow, WorkflowRow } from './schema.js';
-import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, Store, StoreTransaction } from './store.js';
+import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, PromisePageQuery, Store, StoreTransaction } from './store.js';
 
 /**
  * The store, written once: every read and every transaction is a statement of the table, run
@@ -56,6 +56,14 @@ export class SqlStore implements Store {
 
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]> {
     return all(this.#connection, this.#s.promises.listPromises, { status: filter.status ?? null, type: filter.type ?? null, limit: filter.limit });
+  }
+
+  pageOfPromises(query: PromisePageQuery): Awaitable<PromiseRow[]> {
+    return all(this.#connection, this.#s.promisePages.pageOfPromises, query);
+  }
+
+  newestPromiseId(): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.promisePages.newestPromiseId, {}), (row) => (row?.id === null || row?.id === undefined ? null : Number(row.id)));
   }
 
   nextRunAt(types: readonly string[], after: number): Awaitable<number | null> {

@@ -131,6 +131,18 @@ export interface PromiseFilter {
   limit: number;
 }
 
+/** One page of promises: `floor <= id < before`, newest first; null filters match everything. */
+export interface PromisePageQuery {
+  status: string | null;
+  type: string | null;
+  errorCode: string | null;
+  /** A lower-case LIKE pattern (`\\` escapes) over type, payload, error code and message. */
+  search: string | null;
+  before: number;
+  floor: number;
+  limit: number;
+}
+
 /** Operations inside one transaction. Each is one SQL statement. */
 export interface StoreTransaction {
   insertPromise(row: NewPromise): Awaitable<number>;
@@ -321,6 +333,10 @@ export interface Store {
   childrenOf(id: number): Awaitable<number[]>;
   /** Promises, newest first. */
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
+  /** One page of the promise list by keyset (see statements/promise-pages.ts). */
+  pageOfPromises(query: PromisePageQuery): Awaitable<PromiseRow[]>;
+  /** The largest promise id, or null when there is none. */
+  newestPromiseId(): Awaitable<number | null>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */
   nextRunAt(types: readonly string[], after: number): Awaitable<number | null>;
   /** Earliest expiry of any running claim's lease, if any. */

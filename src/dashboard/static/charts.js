@@ -2,21 +2,7 @@
 // plain elements. Every text goes through textContent: data is never parsed as markup.
 'use strict';
 (function () {
-  const SVG = 'http://www.w3.org/2000/svg';
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = String(text);
-    return node;
-  }
-
-  function svg(tag, attributes, text) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
-    if (text !== undefined) node.textContent = String(text);
-    return node;
-  }
+  const { el, svg } = window.promised;
 
   /** The active state paths of a state value: 'a' → ['a']; { a: { b: 'c' } } → ['a', 'a.b', 'a.b.c']. */
   function activePaths(value, prefix, out) {
@@ -147,5 +133,5 @@
     legend.appendChild(el('span', 'legend-item', 'max ' + max));
   }
 
-  window.promisedCharts = { el, stateChart, dependencyGraph, lineChart, activePaths };
+  window.promisedCharts = { stateChart, dependencyGraph, lineChart, activePaths };
 })();
