@@ -80,6 +80,11 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
     }
     const refusal = checkRequest(request, access);
     if (refusal) return send(response, refusal.status, 'text/plain; charset=utf-8', `${refusal.reason}\n`);
+    if (basePath && url.pathname === basePath && (request.method === 'GET' || request.method === 'HEAD')) {
+      // The page's links are relative (`api/…`, `inspect`): at `/ops` they would resolve beside it.
+      response.writeHead(308, { ...SECURITY_HEADERS, location: `${basePath}/${url.search}` });
+      return void response.end();
+    }
     const path = url.pathname.slice(basePath.length) || '/';
     if (access.token !== undefined && url.searchParams.has('token') && request.method === 'GET' && !path.startsWith('/api/')) {
       // The token arrived in the address (opened from a terminal): keep it in a cookie only this
@@ -142,10 +147,14 @@ function sendError(response: http.ServerResponse, status: number, code: string, 
   send(response, status, 'application/json; charset=utf-8', JSON.stringify({ error: { code, message } }));
 }
 
-/** The request's URL, or undefined when its target is not one (`//host:99999`, `http://[::1`). */
-function requestUrl(request: http.IncomingMessage): URL | undefined {
+/**
+ * The request's URL, or undefined when its target is not one (`//host:99999`, `http://[::1`).
+ * Under `app.use('/ops', dashboard)` express strips `/ops` from `url` and keeps the whole
+ * target in `originalUrl`: the base path is judged against that one.
+ */
+function requestUrl(request: http.IncomingMessage & { originalUrl?: string }): URL | undefined {
   try {
-    return new URL(request.url ?? '/', 'http://localhost');
+    return new URL(request.originalUrl ?? request.url ?? '/', 'http://localhost');
   } catch {
     return undefined;
   }
