@@ -11,6 +11,8 @@ export type {
   ListFilter,
   PageFilter,
   PromisePage,
+  RetryOptions,
+  RetriedDeadLetters,
   EngineStats,
   StartSummary,
   DeadLetter,
@@ -39,6 +41,7 @@ export type {
   WorkflowMigration,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
+export type { WorkflowStateAt } from './engine/workflow-state-at.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler } from './kernel/task-context.js';

@@ -40,6 +40,10 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
       return 'second time lucky';
     });
     engine.task('note', async (payload: unknown) => payload);
+    engine.task('needs-ok', async (payload: { ok: boolean }) => {
+      if (!payload.ok) throw new Error('payload.ok is false');
+      return 'accepted';
+    }, { retries: 0 });
     engine.task('paged', async () => new Promise((resolve) => setTimeout(() => resolve('done'), 5)));
     engine.workflow('publish', publishMachine, { steps: publishSteps });
     await engine.start();
@@ -126,6 +130,40 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await expect.poll(() => rows.count(), { timeout: 5_000 }).toBe(1);
     expect(await rows.first().getAttribute('data-id')).toBe(ids[7]);
     await page.screenshot({ path: path.join(OUTPUT, 'dashboard-list.png') });
+  });
+
+  it('sends a workflow only the events its state accepts, pauses, resumes and cancels it', async () => {
+    const page = await openPage();
+    const id = await engine.startWorkflow('publish', { title: 'Steer me' });
+    const card = page.locator(`[data-workflow-id="${id}"]`);
+    await expect.poll(() => card.locator('.send-event option').allTextContents(), { timeout: 5_000 }).toEqual(['APPROVE']);
+    await card.locator('.send-payload').fill('{ "by": "ada" }');
+    await card.locator('button.send').click();
+    await expect.poll(async () => (await engine.getWorkflow(id))?.value, { timeout: 5_000 }).toEqual({ checking: { spelling: 'open', legal: 'open' } });
+    await expect.poll(async () => (await card.locator('.send-event option').allTextContents()).sort(), { timeout: 5_000 }).toEqual(['LEGAL_OK', 'SPELLING_OK']);
+    await card.locator('button.pause').click();
+    await card.locator('.workflow-paused', { hasText: 'paused' }).waitFor({ timeout: 5_000 });
+    expect((await engine.getWorkflow(id))!.pausedAt).not.toBeNull();
+    await card.locator('button.resume').click();
+    await expect.poll(async () => (await engine.getWorkflow(id))!.pausedAt, { timeout: 5_000 }).toBeNull();
+    await page.screenshot({ path: path.join(OUTPUT, 'dashboard-workflow-actions.png') });
+    await card.locator('button.cancel').click();
+    await expect.poll(() => card.locator('.workflow-status').textContent(), { timeout: 5_000 }).toBe('failed (CANCELLED)');
+    expect(await card.locator('button.cancel').isHidden()).toBe(true);
+  });
+
+  it('retries a failed promise with an edited payload', async () => {
+    const page = await openPage();
+    const id = await engine.enqueue('needs-ok', { ok: false });
+    await expect(engine.result(id, { timeout: 5_000 })).rejects.toMatchObject({ code: 'PROMISE_FAILED' });
+    await page.locator(`#promise-table tr[data-id="${id}"]`).click();
+    await page.locator('#detail-retry').waitFor({ timeout: 5_000 });
+    expect(JSON.parse(await page.locator('#retry-payload').inputValue())).toEqual({ ok: false });
+    await page.locator('#retry-payload').fill('{ "ok": true, "note": "edited" }');
+    await page.locator('#retry-edited').click();
+    expect(await engine.result(id, { timeout: 5_000 })).toBe('accepted');
+    expect((await engine.get(id))!.payload).toEqual({ ok: true, note: 'edited' });
+    await expect.poll(() => page.locator('.field-status').textContent(), { timeout: 5_000 }).toBe('completed');
   });
 
   it('shows a <script> payload as text and never runs it', async () => {

@@ -8,6 +8,7 @@ export const STATIC_FILES: Record<string, string> = {
   'dom.js': 'text/javascript; charset=utf-8',
   'list.js': 'text/javascript; charset=utf-8',
   'detail.js': 'text/javascript; charset=utf-8',
+  'workflows.js': 'text/javascript; charset=utf-8',
   'charts.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
   'stately.html': 'text/html; charset=utf-8',

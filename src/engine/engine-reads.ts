@@ -1,11 +1,11 @@
-import { InvalidOptionError, NotFoundError } from '../errors.js';
+import { InvalidOptionError, NotFoundError, PromisedError } from '../errors.js';
 import { PROMISE_STATUSES } from '../machines/promise-machine.js';
 import type { Store } from '../persistence/store.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { integerIn } from '../kernel/options.js';
 import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
-import type { DeadLetter, EngineStats, HistoryLine, ListFilter, PageFilter, PromisePage } from './public-types.js';
+import type { DeadLetter, EngineStats, HistoryLine, ListFilter, PageFilter, PromisePage, RetriedDeadLetters } from './public-types.js';
 import { readPromisePage } from './promise-pages.js';
 import type { PromiseId } from './typed-tasks.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
@@ -119,6 +119,30 @@ export class EngineReads {
     list: async (options: { limit?: number } = {}): Promise<DeadLetter[]> => {
       const limit = integerIn('limit', options.limit ?? 100, 1, 10_000);
       return (await this.#kernel.store.listDeadLetters(limit)).map(toDeadLetter);
+    },
+    /**
+     * Retries every promise in the dead-letter record (up to `limit`), oldest first so a parent
+     * comes back before its children; each one refused is reported, not thrown.
+     *
+     * @example
+     * ```ts
+     * const { retried, skipped } = await engine.deadLetters.retryAll();
+     * ```
+     */
+    retryAll: async (options: { limit?: number } = {}): Promise<RetriedDeadLetters> => {
+      const limit = integerIn('limit', options.limit ?? 10_000, 1, 100_000);
+      const letters = (await this.#kernel.store.listDeadLetters(limit)).map(toDeadLetter).reverse();
+      const outcome: RetriedDeadLetters = { retried: [], skipped: [] };
+      for (const letter of letters) {
+        try {
+          await this.#kernel.retry(Number(letter.promiseId));
+          outcome.retried.push(letter.promiseId);
+        } catch (error) {
+          if (!(error instanceof PromisedError)) throw error;
+          outcome.skipped.push({ id: letter.promiseId, code: error.code });
+        }
+      }
+      return outcome;
     },
     /** Removes every dead-letter record (the promises themselves stay); returns how many. */
     clear: async (): Promise<{ removed: number }> => ({ removed: await this.#kernel.write(({ tx }) => Promise.resolve(tx.clearDeadLetters())) }),

@@ -13,10 +13,11 @@ import { Enqueuing } from './enqueuing.js';
 import type { GraphNode } from './graph.js';
 import { Inbox, type InboxHandler } from './inbox.js';
 import { PeriodicSchedules } from './periodic-schedules.js';
-import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
+import { readWorkflowStateAt, type WorkflowStateAt } from './workflow-state-at.js';
+import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, RetryOptions, StartSummary } from './public-types.js';
 import { isTypedTask, type AnyTypedTask, type CheckedGraph, type CheckedItems, type GraphIds, type ItemIds, type InputOf, type PromiseId, type ResultOf, type TaskItem, type TaskNode } from './typed-tasks.js';
 
-export type { EnqueueOptions, EnqueueItem, ListFilter, PageFilter, PromisePage, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
+export type { EnqueueOptions, EnqueueItem, ListFilter, PageFilter, PromisePage, RetryOptions, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 
 /**
  * The engine: registers task types, stores promises, and runs them. Its public API over the
@@ -190,6 +191,20 @@ export class Engine extends EngineWorkflows {
   // The workflow methods (workflow, startWorkflow, send, getWorkflow, …) are in EngineWorkflows,
   // which this class extends: with the steering controls they would not fit here.
 
+  /**
+   * The workflow as it was right after transition `seq` of its history: the event, the state
+   * values around it, its status and its context then (read from the snapshot stored with that
+   * transition). For tools that step through a workflow's past.
+   *
+   * @example
+   * ```ts
+   * const { to, context } = await engine.workflowStateAt(id, 2);
+   * ```
+   */
+  workflowStateAt(id: string, seq: number): Promise<WorkflowStateAt> {
+    return readWorkflowStateAt(this.#kernel.store, id, seq);
+  }
+
   // ---- control ----
 
   /**
@@ -202,11 +217,27 @@ export class Engine extends EngineWorkflows {
     await this.#kernel.cancel(rowId);
   }
 
-  /** Sends a failed promise back to `pending` with its attempts reset. */
-  async retry(id: string): Promise<void> {
+  /**
+   * Sends a failed promise back to `pending` with its attempts reset; with `payload`, that
+   * payload replaces the stored one in the same transaction (checked as an enqueue's would be,
+   * before anything is written).
+   *
+   * @example
+   * ```ts
+   * await engine.retry(id, { payload: { file: 'auth.py', dryRun: true } });
+   * ```
+   */
+  async retry(id: string, options: RetryOptions = {}): Promise<void> {
     const rowId = parseId(id);
     if (rowId === undefined) throw new NotFoundError(String(id));
-    await this.#kernel.retry(rowId);
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object { payload? }');
+    let payload: string | undefined;
+    if ('payload' in options) {
+      const record = await this.get(id);
+      if (!record) throw new NotFoundError(String(id));
+      payload = await this.#enqueuing.retryPayload(record.type, options.payload);
+    }
+    await this.#kernel.retry(rowId, payload);
   }
 
   /**

@@ -35,6 +35,19 @@ export interface ListFilter {
   limit?: number;
 }
 
+/** Options of {@link Engine.retry}. */
+export interface RetryOptions {
+  /** A payload to run with instead of the stored one (an edited copy, say). */
+  payload?: unknown;
+}
+
+/** What {@link EngineReads.deadLetters}.retryAll did. */
+export interface RetriedDeadLetters {
+  retried: string[];
+  /** Those refused, with the engine's code (already retried elsewhere, or a parent still failed). */
+  skipped: Array<{ id: string; code: string }>;
+}
+
 /** Filter and cursor for {@link Engine.listPage}. */
 export interface PageFilter {
   status?: PromiseStatus;

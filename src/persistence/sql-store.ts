@@ -2,7 +2,7 @@ import { andThen } from './awaitable.js';
 import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
-import type { PromiseRow, WorkflowRow } from './schema.js';
+import type { PromiseRow, WorkflowHistoryRow, WorkflowRow } from './schema.js';
 import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, PromisePageQuery, Store, StoreTransaction } from './store.js';
 
 /**
@@ -112,6 +112,10 @@ export class SqlStore implements Store {
 
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
     return all(this.#connection, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
+  }
+
+  workflowTransitionAt(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined> {
+    return first(this.#connection, this.#s.workflowHistory.workflowTransition, { workflowId, seq });
   }
 
   workflowTransitions(workflowId: number) {

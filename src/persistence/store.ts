@@ -175,6 +175,8 @@ export interface StoreTransaction {
   saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean>;
   /** Rewrites a row's snapshot, if the row is still in `status` (repairs a damaged snapshot). */
   repairSnapshot(id: number, status: string, snapshot: string): Awaitable<void>;
+  /** Replaces a row's payload (JSON text). */
+  setPayload(id: number, payload: string, now: number): Awaitable<void>;
   insertHistory(entry: HistoryEntry): Awaitable<void>;
   /** Copies the promise, as it failed, into the dead letters. */
   insertDeadLetter(id: number, errorCode: string, errorMessage: string, failedAt: number): Awaitable<void>;
@@ -357,6 +359,8 @@ export interface Store {
   /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
   /** A workflow's transitions, in order, without their snapshots. */
+  /** One transition of a workflow, with the snapshot after it. */
+  workflowTransitionAt(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined>;
   workflowTransitions(workflowId: number): Awaitable<Array<Omit<WorkflowHistoryRow, 'workflow_id' | 'snapshot' | 'version' | 'timers'>>>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;

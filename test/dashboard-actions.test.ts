@@ -1,0 +1,150 @@
+// The dashboard's actions through its JSON API, the engine calls under them, and their CLI
+// twins: send (only what the current state accepts is offered), cancel, pause and resume a
+// workflow; retry a promise with an edited payload; retry every dead letter. Bad input is a 4xx
+// with a code, before anything is written.
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createEngine, defineTask, startDashboard, type Engine, type RunningDashboard } from '../src/index.js';
+import { runCli } from './fixtures/cli-run.js';
+import { publishMachine, publishSteps } from './fixtures/dashboard-workflow.js';
+import { tempDbPath, tempDir } from './helpers/temp-db.js';
+
+const engines: Engine[] = [];
+const dashboards: RunningDashboard[] = [];
+afterEach(async () => {
+  for (const dashboard of dashboards.splice(0)) await dashboard.close();
+  for (const engine of engines.splice(0)) await engine.stop();
+});
+
+const picky = defineTask({
+  type: 'picky',
+  schema: z.object({ ok: z.boolean() }),
+  handler: async (payload) => {
+    if (!payload.ok) throw new Error('not ok');
+    return 'fine';
+  },
+  options: { retries: 0 },
+});
+
+async function setUp() {
+  const database = tempDbPath();
+  const engine = await createEngine({ database, cleanupIntervalMs: 0, changeCheckIntervalMs: 0 });
+  engines.push(engine);
+  engine.task(picky);
+  engine.workflow('publish', publishMachine, { steps: publishSteps });
+  const dashboard = await startDashboard(engine, { port: 0, database });
+  dashboards.push(dashboard);
+  await engine.start();
+  const call = async (method: 'GET' | 'POST', apiPath: string, body?: unknown) => {
+    const response = await fetch(`${dashboard.url}api/${apiPath}`, {
+      method,
+      headers: method === 'POST' ? { 'content-type': 'application/json', 'x-requested-with': 'promised' } : {},
+      body: method === 'POST' ? (typeof body === 'string' ? body : JSON.stringify(body ?? {})) : undefined,
+    });
+    return { status: response.status, body: (await response.json()) as any };
+  };
+  return { engine, call };
+}
+
+async function failedPicky(engine: Engine) {
+  const id = await engine.enqueue(picky, { ok: false });
+  await expect(engine.result(id, { timeout: 5_000 })).rejects.toMatchObject({ code: 'PROMISE_FAILED' });
+  return id;
+}
+
+describe('dashboard actions on promises', () => {
+  it('retries a promise with an edited payload, checked by its schema before anything is written', async () => {
+    const { engine, call } = await setUp();
+    const id = await failedPicky(engine);
+    const refused = await call('POST', `promises/${id}/retry`, { payload: { ok: 'yes' } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe('INVALID_PAYLOAD');
+    expect(await engine.get(id)).toMatchObject({ status: 'failed', payload: { ok: false } });
+    expect((await call('POST', `promises/${id}/retry`, [1])).status).toBe(400);
+
+    expect((await call('POST', `promises/${id}/retry`, { payload: { ok: true } })).status).toBe(200);
+    expect(await engine.result(id, { timeout: 5_000 })).toBe('fine');
+    expect(await engine.get(id)).toMatchObject({ status: 'completed', payload: { ok: true }, attempts: 1 });
+    expect((await engine.history(id)).map((line) => line.event)).toContain('RETRY');
+  });
+
+  it('retries every dead letter, oldest first, and reports those refused', async () => {
+    const { engine, call } = await setUp();
+    engine.task('after', async () => 'ran');
+    const lone = await failedPicky(engine);
+    const { parent, child } = await engine.enqueueGraph({ parent: { task: picky, payload: { ok: false } }, child: { type: 'after', dependsOn: ['parent'] } });
+    await expect(engine.result(child, { timeout: 5_000 })).rejects.toMatchObject({ code: 'PROMISE_FAILED' });
+    expect((await engine.deadLetters.list()).map((letter) => letter.promiseId).sort()).toEqual([lone, parent, child].sort());
+    // The parent comes back first and takes its child with it: the child's own retry is refused
+    // (it waits again, or its parent failed again) and reported, not thrown.
+    const answer = await call('POST', 'dead-letters/retry-all');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ retried: [lone, parent], skipped: [{ id: child, code: 'INVALID_TRANSITION' }] });
+    expect((await engine.history(parent)).map((line) => line.event)).toContain('RETRY');
+  });
+});
+
+describe('dashboard actions on workflows', () => {
+  it('offers the events the current state accepts, sends one, pauses, resumes and cancels', async () => {
+    const { engine, call } = await setUp();
+    const id = await engine.startWorkflow('publish', { title: 'Hello' });
+    await expect.poll(async () => (await engine.getWorkflow(id))?.value, { timeout: 5_000 }).toBe('awaitingApproval');
+    expect((await call('GET', `workflows/${id}`)).body.accepts).toEqual(['APPROVE']);
+    expect((await call('GET', 'workflows?awaiting=APPROVE')).body.map((w: { id: string }) => w.id)).toEqual([id]);
+    expect((await call('GET', 'workflows?awaiting=SPELLING_OK')).body).toEqual([]);
+
+    const before = (await engine.workflowHistory(id)).length;
+    for (const bad of [{}, { event: 'APPROVE' }, { event: { type: '' } }, { event: { type: 'APPROVE' }, key: 7 }]) {
+      const refused = await call('POST', `workflows/${id}/send`, bad);
+      expect(refused.status, JSON.stringify(bad)).toBe(400);
+      expect(refused.body.error.code).toBe('INVALID_OPTION');
+    }
+    expect((await call('POST', `workflows/${id}/send`, '{"event":')).body.error.code).toBe('INVALID_JSON');
+    expect(await engine.workflowHistory(id)).toHaveLength(before);
+
+    expect((await call('POST', `workflows/${id}/send`, { event: { type: 'APPROVE' } })).body.outcome).toBe('accepted');
+    const checking = (await call('GET', `workflows/${id}`)).body;
+    expect(checking.value).toEqual({ checking: { spelling: 'open', legal: 'open' } });
+    expect(checking.accepts.sort()).toEqual(['LEGAL_OK', 'SPELLING_OK']);
+
+    expect((await call('POST', `workflows/${id}/pause`)).body).toEqual({ paused: true });
+    expect((await engine.getWorkflow(id))!.pausedAt).toBeInstanceOf(Date);
+    expect((await call('POST', `workflows/${id}/resume`)).body).toEqual({ resumed: true });
+    expect((await engine.getWorkflow(id))!.pausedAt).toBeNull();
+
+    // Time travel reads the context after each stored transition.
+    const history = (await call('GET', `workflows/${id}/history`)).body;
+    expect(history.map((line: { event: string }) => line.event)).toContain('APPROVE');
+    const approved = history.find((line: { event: string }) => line.event === 'APPROVE');
+    expect((await call('GET', `workflows/${id}/history/${approved.seq}`)).body).toMatchObject({ seq: approved.seq, to: { checking: { spelling: 'open', legal: 'open' } }, context: { title: 'Hello' } });
+    expect((await call('GET', `workflows/${id}/history/999`)).status).toBe(404);
+    expect((await call('GET', `workflows/${id}/history/0`)).status).toBe(400);
+
+    expect((await call('POST', `workflows/${id}/cancel`)).body).toEqual({ outcome: 'cancelled' });
+    expect(await engine.getWorkflow(id)).toMatchObject({ status: 'failed', error: { code: 'CANCELLED' } });
+    expect((await call('GET', `workflows/${id}`)).body.accepts).toEqual([]);
+    expect((await call('POST', `workflows/${id}/teleport`)).status).toBe(404);
+  });
+});
+
+describe('the CLI twins (built output)', () => {
+  it('promised retry ID --payload JSON and promised dead-letters --retry', async () => {
+    const dir = tempDir();
+    const db = path.join(dir, 'promised.db');
+    const cli = (...args: string[]) => runCli([...args, '--db', db], { cwd: dir });
+    const failed = (await cli('enqueue', 'fail', '{"n":1}', '--tasks', path.resolve(import.meta.dirname, 'fixtures/cli-tasks.mjs'))).stdout.trim();
+    const bad = await cli('retry', failed, '--payload', '{nope');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/INVALID_JSON/);
+    const retried = await cli('retry', failed, '--payload', '{"n":2}', '--json');
+    expect(retried.stderr).toBe('');
+    expect(JSON.parse(retried.stdout)).toEqual({ id: failed, status: 'pending', payload: { n: 2 } });
+    await cli('cancel', failed);
+    const second = (await cli('enqueue', 'fail', '--tasks', path.resolve(import.meta.dirname, 'fixtures/cli-tasks.mjs'))).stdout.trim();
+    const all = await cli('dead-letters', '--retry', '--json');
+    // The cancelled one is a dead letter too (CANCELLED), older than the second.
+    expect(JSON.parse(all.stdout)).toEqual({ retried: [failed, second], skipped: [] });
+    expect((await cli('dead-letters', '--retry', '--clear')).code).toBe(2);
+  });
+});
