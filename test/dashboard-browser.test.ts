@@ -166,6 +166,58 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await expect.poll(() => page.locator('.field-status').textContent(), { timeout: 5_000 }).toBe('completed');
   });
 
+  it('draws the state chart laid out by elkjs: labelled arrows, the transitions taken, and time travel', async () => {
+    const page = await openPage();
+    const id = await engine.startWorkflow('publish', { title: 'Travel' });
+    const card = page.locator(`[data-workflow-id="${id}"]`);
+    await card.locator('.state.active[data-state="awaitingApproval"]').waitFor({ timeout: 5_000 });
+    const labels = await card.locator('.transition-label text').allTextContents();
+    expect(labels).toEqual(expect.arrayContaining(['done: draft', 'APPROVE', 'SPELLING_OK', 'LEGAL_OK', 'done', 'done: publish']));
+    // Laid out, not stacked: the arrows have real geometry, and boxes sit apart.
+    expect(await card.locator('path.transition').count()).toBeGreaterThanOrEqual(7);
+    const drafting = (await card.locator('.state[data-state="drafting"] rect').boundingBox())!;
+    const approval = (await card.locator('.state[data-state="awaitingApproval"] rect').boundingBox())!;
+    expect(approval.x).toBeGreaterThan(drafting.x + drafting.width);
+    await expect.poll(() => card.locator('path.transition.taken').count(), { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
+    expect(await card.locator('path.transition.taken[data-transition="drafting → awaitingApproval"]').count()).toBe(1);
+    expect(await card.locator('path.transition.taken[data-transition="awaitingApproval → checking"]').count()).toBe(0);
+
+    await engine.send(id, { type: 'APPROVE' }, {});
+    // A straight arrow has no height: it is attached, though playwright calls it hidden.
+    await card.locator('path.transition.taken[data-transition="awaitingApproval → checking"]').waitFor({ state: 'attached', timeout: 5_000 });
+    await expect.poll(() => card.locator('.scrubber').getAttribute('max'), { timeout: 5_000 }).toBe(String((await engine.workflowHistory(id)).length));
+    // Back to the first step: the chart and the context as they were then.
+    await card.locator('.scrubber').evaluate((input: { value: string; dispatchEvent(event: unknown): boolean }) => {
+      input.value = '1';
+      input.dispatchEvent(new (globalThis as unknown as { Event: new (type: string) => unknown }).Event('input'));
+    });
+    await card.locator('.state.active[data-state="drafting"]').waitFor({ timeout: 5_000 });
+    expect(await card.locator('.step').textContent()).toMatch(/^step 1 of \d+/);
+    expect(await card.locator('.context').textContent()).toContain('"title": "Travel"');
+    expect(await card.locator('path.transition.taken').count()).toBe(0);
+    await page.screenshot({ path: path.join(OUTPUT, 'dashboard-time-travel.png'), fullPage: true });
+    await card.locator('button.now').click();
+    await card.locator('.state.active[data-state="checking.spelling.open"]').waitFor({ timeout: 5_000 });
+  });
+
+  it('charts counts and throughput with uPlot: axes, units and a legend, nothing loaded from elsewhere', async () => {
+    page = await browser.newPage();
+    const requests: string[] = [];
+    page.on('request', (request) => requests.push(request.url()));
+    await page.goto(dashboard.url);
+    await page.locator('#live.on').waitFor({ timeout: 5_000 });
+    const chart = page.locator('#stats-chart .uplot');
+    await chart.waitFor({ timeout: 5_000 });
+    const legend = await chart.locator('.u-legend .u-series .u-label').allTextContents();
+    expect(legend).toEqual(['time', 'pending', 'running', 'waiting', 'failed', 'dead letters', 'completed / s']);
+    await expect.poll(async () => (await chart.locator('.u-legend .u-series .u-value').allTextContents()).at(-1), { timeout: 6_000 }).toMatch(/ \/s$/);
+    const canvas = (await chart.locator('canvas').boundingBox())!;
+    expect(canvas.width).toBeGreaterThan(300);
+    expect(await page.evaluate(() => typeof (globalThis as unknown as { uPlot?: unknown }).uPlot)).toBe('function');
+    expect(requests.filter((url) => !url.startsWith(dashboard.url.replace(/\/$/, '')) && !url.startsWith('ws'))).toEqual([]);
+    await page.locator('.stats').screenshot({ path: path.join(OUTPUT, 'dashboard-charts.png') });
+  });
+
   it('shows a <script> payload as text and never runs it', async () => {
     const page = await openPage();
     const evil = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">';

@@ -4,10 +4,9 @@
 'use strict';
 (function () {
   const { el, api, post, say, debounce, list, detail, workflows } = window.promised;
-  const { lineChart } = window.promisedCharts;
+  const { addStats } = window.promisedCharts;
   const $ = (id) => document.getElementById(id);
   const STATUSES = ['waiting', 'pending', 'in_progress', 'completed', 'failed'];
-  const state = { statsHistory: [] };
 
   // ---- stats ----
 
@@ -28,15 +27,7 @@
     dead.appendChild(el('span', 'count', stats.deadLetters));
     dead.appendChild(el('span', 'label', 'dead letters'));
     counters.appendChild(dead);
-    state.statsHistory.push(stats);
-    if (state.statsHistory.length > 90) state.statsHistory.shift();
-    lineChart($('stats-chart'), $('stats-legend'), state.statsHistory, [
-      { key: 'pending', label: 'pending' },
-      { key: 'in_progress', label: 'running' },
-      { key: 'waiting', label: 'waiting' },
-      { key: 'failed', label: 'failed' },
-      { key: 'deadLetters', label: 'dead letters' },
-    ]);
+    addStats($('stats-chart'), stats, 300);
   }
 
   async function retryDeadLetters() {
