@@ -42,6 +42,7 @@ export type {
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export type { WorkflowStateAt } from './engine/workflow-state-at.js';
+export type { ScheduleInfo, LimitedKey } from './engine/schedule-reads.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler } from './kernel/task-context.js';
@@ -68,6 +69,7 @@ export {
   DatabaseError,
   EngineStateError,
   InvalidScheduleError,
+  ScheduleNotRegisteredError,
   InvalidMessageError,
   NonRetryableError,
   RetryAfterError,

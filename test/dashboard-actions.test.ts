@@ -148,3 +148,74 @@ describe('the CLI twins (built output)', () => {
     expect((await cli('dead-letters', '--retry', '--clear')).code).toBe(2);
   });
 });
+
+describe('schedules, paused types and limited keys', () => {
+  it('reports every schedule with its next run; trigger now creates a run; pause and resume its type', async () => {
+    const database = tempDbPath();
+    const other = await createEngine({ database, cleanupIntervalMs: 0, changeCheckIntervalMs: 0 });
+    engines.push(other);
+    const runs: string[] = [];
+    other.periodic('nightly', '0 3 * * *', async (ctx) => void runs.push(ctx.scheduledAt.toISOString()), { timezone: 'Europe/Berlin' });
+    other.task('per-chat', async () => new Promise((resolve) => setTimeout(resolve, 300)), { concurrency: { limit: 1, key: (payload: { chat: string }) => payload.chat } });
+    const dashboard = await startDashboard(other, { port: 0, database });
+    dashboards.push(dashboard);
+    await other.start();
+    const api = (method: string, apiPath: string) =>
+      fetch(`${dashboard.url}api/${apiPath}`, { method, headers: method === 'POST' ? { 'content-type': 'application/json', 'x-requested-with': 'promised' } : {}, body: method === 'POST' ? '{}' : undefined }).then(async (response) => ({ status: response.status, body: (await response.json()) as any }));
+
+    const view = (await api('GET', 'schedules')).body;
+    expect(view.schedules).toEqual([expect.objectContaining({ name: 'nightly', type: 'periodic:nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', paused: false })]);
+    const next = new Date(view.schedules[0].nextRunAt);
+    expect(next.getTime()).toBeGreaterThan(Date.now());
+    expect(next.getTime() - Date.now()).toBeLessThanOrEqual(24 * 3600_000 + 3600_000);
+
+    const triggered = await api('POST', 'schedules/nightly/trigger');
+    expect(triggered.status).toBe(200);
+    await other.result(triggered.body.id, { timeout: 5_000 });
+    expect(runs).toHaveLength(1);
+    // Its own due times are untouched.
+    expect((await api('GET', 'schedules')).body.schedules[0].nextRunAt).toBe(view.schedules[0].nextRunAt);
+
+    expect((await api('POST', 'schedules/nightly/pause')).body).toEqual({ paused: 'periodic:nightly' });
+    const paused = (await api('GET', 'schedules')).body;
+    expect(paused.schedules[0].paused).toBe(true);
+    expect(paused.pausedTypes).toEqual([{ type: 'periodic:nightly', pausedAt: expect.any(String) }]);
+    expect((await api('POST', 'schedules/nightly/resume')).body).toEqual({ resumed: 'periodic:nightly' });
+    expect((await api('GET', 'schedules')).body.pausedTypes).toEqual([]);
+
+    expect((await api('POST', 'schedules/nope/trigger')).body.error.code).toBe('SCHEDULE_NOT_REGISTERED');
+    expect((await api('POST', 'schedules/nope/pause')).status).toBe(404);
+    expect((await api('POST', `types/${'x'.repeat(201)}/pause`)).status).toBe(400);
+
+    // Two promises of one key under limit 1: one runs, the other is held.
+    const first = await other.enqueue('per-chat', { chat: 'c1' });
+    const second = await other.enqueue('per-chat', { chat: 'c1' });
+    await expect.poll(async () => (await api('GET', 'schedules')).body.limitedKeys, { timeout: 5_000 }).toEqual([{ type: 'per-chat', key: 'c1', running: 1, pending: 1, limit: 1, held: true }]);
+    await other.result(second, { timeout: 5_000 });
+    await other.result(first, { timeout: 5_000 });
+    expect((await api('GET', 'schedules')).body.limitedKeys).toEqual([]);
+  });
+
+  it('a paused schedule lets its due times pass without runs, and runs again once resumed', async () => {
+    const { createTestEngine } = await import('../src/testing/index.js');
+    const runs: string[] = [];
+    const t = await createTestEngine({
+      register: (engine) => void engine.periodic('minutely', '* * * * *', async (ctx) => void runs.push(ctx.scheduledAt.toISOString().slice(11, 16))),
+      startAt: Date.parse('2026-03-01T09:30:30Z'),
+    });
+    try {
+      await t.advance('2m');
+      expect(runs).toEqual(['09:31', '09:32']);
+      await t.pause('periodic:minutely');
+      await t.advance('3m');
+      await t.resume('periodic:minutely');
+      await t.idle();
+      // Nothing piled up while paused.
+      expect(runs).toEqual(['09:31', '09:32']);
+      await t.advance('1m');
+      expect(runs).toEqual(['09:31', '09:32', '09:36']);
+    } finally {
+      await t.stop();
+    }
+  });
+});

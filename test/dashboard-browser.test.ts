@@ -20,6 +20,8 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
   let dashboard: RunningDashboard;
   let page: Page;
   let flakyCalls = 0;
+  let nightlyRuns = 0;
+  const releases: Array<() => void> = [];
 
   beforeAll(async () => {
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'promised-chromium-'));
@@ -46,6 +48,8 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     }, { retries: 0 });
     engine.task('paged', async () => new Promise((resolve) => setTimeout(() => resolve('done'), 5)));
     engine.workflow('publish', publishMachine, { steps: publishSteps });
+    engine.periodic('nightly', '0 3 * * *', async () => void (nightlyRuns += 1));
+    engine.task('per-chat', () => new Promise((resolve) => releases.push(() => resolve('sent'))), { concurrency: { limit: 1, key: (payload: { chat: string }) => payload.chat } });
     await engine.start();
     fs.mkdirSync(OUTPUT, { recursive: true });
   });
@@ -216,6 +220,41 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     expect(await page.evaluate(() => typeof (globalThis as unknown as { uPlot?: unknown }).uPlot)).toBe('function');
     expect(requests.filter((url) => !url.startsWith(dashboard.url.replace(/\/$/, '')) && !url.startsWith('ws'))).toEqual([]);
     await page.locator('.stats').screenshot({ path: path.join(OUTPUT, 'dashboard-charts.png') });
+  });
+
+  it('lists schedules with their next run, triggers, pauses and resumes one; shows paused types and held keys', async () => {
+    const page = await openPage();
+    const row = page.locator('#schedule-table tr[data-schedule="nightly"]');
+    await row.waitFor({ timeout: 5_000 });
+    expect(await row.locator('.cron').textContent()).toBe('0 3 * * *');
+    expect(await row.locator('.next-run').textContent()).toMatch(/^in \d/);
+    await row.locator('button.trigger').click();
+    await expect.poll(() => nightlyRuns, { timeout: 5_000 }).toBe(1);
+    await row.locator('button.pause').click();
+    await expect.poll(() => row.locator('.next-run').textContent(), { timeout: 5_000 }).toBe('paused');
+    await page.locator('#paused-types li[data-type="periodic:nightly"]').waitFor({ timeout: 5_000 });
+    expect((await engine.pausedTypes()).map((entry) => entry.type)).toEqual(['periodic:nightly']);
+    await row.locator('button.resume').click();
+    await expect.poll(async () => (await engine.pausedTypes()).length, { timeout: 5_000 }).toBe(0);
+    // A type paused from the page, then resumed from its entry.
+    await page.locator('#pause-type-name').fill('note');
+    await page.locator('#pause-type button').click();
+    await page.locator('#paused-types li[data-type="note"]').waitFor({ timeout: 5_000 });
+    expect((await engine.pausedTypes()).map((entry) => entry.type)).toEqual(['note']);
+    const first = await engine.enqueue('per-chat', { chat: 'c1' });
+    const second = await engine.enqueue('per-chat', { chat: 'c1' });
+    const held = page.locator('#limited-keys tr.held[data-key="per-chat c1"]');
+    await held.waitFor({ timeout: 8_000 });
+    expect(await held.locator('.running').textContent()).toBe('1 / 1');
+    expect(await held.locator('.pending').textContent()).toBe('1');
+    await page.locator('.schedules').screenshot({ path: path.join(OUTPUT, 'dashboard-schedules.png') });
+    await page.locator('#paused-types li[data-type="note"] button.resume').click();
+    await expect.poll(async () => (await engine.pausedTypes()).length, { timeout: 5_000 }).toBe(0);
+    releases.shift()!();
+    await expect.poll(() => releases.length, { timeout: 5_000 }).toBe(1);
+    releases.shift()!();
+    await engine.result(first, { timeout: 5_000 });
+    await engine.result(second, { timeout: 5_000 });
   });
 
   it('shows a <script> payload as text and never runs it', async () => {

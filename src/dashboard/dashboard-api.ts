@@ -2,6 +2,7 @@ import { InvalidOptionError, PromisedError } from '../errors.js';
 import type { ApiContext } from './api-context.js';
 import { dependencyGraph, pageFilterOf, relationsOf } from './promise-reads.js';
 import { actOnWorkflow, readWorkflows } from './workflow-api.js';
+import { actOnSchedule, actOnType, readSchedulesView } from './schedule-api.js';
 
 /** A JSON answer: status and body. */
 export interface ApiAnswer {
@@ -44,6 +45,7 @@ async function read(context: ApiContext, parts: string[], query: URLSearchParams
   if (resource === 'promises' && id && detail === 'graph' && parts.length === 3) return ok(await dependencyGraph(engine, id));
   if (resource === 'workflows') return ok(await readWorkflows(context, parts.slice(1), query));
   if (resource === 'dead-letters' && !id) return ok(await engine.deadLetters.list({ limit: 200 }));
+  if (resource === 'schedules' && !id) return ok(await readSchedulesView(engine));
   return undefined;
 }
 
@@ -62,6 +64,8 @@ async function act(context: ApiContext, parts: string[], body: Record<string, un
   }
   if (resource === 'dead-letters' && id === 'retry-all' && !action) return ok(await engine.deadLetters.retryAll());
   if (resource === 'workflows' && id && action) return ok(await actOnWorkflow(engine, id, action, body));
+  if (resource === 'schedules' && id && action) return ok(await actOnSchedule(engine, id, action));
+  if (resource === 'types' && id && action) return ok(await actOnType(engine, id, action));
   return undefined;
 }
 

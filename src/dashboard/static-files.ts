@@ -15,6 +15,7 @@ export const STATIC_FILES: Record<string, string> = {
   'list.js': JS,
   'detail.js': JS,
   'workflows.js': JS,
+  'schedules.js': JS,
   'app.js': JS,
   'style.css': CSS,
   'stately.html': 'text/html; charset=utf-8',

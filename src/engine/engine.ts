@@ -14,6 +14,7 @@ import type { GraphNode } from './graph.js';
 import { Inbox, type InboxHandler } from './inbox.js';
 import { PeriodicSchedules } from './periodic-schedules.js';
 import { readWorkflowStateAt, type WorkflowStateAt } from './workflow-state-at.js';
+import { readLimitedKeys, readPausedTypes, readSchedules, type LimitedKey, type ScheduleInfo } from './schedule-reads.js';
 import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, RetryOptions, StartSummary } from './public-types.js';
 import { isTypedTask, type AnyTypedTask, type CheckedGraph, type CheckedItems, type GraphIds, type ItemIds, type InputOf, type PromiseId, type ResultOf, type TaskItem, type TaskNode } from './typed-tasks.js';
 
@@ -203,6 +204,44 @@ export class Engine extends EngineWorkflows {
    */
   workflowStateAt(id: string, seq: number): Promise<WorkflowStateAt> {
     return readWorkflowStateAt(this.#kernel.store, id, seq);
+  }
+
+  // ---- schedules and limits ----
+
+  /**
+   * Every periodic schedule any process registered on this database: its cron expression, the
+   * last run created, the next due time, and whether it is paused (`engine.pause('periodic:NAME')`).
+   *
+   * @example
+   * ```ts
+   * for (const { name, nextRunAt, paused } of await engine.schedules()) console.log(name, nextRunAt, paused);
+   * ```
+   */
+  schedules(): Promise<ScheduleInfo[]> {
+    return readSchedules(this.#kernel.store, this.#kernel.clock.now());
+  }
+
+  /**
+   * Creates a run of a periodic schedule now, besides its cron times; the run's promise id.
+   * The schedule must be registered in this process (`SCHEDULE_NOT_REGISTERED` otherwise).
+   *
+   * @example
+   * ```ts
+   * const runId = await engine.triggerSchedule('morning-sync');
+   * ```
+   */
+  triggerSchedule(name: string): Promise<string> {
+    return this.#periodics.trigger(name);
+  }
+
+  /** Task types paused in every process (`engine.pause(type)`), and since when. */
+  pausedTypes(): Promise<Array<{ type: string; pausedAt: Date }>> {
+    return readPausedTypes(this.#kernel.store);
+  }
+
+  /** The keys of per-key concurrency limits with work pending or running; `held` for those at their limit with work waiting. */
+  limitedKeys(): Promise<LimitedKey[]> {
+    return readLimitedKeys(this.#kernel.store, this.#kernel.tasks);
   }
 
   // ---- control ----

@@ -3,7 +3,7 @@ import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
 import type { PromiseRow, WorkflowHistoryRow, WorkflowRow } from './schema.js';
-import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, PromisePageQuery, Store, StoreTransaction } from './store.js';
+import type { Awaitable, DeadLetterRow, ScheduleRow, HistoryRow, KeptEventRow, PromiseFilter, PromisePageQuery, Store, StoreTransaction } from './store.js';
 
 /**
  * The store, written once: every read and every transaction is a statement of the table, run
@@ -104,6 +104,16 @@ export class SqlStore implements Store {
 
   nextWorkflowTimerAt(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
+  }
+
+  listSchedules(): Awaitable<ScheduleRow[]> {
+    return all(this.#connection, this.#s.schedules.listSchedules, {});
+  }
+
+  keysWithWork(limit: number): Awaitable<Array<{ type: string; key: string; running: number; pending: number }>> {
+    return andThen(all(this.#connection, this.#s.flowReports.keysWithWork, { limit }), (rows) =>
+      rows.map((row) => ({ type: row.type, key: row.key!, running: Number(row.running), pending: Number(row.pending) })),
+    );
   }
 
   pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>> {

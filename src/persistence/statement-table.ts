@@ -5,6 +5,7 @@ import * as cleanup from './statements/cleanup.js';
 import * as deadLetters from './statements/dead-letters.js';
 import * as dependencies from './statements/dependencies.js';
 import * as flow from './statements/flow.js';
+import * as flowReports from './statements/flow-reports.js';
 import * as history from './statements/history.js';
 import * as promisePages from './statements/promise-pages.js';
 import * as promises from './statements/promises.js';
@@ -18,7 +19,7 @@ import * as workflowTimers from './statements/workflow-timers.js';
 import * as workflows from './statements/workflows.js';
 
 /** Every statement the store runs, by the thing it changes or reads; each module exports statements only. */
-const GROUPS = { promises, promisePages, dependencies, relatives, claims, flow, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, workflowHistory, workflowAwaiting, stats };
+const GROUPS = { promises, promisePages, dependencies, relatives, claims, flow, flowReports, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, workflowHistory, workflowAwaiting, stats };
 
 type Compiled<Group> = { readonly [Name in keyof Group]: Group[Name] extends StatementDefinition<infer Args, infer Row> ? Statement<Args, Row> : never };
 

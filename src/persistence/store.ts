@@ -348,6 +348,10 @@ export interface Store {
   historyOf(id: number): Awaitable<HistoryRow[]>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+  /** Every periodic schedule's row, by name. */
+  listSchedules(): Awaitable<ScheduleRow[]>;
+  /** Each (type, concurrency key) with work pending or running, and how much of each. */
+  keysWithWork(limit: number): Awaitable<Array<{ type: string; key: string; running: number; pending: number }>>;
   /** Task types paused with `engine.pause(type)`, and since when. */
   pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>>;
   runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;

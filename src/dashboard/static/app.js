@@ -3,7 +3,7 @@
 // server requires. Data is only ever written with textContent.
 'use strict';
 (function () {
-  const { el, api, post, say, debounce, list, detail, workflows } = window.promised;
+  const { el, api, post, say, debounce, list, detail, workflows, schedules } = window.promised;
   const { addStats } = window.promisedCharts;
   const $ = (id) => document.getElementById(id);
   const STATUSES = ['waiting', 'pending', 'in_progress', 'completed', 'failed'];
@@ -53,6 +53,7 @@
     }
     if (frame.type === '@xstate.event') return;
     list.refreshSoon();
+    schedules.refreshSoon();
     refreshStatsSoon();
     if (id === detail.selected) detail.refreshSoon();
   }
@@ -81,7 +82,7 @@
   }
 
   const refreshAllSoon = debounce(async () => {
-    await Promise.all([refreshStats(), list.refresh(), workflows.refresh()]);
+    await Promise.all([refreshStats(), list.refresh(), workflows.refresh(), schedules.refresh()]);
     detail.refreshSoon();
   }, 100);
 
@@ -89,6 +90,7 @@
   list.onChanged = () => refreshAllSoon();
   detail.onChanged = () => refreshAllSoon();
   workflows.onChanged = () => refreshAllSoon();
+  schedules.onChanged = () => refreshAllSoon();
   $('retry-dead-letters').addEventListener('click', retryDeadLetters);
   // Stats over time, and what the hub cannot announce (progress of other processes).
   // stats() counts every row by type and status: over a large table that takes a while, so
@@ -100,6 +102,8 @@
       .finally(() => setTimeout(pollStats, Math.max(2_000, 5 * (performance.now() - started))));
   })();
   setInterval(() => list.refreshSoon(), 5_000);
+  // Next runs count down, and other processes pause types: read again now and then.
+  setInterval(() => schedules.refreshSoon(), 5_000);
   refreshAllSoon();
   connect(500);
 })();
