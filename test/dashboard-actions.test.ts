@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { createEngine, defineTask, startDashboard, type Engine, type RunningDashboard } from '../src/index.js';
 import { runCli } from './fixtures/cli-run.js';
 import { publishMachine, publishSteps } from './fixtures/dashboard-workflow.js';
+import { engineBackends } from './helpers/backends.js';
 import { tempDbPath, tempDir } from './helpers/temp-db.js';
 
 const engines: Engine[] = [];
@@ -27,8 +28,7 @@ const picky = defineTask({
   options: { retries: 0 },
 });
 
-async function setUp() {
-  const database = tempDbPath();
+async function setUp(database = tempDbPath()) {
   const engine = await createEngine({ database, cleanupIntervalMs: 0, changeCheckIntervalMs: 0 });
   engines.push(engine);
   engine.task(picky);
@@ -53,9 +53,9 @@ async function failedPicky(engine: Engine) {
   return id;
 }
 
-describe('dashboard actions on promises', () => {
+for (const backend of engineBackends) describe.skipIf(backend.skip)(`dashboard actions on promises, on ${backend.name}`, () => {
   it('retries a promise with an edited payload, checked by its schema before anything is written', async () => {
-    const { engine, call } = await setUp();
+    const { engine, call } = await setUp(await backend.fresh());
     const id = await failedPicky(engine);
     const refused = await call('POST', `promises/${id}/retry`, { payload: { ok: 'yes' } });
     expect(refused.status).toBe(400);
@@ -70,7 +70,7 @@ describe('dashboard actions on promises', () => {
   });
 
   it('retries every dead letter, oldest first, and reports those refused', async () => {
-    const { engine, call } = await setUp();
+    const { engine, call } = await setUp(await backend.fresh());
     engine.task('after', async () => 'ran');
     const lone = await failedPicky(engine);
     const { parent, child } = await engine.enqueueGraph({ parent: { task: picky, payload: { ok: false } }, child: { type: 'after', dependsOn: ['parent'] } });
@@ -149,9 +149,9 @@ describe('the CLI twins (built output)', () => {
   });
 });
 
-describe('schedules, paused types and limited keys', () => {
+for (const backend of engineBackends) describe.skipIf(backend.skip)(`schedules, paused types and limited keys, on ${backend.name}`, () => {
   it('reports every schedule with its next run; trigger now creates a run; pause and resume its type', async () => {
-    const database = tempDbPath();
+    const database = await backend.fresh();
     const other = await createEngine({ database, cleanupIntervalMs: 0, changeCheckIntervalMs: 0 });
     engines.push(other);
     const runs: string[] = [];

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, startDashboard, type Engine, type PromiseRecord, type RunningDashboard } from '../src/index.js';
+import { engineBackends } from './helpers/backends.js';
 import { tempDbPath } from './helpers/temp-db.js';
 
 const engines: Engine[] = [];
@@ -9,8 +10,7 @@ afterEach(async () => {
   for (const engine of engines.splice(0)) await engine.stop();
 });
 
-async function setUp() {
-  const database = tempDbPath();
+async function setUp(database = tempDbPath()) {
   const engine = await createEngine({ database, cleanupIntervalMs: 0, changeCheckIntervalMs: 0 });
   engines.push(engine);
   return { engine, database };
@@ -21,9 +21,9 @@ async function get(url: string) {
   return { status: response.status, body: (await response.json()) as any };
 }
 
-describe('engine.listPage', () => {
+for (const backend of engineBackends) describe.skipIf(backend.skip)(`engine.listPage on ${backend.name}`, () => {
   it('walks every promise newest first by cursor, each exactly once', async () => {
-    const { engine } = await setUp();
+    const { engine } = await setUp(await backend.fresh());
     engine.task('odd', async () => null).task('even', async () => null);
     const ids = await engine.enqueueMany(Array.from({ length: 23 }, (_, i) => ({ type: i % 2 ? 'odd' : 'even', payload: { i } })));
     const seen: string[] = [];
@@ -41,7 +41,7 @@ describe('engine.listPage', () => {
   });
 
   it('filters by status, type, error code and a case-insensitive substring', async () => {
-    const { engine } = await setUp();
+    const { engine } = await setUp(await backend.fresh());
     engine.task('ok', async () => 'fine');
     engine.task('boom', async () => {
       throw Object.assign(new Error('Upstream said NO to Order-7'), { code: 'UPSTREAM' });
@@ -67,7 +67,7 @@ describe('engine.listPage', () => {
   });
 
   it('refuses bad filters with INVALID_OPTION', async () => {
-    const { engine } = await setUp();
+    const { engine } = await setUp(await backend.fresh());
     for (const filter of [{ status: 'done' }, { limit: 0 }, { limit: 5_000 }, { before: 'abc' }, { before: '-1' }, { type: 'x'.repeat(201) }, { search: '' as unknown as undefined, errorCode: '' }]) {
       await expect(engine.listPage(filter as never), JSON.stringify(filter)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     }
