@@ -165,6 +165,8 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`schedules, 
 
     const view = (await api('GET', 'schedules')).body;
     expect(view.schedules).toEqual([expect.objectContaining({ name: 'nightly', type: 'periodic:nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', paused: false })]);
+    // Just registered: no due time has passed (its row's mark is when it began).
+    expect(view.schedules[0].lastDueAt).toBeNull();
     const next = new Date(view.schedules[0].nextRunAt);
     expect(next.getTime()).toBeGreaterThan(Date.now());
     expect(next.getTime() - Date.now()).toBeLessThanOrEqual(24 * 3600_000 + 3600_000);
@@ -210,8 +212,9 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`schedules, 
       await t.advance('3m');
       await t.resume('periodic:minutely');
       await t.idle();
-      // Nothing piled up while paused.
+      // Nothing piled up while paused; the due times passed all the same.
       expect(runs).toEqual(['09:31', '09:32']);
+      expect((await t.schedules())[0]).toMatchObject({ name: 'minutely', lastDueAt: new Date('2026-03-01T09:35:00Z'), paused: false });
       await t.advance('1m');
       expect(runs).toEqual(['09:31', '09:32', '09:36']);
     } finally {

@@ -153,7 +153,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await page.screenshot({ path: path.join(OUTPUT, 'dashboard-workflow-actions.png') });
     await card.locator('button.cancel').click();
     await expect.poll(() => card.locator('.workflow-status').textContent(), { timeout: 5_000 }).toBe('failed (CANCELLED)');
-    expect(await card.locator('button.cancel').isHidden()).toBe(true);
+    await expect.poll(() => card.locator('button.cancel').isHidden(), { timeout: 5_000 }).toBe(true);
   });
 
   it('retries a failed promise with an edited payload', async () => {

@@ -210,7 +210,7 @@ export class Engine extends EngineWorkflows {
 
   /**
    * Every periodic schedule any process registered on this database: its cron expression, the
-   * last run created, the next due time, and whether it is paused (`engine.pause('periodic:NAME')`).
+   * last due time that passed, the next one, and whether it is paused (`engine.pause('periodic:NAME')`).
    *
    * @example
    * ```ts

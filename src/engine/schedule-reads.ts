@@ -1,6 +1,6 @@
 import type { Store } from '../persistence/store.js';
 import type { TaskRegistry } from '../kernel/task-registry.js';
-import { nextDueAfter, parseCron } from './periodic-schedules.js';
+import { latestDueAtOrBefore, nextDueAfter, parseCron } from './periodic-schedules.js';
 
 /** A periodic schedule as {@link Engine.schedules} reports it. */
 export interface ScheduleInfo {
@@ -9,8 +9,11 @@ export interface ScheduleInfo {
   type: string;
   cron: string;
   timezone: string | null;
-  /** The due time of the last run created, or null before the first. */
-  lastRunAt: Date | null;
+  /**
+   * The last due time that passed: a run was created for it (or, with `catchUp: 'skip'` or while
+   * paused, it was skipped); null before the first.
+   */
+  lastDueAt: Date | null;
   /** The next due time after now, or null when the expression has none. */
   nextRunAt: Date | null;
   /** Its type is paused: due times pass without runs until it is resumed. */
@@ -38,13 +41,17 @@ export async function readSchedules(store: Store, now: number): Promise<Schedule
   return rows.map((row) => {
     const type = `periodic:${row.name}`;
     let next: number | undefined;
+    let lastDue: number | null = null;
     try {
-      next = nextDueAfter(parseCron(row.name, row.cron, row.timezone ?? undefined), now);
+      const cron = parseCron(row.name, row.cron, row.timezone ?? undefined);
+      next = nextDueAfter(cron, now);
+      // A new schedule's row holds the time it began, which is no due time of its own.
+      if (row.last_due_at !== null && latestDueAtOrBefore(cron, row.last_due_at) === row.last_due_at) lastDue = row.last_due_at;
     } catch {
-      // Written by a version that read the expression differently: shown without a next run.
+      // Written by a version that read the expression differently: shown without its times.
       next = undefined;
     }
-    return { name: row.name, type, cron: row.cron, timezone: row.timezone, lastRunAt: row.last_due_at === null ? null : new Date(row.last_due_at), nextRunAt: next === undefined ? null : new Date(next), paused: pausedTypes.has(type) };
+    return { name: row.name, type, cron: row.cron, timezone: row.timezone, lastDueAt: lastDue === null ? null : new Date(lastDue), nextRunAt: next === undefined ? null : new Date(next), paused: pausedTypes.has(type) };
   });
 }
 

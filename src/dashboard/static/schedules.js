@@ -54,7 +54,7 @@
         cells(row, [
           ['name', schedule.name],
           ['cron', schedule.cron + (schedule.timezone ? ' (' + schedule.timezone + ')' : '')],
-          ['last-run', when(schedule.lastRunAt)],
+          ['last-due', schedule.lastDueAt ? when(schedule.lastDueAt) : '—'],
           ['next-run', schedule.paused ? 'paused' : fromNow(schedule.nextRunAt)],
         ]);
         row.querySelector('.next-run').title = schedule.nextRunAt ? new Date(schedule.nextRunAt).toLocaleString() : '';

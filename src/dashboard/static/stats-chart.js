@@ -27,7 +27,7 @@
         { label: 'time', size: 40 },
         // Counts are whole: ticks step by 1, 2, 5, 10, …
         { scale: 'count', label: 'promises', size: 60, incrs: WHOLE, values: (u, ticks) => ticks.map(count) },
-        { scale: 'rate', side: 1, label: 'completed per second', size: 72, grid: { show: false }, values: (u, ticks) => ticks.map((tick) => tick + ' /s') },
+        { scale: 'rate', side: 1, label: 'completed / s', size: 64, grid: { show: false }, values: (u, ticks) => ticks.map((tick) => tick + ' /s') },
       ],
       series: [
         { label: 'time', value: (u, ts) => (ts === null ? '—' : new Date(ts * 1000).toLocaleTimeString()) },

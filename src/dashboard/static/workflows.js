@@ -141,6 +141,11 @@
     card.node.querySelector('.current-state').textContent = typeof workflow.value === 'string' ? workflow.value : JSON.stringify(workflow.value);
     card.node.querySelector('.step').textContent = at ? 'step ' + at.seq + ' of ' + card.history.length + ': ' + at.event + ' at ' + new Date(at.at).toLocaleTimeString() : card.history.length ? 'now (' + card.history.length + ' steps)' : '';
     card.node.classList.toggle('travelling', Boolean(at));
+    if (workflow.status !== 'running') {
+      // Finished (a snapshot frame said so): no action is left, before the card is re-read.
+      for (const action of ['pause', 'resume', 'cancel']) card.node.querySelector('.action.' + action).hidden = true;
+      card.node.querySelector('.action.send').disabled = true;
+    }
     card.node.querySelector('.context').textContent = 'context' + (at ? ' at step ' + at.seq : '') + ': ' + JSON.stringify(shown.context === undefined ? null : shown.context, null, 2);
     const definition = definitions.get(workflow.name);
     const chart = card.node.querySelector('.chart');
