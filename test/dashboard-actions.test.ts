@@ -4,6 +4,7 @@
 // with a code, before anything is written.
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fromPromise, setup } from 'xstate';
 import { z } from 'zod';
 import { createEngine, defineTask, startDashboard, type Engine, type RunningDashboard } from '../src/index.js';
 import { runCli } from './fixtures/cli-run.js';
@@ -82,6 +83,39 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`dashboard a
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual({ retried: [lone, parent], skipped: [{ id: child, code: 'INVALID_TRANSITION' }] });
     expect((await engine.history(parent)).map((line) => line.event)).toContain('RETRY');
+  });
+});
+
+describe('kept events in the dashboard', () => {
+  it('lists an event kept for a later state and discards it', async () => {
+    const database = tempDbPath();
+    const engine = await createEngine({ database, cleanupIntervalMs: 0, changeCheckIntervalMs: 0 });
+    engines.push(engine);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const machine = setup({ actors: { work: fromPromise(async () => null) } }).createMachine({
+      id: 'gated',
+      initial: 'working',
+      states: { working: { invoke: { src: 'work', onDone: 'waiting' } }, waiting: { on: { GO: 'done' } }, done: { type: 'final' } },
+    });
+    engine.workflow('gated', machine, { steps: { work: async () => gate } });
+    const dashboard = await startDashboard(engine, { port: 0, database });
+    dashboards.push(dashboard);
+    await engine.start();
+    const id = await engine.startWorkflow('gated', {});
+    // GO is not accepted while the step runs, but the state after it takes GO: kept.
+    const { outcome, eventId } = await engine.send(id, { type: 'GO' });
+    expect(outcome).toBe('kept');
+    const post = (apiPath: string) => fetch(`${dashboard.url}api/${apiPath}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-requested-with': 'promised' }, body: '{}' }).then(async (response) => ({ status: response.status, body: (await response.json()) as any }));
+    const shown = (await (await fetch(`${dashboard.url}api/workflows/${id}`)).json()) as { keptEvents: Array<{ id: string; event: { type: string } }> };
+    expect(shown.keptEvents).toEqual([expect.objectContaining({ id: eventId, event: { type: 'GO' } })]);
+    expect((await post(`workflows/${id}/events/${eventId}/discard`)).body).toEqual({ discarded: true });
+    expect((await post(`workflows/${id}/events/${eventId}/discard`)).body).toEqual({ discarded: false });
+    expect((await post(`workflows/${id}/events/${eventId}/forget`)).status).toBe(404);
+    expect((await engine.getWorkflow(id))!.keptEvents).toEqual([]);
+    release();
+    // Discarded, so reaching `waiting` does not apply it.
+    await expect.poll(async () => (await engine.getWorkflow(id))?.value, { timeout: 5_000 }).toBe('waiting');
   });
 });
 

@@ -3,12 +3,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fromPromise, setup } from 'xstate';
 import { createEngine, startDashboard, type Engine, type RunningDashboard } from '../src/index.js';
 import { tempDbPath } from './helpers/temp-db.js';
 import { until } from './helpers/wait.js';
 import { publishMachine, publishSteps } from './fixtures/dashboard-workflow.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+// A step that runs until the test lets it finish: an event for the state after it is kept meanwhile.
+const gatedMachine = setup({ actors: { work: fromPromise(async () => null) } }).createMachine({
+  id: 'gated',
+  initial: 'working',
+  states: { working: { invoke: { src: 'work', onDone: 'waiting' } }, waiting: { on: { GO: 'done' } }, done: { type: 'final' } },
+});
 const OUTPUT = path.resolve(import.meta.dirname, '../test-output');
 const available = fs.existsSync(CHROMIUM);
 if (!available) console.log(`dashboard browser tests skipped: ${CHROMIUM} is absent (apt-get install -y chromium; .ci/run installs it)`);
@@ -22,6 +29,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
   let flakyCalls = 0;
   let nightlyRuns = 0;
   const releases: Array<() => void> = [];
+  const gates: Array<() => void> = [];
 
   beforeAll(async () => {
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'promised-chromium-'));
@@ -48,6 +56,7 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     }, { retries: 0 });
     engine.task('paged', async () => new Promise((resolve) => setTimeout(() => resolve('done'), 5)));
     engine.workflow('publish', publishMachine, { steps: publishSteps });
+    engine.workflow('gated', gatedMachine, { steps: { work: () => new Promise((resolve) => gates.push(() => resolve(null))) } });
     engine.periodic('nightly', '0 3 * * *', async () => void (nightlyRuns += 1));
     engine.task('per-chat', () => new Promise((resolve) => releases.push(() => resolve('sent'))), { concurrency: { limit: 1, key: (payload: { chat: string }) => payload.chat } });
     await engine.start();
@@ -154,6 +163,29 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await card.locator('button.cancel').click();
     await expect.poll(() => card.locator('.workflow-status').textContent(), { timeout: 5_000 }).toBe('failed (CANCELLED)');
     await expect.poll(() => card.locator('button.cancel').isHidden(), { timeout: 5_000 }).toBe(true);
+  });
+
+  it('lists an event kept for a later state on the card, and discards it', async () => {
+    const page = await openPage();
+    const id = await engine.startWorkflow('gated', {});
+    await expect.poll(() => gates.length, { timeout: 5_000 }).toBe(1);
+    expect((await engine.send(id, { type: 'GO' })).outcome).toBe('kept');
+    const kept = page.locator(`[data-workflow-id="${id}"] .kept-events li`);
+    await expect.poll(() => kept.first().textContent(), { timeout: 5_000 }).toMatch(/^kept: GO until /);
+    await kept.first().locator('button.discard').click();
+    await expect.poll(() => kept.count(), { timeout: 5_000 }).toBe(0);
+    expect((await engine.getWorkflow(id))!.keptEvents).toEqual([]);
+    gates.shift()!();
+    await expect.poll(async () => (await engine.getWorkflow(id))?.value, { timeout: 5_000 }).toBe('waiting');
+    // Finished, it is shown folded on a page opened later; a click unfolds its chart.
+    await engine.send(id, { type: 'GO' });
+    await engine.workflowResult(id, { timeout: 5_000 });
+    await page.reload();
+    const fold = page.locator(`[data-workflow-id="${id}"] details.fold`);
+    await fold.waitFor({ state: 'attached', timeout: 5_000 });
+    expect(await fold.evaluate((node) => (node as unknown as { open: boolean }).open)).toBe(false);
+    await fold.locator('summary').click();
+    await page.locator(`[data-workflow-id="${id}"] .state.active[data-state="done"]`).waitFor({ timeout: 5_000 });
   });
 
   it('retries a failed promise with an edited payload', async () => {

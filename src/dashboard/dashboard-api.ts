@@ -52,6 +52,8 @@ async function read(context: ApiContext, parts: string[], query: URLSearchParams
 async function act(context: ApiContext, parts: string[], body: Record<string, unknown>): Promise<ApiAnswer | undefined> {
   const { engine } = context;
   const [resource, id, action, ...rest] = parts;
+  // A kept event is discarded at workflows/ID/events/EVENT/discard; every other action is three deep.
+  if (resource === 'workflows' && id && action) return ok(await actOnWorkflow(engine, id, action, body, rest));
   if (rest.length > 0) return undefined;
   if (resource === 'promises' && id && action === 'cancel') {
     await engine.cancel(id);
@@ -63,7 +65,6 @@ async function act(context: ApiContext, parts: string[], body: Record<string, un
     return ok({ retried: id });
   }
   if (resource === 'dead-letters' && id === 'retry-all' && !action) return ok(await engine.deadLetters.retryAll());
-  if (resource === 'workflows' && id && action) return ok(await actOnWorkflow(engine, id, action, body));
   if (resource === 'schedules' && id && action) return ok(await actOnSchedule(engine, id, action));
   if (resource === 'types' && id && action) return ok(await actOnType(engine, id, action));
   return undefined;

@@ -35,8 +35,10 @@ export async function readWorkflows(context: ApiContext, parts: string[], query:
   };
 }
 
-/** POST `workflows/ID/(send|cancel|pause|resume)`. */
-export async function actOnWorkflow(engine: Engine, id: string, action: string, body: Record<string, unknown>): Promise<unknown> {
+/** POST `workflows/ID/(send|cancel|pause|resume)`, and `workflows/ID/events/EVENT/discard` (a kept event). */
+export async function actOnWorkflow(engine: Engine, id: string, action: string, body: Record<string, unknown>, rest: string[] = []): Promise<unknown> {
+  if (action === 'events' && rest.length === 2 && rest[1] === 'discard') return { discarded: await engine.discardEvent(id, rest[0]!) };
+  if (rest.length > 0) throw new NotFoundError(`${id}/${[action, ...rest].join('/')}`, 'workflow action');
   if (action === 'send') {
     const event = body.event as WorkflowEvent | undefined;
     if (typeof event !== 'object' || event === null || Array.isArray(event) || typeof event.type !== 'string' || event.type.length === 0) {

@@ -55,7 +55,11 @@
     scrubber.setAttribute('aria-label', 'step through the history');
     travel.append(el('span', 'label', 'history: '), scrubber, el('span', 'step'), button('Now', 'now'));
     const context = el('pre', 'context');
-    node.append(title, current, actions, el('ul', 'kept-events'), travel, el('div', 'chart'), context);
+    // Finished workflows start folded: twelve charts drawn in full bury the one that matters.
+    const fold = el('details', 'fold');
+    fold.open = workflow.status === 'running';
+    fold.append(el('summary', '', 'state chart, history and context'), travel, el('div', 'chart'), context);
+    node.append(title, current, actions, el('ul', 'kept-events'), fold);
     const card = { node, workflow, detail: null, history: [], at: null };
     card.refresh = debounce(() => refreshCard(card), 150);
     for (const control of node.querySelectorAll('button')) control.addEventListener('click', () => act(card, control.dataset.action));
@@ -92,7 +96,17 @@
     card.node.querySelector('.action.cancel').hidden = !running;
     card.node.querySelector('.workflow-paused').textContent = detail.pausedAt ? 'paused' : '';
     const kept = card.node.querySelector('.kept-events');
-    kept.replaceChildren(...detail.keptEvents.map((entry) => el('li', '', 'kept: ' + entry.event.type + ' until ' + new Date(entry.expiresAt).toLocaleTimeString())));
+    kept.replaceChildren(
+      ...detail.keptEvents.map((entry) => {
+        const item = el('li', '', 'kept: ' + entry.event.type + ' until ' + new Date(entry.expiresAt).toLocaleTimeString() + ' ');
+        item.dataset.eventId = entry.id;
+        const discard = el('button', 'action discard', 'Discard');
+        discard.type = 'button';
+        discard.addEventListener('click', () => discardEvent(card, entry.id));
+        item.appendChild(discard);
+        return item;
+      }),
+    );
     const scrubber = card.node.querySelector('.scrubber');
     scrubber.max = String(Math.max(1, history.length));
     if (card.at === null) scrubber.value = scrubber.max;
@@ -125,6 +139,16 @@
     }
     card.refresh();
     changed.callback();
+  }
+
+  async function discardEvent(card, eventId) {
+    try {
+      const answer = await post('workflows/' + encodeURIComponent(card.workflow.id) + '/events/' + encodeURIComponent(eventId) + '/discard');
+      say(answer.discarded ? 'kept event discarded' : 'that event is not kept any more');
+    } catch (error) {
+      say('Discard: ' + error.message, true);
+    }
+    card.refresh();
   }
 
   async function travelTo(card, seq) {
