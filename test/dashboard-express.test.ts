@@ -19,6 +19,7 @@ const OUTPUT = path.resolve(import.meta.dirname, '../test-output');
 describe('the dashboard inside an express app, under /ops', () => {
   let engine: Engine;
   let dashboard: DashboardHandler;
+  let plain: DashboardHandler;
   let server: http.Server;
   let base: string;
 
@@ -31,6 +32,8 @@ describe('the dashboard inside an express app, under /ops', () => {
     const app = express();
     app.get('/', (_request, response) => void response.send('the app'));
     app.use('/ops', dashboard);
+    plain = await createDashboardHandler(engine, { database });
+    app.use('/plain', plain);
     app.get('/ops-not-ours', (_request, response) => void response.send('still the app'));
     server = http.createServer(app);
     server.on('upgrade', (request, socket, head) => dashboard.upgrade(request, socket, head) || socket.destroy());
@@ -40,6 +43,7 @@ describe('the dashboard inside an express app, under /ops', () => {
 
   afterAll(async () => {
     await dashboard?.close();
+    await plain?.close();
     server?.closeAllConnections();
     await new Promise((resolve) => server?.close(resolve));
     await engine?.stop();
@@ -61,6 +65,8 @@ describe('the dashboard inside an express app, under /ops', () => {
     const missing = await fetch(`${base}/ops/api/promises/999`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+    // Mounted without a base path, its pages and API still answer under the mount.
+    expect(await (await fetch(`${base}/plain/api/stats`)).json()).toMatchObject({ pending: 0 });
     expect(await (await fetch(`${base}/`)).text()).toBe('the app');
     expect(await (await fetch(`${base}/ops-not-ours`)).text()).toBe('still the app');
   });

@@ -70,7 +70,7 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
   const api: ApiContext = { engine, feed: hub.feed, machines: options.machines ?? {} };
 
   const handler = ((request: http.IncomingMessage, response: http.ServerResponse, next?: () => void) => {
-    const url = requestUrl(request);
+    const url = requestUrl(request, basePath);
     if (!url) {
       // Not a path at all: not ours to judge under a base path; a refusal when we own every path.
       if (basePath && next) return next();
@@ -124,7 +124,7 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
   }
 
   handler.upgrade = (request, socket, head) => {
-    const url = requestUrl(request);
+    const url = requestUrl(request, basePath);
     if (url?.pathname !== `${basePath}/inspect`) return false;
     const refusal = checkRequest(request, access);
     if (refusal) refuseUpgrade(socket, refusal.status, refusal.reason);
@@ -157,11 +157,14 @@ function sendError(response: http.ServerResponse, status: number, code: string, 
 /**
  * The request's URL, or undefined when its target is not one (`//host:99999`, `http://[::1`).
  * Under `app.use('/ops', dashboard)` express strips `/ops` from `url` and keeps the whole
- * target in `originalUrl`: the base path is judged against that one.
+ * target in `originalUrl`: a base path is judged against that one. Without a base path the
+ * stripped `url` is the dashboard's path (its pages work; its WebSocket, which express does not
+ * route, needs the base path).
  */
-function requestUrl(request: http.IncomingMessage & { originalUrl?: string }): URL | undefined {
+function requestUrl(request: http.IncomingMessage & { originalUrl?: string }, basePath: string): URL | undefined {
+  const target = basePath && request.originalUrl !== undefined ? request.originalUrl : request.url;
   try {
-    return new URL(request.originalUrl ?? request.url ?? '/', 'http://localhost');
+    return new URL(target ?? '/', 'http://localhost');
   } catch {
     return undefined;
   }
