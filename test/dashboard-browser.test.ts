@@ -165,6 +165,24 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     await expect.poll(() => card.locator('button.cancel').isHidden(), { timeout: 5_000 }).toBe(true);
   });
 
+  it('filters workflows by the event they await (listWorkflows({ awaiting }))', async () => {
+    const page = await openPage();
+    const waiting = await engine.startWorkflow('publish', { title: 'Waits' });
+    const moved = await engine.startWorkflow('publish', { title: 'Moves on' });
+    await expect.poll(async () => (await engine.getWorkflow(moved))?.value, { timeout: 5_000 }).toBe('awaitingApproval');
+    await engine.send(moved, { type: 'APPROVE' });
+    await page.locator('#workflow-awaiting').fill('APPROVE');
+    await expect.poll(() => page.locator(`[data-workflow-id="${moved}"]`).count(), { timeout: 5_000 }).toBe(0);
+    await page.locator(`[data-workflow-id="${waiting}"]`).waitFor({ timeout: 5_000 });
+    await page.locator('#workflow-awaiting').fill('SPELLING_OK');
+    await page.locator(`[data-workflow-id="${moved}"]`).waitFor({ timeout: 5_000 });
+    expect(await page.locator(`[data-workflow-id="${waiting}"]`).count()).toBe(0);
+    await page.locator('#workflow-awaiting').fill('NOTHING_WAITS_FOR_THIS');
+    await page.locator('#workflow-list .empty', { hasText: 'no workflows match' }).waitFor({ timeout: 5_000 });
+    await engine.cancelWorkflow(waiting);
+    await engine.cancelWorkflow(moved);
+  });
+
   it('lists an event kept for a later state on the card, and discards it', async () => {
     const page = await openPage();
     const id = await engine.startWorkflow('gated', {});
@@ -211,9 +229,15 @@ describe.skipIf(!available)('the dashboard in a browser', () => {
     expect(labels).toEqual(expect.arrayContaining(['done: draft', 'APPROVE', 'SPELLING_OK', 'LEGAL_OK', 'done', 'done: publish']));
     // Laid out, not stacked: the arrows have real geometry, and boxes sit apart.
     expect(await card.locator('path.transition').count()).toBeGreaterThanOrEqual(7);
-    const drafting = (await card.locator('.state[data-state="drafting"] rect').boundingBox())!;
-    const approval = (await card.locator('.state[data-state="awaitingApproval"] rect').boundingBox())!;
-    expect(approval.x).toBeGreaterThan(drafting.x + drafting.width);
+    // Read in one go: live frames redraw the chart, and two separate reads could straddle one.
+    const boxes = await card.locator('svg.state-chart').evaluate((chart) => {
+      const box = (state: string) => {
+        const rect = (chart as unknown as { querySelector(selector: string): { getAttribute(name: string): string } }).querySelector(`.state[data-state="${state}"] rect`);
+        return { x: Number(rect.getAttribute('x')), width: Number(rect.getAttribute('width')) };
+      };
+      return { drafting: box('drafting'), approval: box('awaitingApproval') };
+    });
+    expect(boxes.approval.x).toBeGreaterThan(boxes.drafting.x + boxes.drafting.width);
     await expect.poll(() => card.locator('path.transition.taken').count(), { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
     expect(await card.locator('path.transition.taken[data-transition="drafting → awaitingApproval"]').count()).toBe(1);
     expect(await card.locator('path.transition.taken[data-transition="awaitingApproval → checking"]').count()).toBe(0);
