@@ -18,7 +18,7 @@ export const keysWithWork = defineStatement({ locks: 'none', wakes: false }, ({ 
     ])
     .where('flow_key', 'is not', null)
     .where('status', 'in', [sql.lit('pending'), sql.lit('in_progress')])
-    .groupBy(['type', 'flow_key'])
+    .groupBy(['flow_key', 'type'])
     .orderBy('pending', 'desc')
     .orderBy('type')
     .limit(p('limit')),
