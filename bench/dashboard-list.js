@@ -4,7 +4,7 @@
 // Over the built output (`dist/`).
 //
 //   npm run build && node_modules/.bin/node bench/dashboard-list.js
-//   node bench/dashboard-list.js --rows 200000 --keep /tmp/list.db   # smaller, and keep the file
+//   node bench/dashboard-list.js --rows 200000 --keep ./list.db   # smaller, and keep the file
 //
 // Each figure is the median (and the worst) of REPEATS requests after one warm-up request.
 
