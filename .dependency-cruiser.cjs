@@ -54,6 +54,13 @@ module.exports = {
       to: { path: '^src/(dashboard|cli)/' },
     },
     {
+      name: 'opentelemetry-in-one-module',
+      severity: 'error',
+      comment: 'Only src/kernel/tracing.ts speaks @opentelemetry/api; the rest calls it, so the API’s rules are applied in one place (docs/tracing.md).',
+      from: { path: '^src/', pathNot: '^src/kernel/tracing[.]ts$' },
+      to: { path: '^node_modules/@opentelemetry/' },
+    },
+    {
       name: 'nothing-imports-the-cli',
       severity: 'error',
       comment: 'The command line is a thin shell over the public API.',
@@ -63,7 +70,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(dist|node_modules)/' },
+    exclude: { path: '^dist/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'] },

@@ -14,8 +14,12 @@
 // - dist/errors.js: a tasks module that throws `new TimeoutError()` imported from 'promised' must
 //   meet the same `PromisedError` class the engine checks with `instanceof`;
 // - xstate: user workflows are machines built with the user's xstate.
+// - @opentelemetry/api: a tasks module registers its SDK through the API copy npm deduplicated
+//   with the package's; a copy inlined here would be a second one, ignored by (or ignoring) a
+//   registration of another minor version.
 // better-sqlite3, a native addon, is loaded from node_modules when a command opens a database.
 import fs from 'node:fs';
+import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -23,6 +27,20 @@ const dist = path.resolve(import.meta.dirname, '../dist');
 const cli = path.join(dist, 'cli');
 const entry = path.join(cli, 'main.js');
 const errors = path.join(dist, 'errors.js');
+
+/** A CommonJS stand-in for a built-in module, read on first use (see the plugin below). */
+function builtinStandIn(name, withNames) {
+  // A module that is itself a class (events, assert, ...) is extended and called: a proxy of a
+  // plain object is neither. Its properties load nothing, so it is taken as it is.
+  if (typeof process.getBuiltinModule(name) === 'function') return `module.exports = process.getBuiltinModule(${JSON.stringify(name)});`;
+  return `let loaded;
+const load = () => (loaded ??= process.getBuiltinModule(${JSON.stringify(name)}));
+module.exports = new Proxy({}, {
+  get: (_target, property) => load()[property],
+  ownKeys: () => ${withNames ? 'Reflect.ownKeys(load())' : '[]'},
+  getOwnPropertyDescriptor: () => ({ configurable: true, enumerable: true, writable: false, value: undefined }),
+});`;
+}
 
 const result = await build({
   entryPoints: [entry],
@@ -38,7 +56,7 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node22',
-  external: ['xstate'],
+  external: ['xstate', '@opentelemetry/api'],
   // Bundled CommonJS dependencies (pino, cli-progress, pg) call require() for Node's modules.
   banner: { js: "import { createRequire as __promisedCreateRequire } from 'node:module';\nconst require = __promisedCreateRequire(import.meta.url);" },
   plugins: [
@@ -49,6 +67,30 @@ const result = await build({
       setup(pluginBuild) {
         pluginBuild.onResolve({ filter: /^better-sqlite3$/ }, () => ({ path: 'better-sqlite3', namespace: 'required' }));
         pluginBuild.onLoad({ filter: /.*/, namespace: 'required' }, (args) => ({ contents: `export default __promisedCreateRequire(import.meta.url)(${JSON.stringify(args.path)});`, loader: 'js' }));
+      },
+    },
+    {
+      // Node's own modules fetched with `process.getBuiltinModule()` when first used, not
+      // imported. An ESM import of a built-in builds a module facade by reading every property,
+      // and that runs the lazy getters behind them: `util` loads parseArgs, diff and worker
+      // threads, `fs` its promises API, `process` its report; commander's `child_process` loads
+      // net, dgram and streams, for executable subcommands `promised` has none of. About 15 ms of
+      // every command's start-up, for properties nothing reads. So each built-in is a CommonJS
+      // stand-in: a proxy that names the module's properties without reading them (esbuild's
+      // interop copies names as getters) and reads the module on first use.
+      name: 'builtins-on-use',
+      setup(pluginBuild) {
+        pluginBuild.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
+          if (!isBuiltin(args.path)) return undefined;
+          const name = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+          // Commander imports child_process by default only, so its stand-in names nothing and
+          // loading it waits for a real use.
+          const defaultOnly = name === 'node:child_process' && /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer);
+          return { path: name, namespace: defaultOnly ? 'builtin-default' : 'builtin' };
+        });
+        for (const namespace of ['builtin', 'builtin-default']) {
+          pluginBuild.onLoad({ filter: /.*/, namespace }, (args) => ({ contents: builtinStandIn(args.path, namespace === 'builtin'), loader: 'js' }));
+        }
       },
     },
     {

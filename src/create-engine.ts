@@ -1,5 +1,5 @@
 import { Engine } from './engine/engine.js';
-import { attachInspector, type StatelyInspectorLike } from './inspect/attach-inspector.js';
+import type { StatelyInspectorLike } from './inspect/attach-inspector.js';
 import { resolveEngineOptions, type EngineOptions as KernelOptions } from './kernel/options.js';
 import { openStore } from './persistence/open-store.js';
 
@@ -26,6 +26,10 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   const resolved = resolveEngineOptions(engineOptions);
   const store = await openStore(resolved);
   const engine = new Engine(store, resolved);
-  if (inspect) attachInspector(engine, inspect, { database: resolved.database });
+  if (inspect) {
+    // Loaded only when asked: the inspection feed and its session ids cost a command's start-up.
+    const { attachInspector } = await import('./inspect/attach-inspector.js');
+    attachInspector(engine, inspect, { database: resolved.database });
+  }
   return engine;
 }

@@ -39,14 +39,17 @@ export type {
   WorkflowTransition,
   RestartOptions,
   WorkflowMigration,
+  MigrationPreview,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
 export type { WorkflowStateAt } from './engine/workflow-state-at.js';
 export type { ScheduleInfo, LimitedKey } from './engine/schedule-reads.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
-export type { TaskContext, TaskHandler } from './kernel/task-context.js';
+export type { TaskContext, TaskHandler, BatchHandler } from './kernel/task-context.js';
 export type { GraphNode } from './engine/graph.js';
+export { defineWorkflow } from './engine/typed-workflows.js';
+export type { TypedWorkflow, AnyTypedWorkflow, WorkflowInputOf, WorkflowEventOf, WorkflowOutputOf, WorkflowId } from './engine/typed-workflows.js';
 export { defineTask } from './engine/typed-tasks.js';
 export type { TypedTask, AnyTypedTask, InputOf, PayloadOf, ResultOf, PromiseId, TaskItem, TaskNode, GraphIds } from './engine/typed-tasks.js';
 export type { PromiseRecord } from './kernel/records.js';
@@ -75,6 +78,7 @@ export {
   RetryAfterError,
 } from './errors.js';
 export type { FlowOptions, KeyOf } from './kernel/flow-options.js';
+export type { DebounceOptions, BatchOptions } from './kernel/grouping-options.js';
 export { createInspectionHub, InspectionHub } from './inspect/inspection-hub.js';
 export { InspectionFeed } from './inspect/inspection-feed.js';
 export type { InspectionFeedOptions } from './inspect/inspection-feed.js';

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine } from '../src/index.js';
 import { engineBackends } from './helpers/backends.js';
 import { kill, spawnFixture } from './helpers/child.js';
+import { until } from './helpers/wait.js';
 
 // A handler that blocks the event loop past its lease: when nobody else took the claim over
 // meanwhile, the attempt that finished is committed, not thrown away; and the late heartbeat is
@@ -27,13 +28,18 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`a blocked e
       const record = (await producer.get(id))!;
       expect(record).toMatchObject({ status: 'completed', attempts: 1 });
       expect((await producer.history(id)).map((line) => line.event)).not.toContain('LEASE_LOST');
-      const warning = worker
-        .stderr()
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as { msg: string; blockedMs?: number; running?: string[] })
-        .find((line) => /heartbeat ran late/.test(line.msg));
-      expect(warning).toBeDefined();
+      // The warning is written by the heartbeat tick after the commit the producer saw: wait for
+      // the line to cross the pipe rather than read stderr at once.
+      const lateWarning = () =>
+        worker
+          .stderr()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as { msg: string; blockedMs?: number; running?: string[] })
+          .find((line) => /heartbeat ran late/.test(line.msg));
+      await until(() => lateWarning() !== undefined, 10_000).catch(() => undefined);
+      const warning = lateWarning();
+      expect(warning, worker.stderr()).toBeDefined();
       expect(warning!.blockedMs).toBeGreaterThan(LEASE_MS);
       expect(warning!.running).toEqual(['crunch']);
     } finally {

@@ -56,10 +56,12 @@ describe('many worker processes on one SQLite file', () => {
       expect(runs).toHaveLength(PROMISES);
       expect(new Set(runs).size).toBe(PROMISES);
       expect(new Set(runs)).toEqual(new Set(ids));
-      // The work was shared: every worker process ran some of it.
+      // The work was shared between processes. Not necessarily by all of them: the handler is
+      // instant, and on a loaded machine one process that is scheduled less may find nothing left.
       const byProcess = new Map<string, number>();
       for (const line of lines) byProcess.set(line.split(' ')[1]!, (byProcess.get(line.split(' ')[1]!) ?? 0) + 1);
-      expect(byProcess.size).toBe(count);
+      expect(byProcess.size).toBeGreaterThanOrEqual(2);
+      expect(byProcess.size).toBeLessThanOrEqual(count);
 
       // And the database agrees: every promise completed on its first and only claim.
       const rows = raw.prepare(`select status, attempts, count(*) as n from promises group by status, attempts`).all();

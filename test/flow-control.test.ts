@@ -191,9 +191,8 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`flow contro
       { rateLimit: { limit: 10 } },
       { rateLimit: { limit: 10, periodMs: 0 } },
       { rateLimit: { limit: 10, periodMs: 10 ** 13 } },
-      // Named by the contract, not built yet: refused rather than ignored.
-      { debounce: { periodMs: 1_000, key: () => 'k' } },
-      { batch: { size: 10, waitMs: 50 } },
+      // Not defined together: refused rather than half enforced (test/flow-debounce-batch.test.ts has the rest).
+      { batch: { size: 10, waitMs: 50 }, concurrency: { limit: 1 } },
     ];
     for (const [index, options] of bad.entries()) {
       expect(() => engine.task(`bad-${index}`, async () => 1, options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));

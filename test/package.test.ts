@@ -140,5 +140,7 @@ describe('the packed package, installed into a fresh app', () => {
     expect(loaded.some((url) => url.includes('/dist/cli/main.js'))).toBe(true);
     const withPg = loaded.filter((url) => /\/node_modules\/pg(-[a-z]+)?\//.test(url) || (url.includes('/dist/cli/') && /^\/\/ node_modules\/pg(-protocol|-pool)?\//m.test(fs.readFileSync(new URL(url), 'utf8'))));
     expect(withPg).toEqual([]);
+    // Nor the OpenTelemetry API: nothing registered a tracer, so nothing is traced (src/kernel/tracing.ts).
+    expect(loaded.filter((url) => url.includes('/node_modules/@opentelemetry/'))).toEqual([]);
   });
 });

@@ -127,6 +127,8 @@ for (const backend of backends) {
         { name: '0005_lease_losses' },
         { name: '0006_flow_control' },
         { name: '0007_workflow_history' },
+        { name: '0008_trace_context' },
+        { name: '0009_debounce_batch_deadlines' },
       ]);
     });
 
@@ -167,7 +169,7 @@ for (const backend of backends) {
       expect(await store.nextRunAt(['t'], 0)).toBe(1_700_000_000_123);
       expect(await store.nextRunAt(['t'], 1_700_000_000_123)).toBeNull();
       expect(await store.nextRunAt(['other'], 0)).toBeNull();
-      expect(await store.transaction(async (tx) => tx.idByKey('k1'))).toBe(id);
+      expect(await store.transaction(async (tx) => tx.keyHolder('k1'))).toEqual({ id, completed_at: null, key_ttl: null });
       expect(await store.listPromises({ limit: 10, status: 'pending' })).toEqual([stored]);
       expect(await store.listPromises({ limit: 10 })).toEqual([stored]);
       expect(await store.listPromises({ limit: 10, status: 'pending', type: 't' })).toEqual([stored]);

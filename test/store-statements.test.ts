@@ -41,11 +41,13 @@ describe('statement table: row locks', () => {
     for (const statement of postgres) expect(lockIn(statement.sql), statement.name).toBe(statement.traits.locks);
     expect(postgres.filter((s) => s.traits.locks !== 'none').map((s) => s.name).sort()).toEqual([
       'claims.claimDue',
+      'deadlines.overdueUnstarted',
       'dependencies.parentStatesOf',
       'flow.claimNextOfKey',
       'flow.lockFlowKey',
       'flow.lockTypeCap',
       'flow.nextDue',
+      'grouping.pendingDebounced',
       'promises.stateOf',
       'promises.statusOf',
       'relatives.lockWaitingChildren',

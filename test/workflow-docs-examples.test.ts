@@ -48,10 +48,13 @@ function asModule(block: string): string {
 }
 
 describe('documentation examples', () => {
-  it('the workflow steering examples and the workflow API TSDoc examples compile', () => {
+  it('the workflow steering and typed-workflow examples and the workflow API TSDoc examples compile', () => {
     const blocks = [
       ...markdownBlocks('docs/workflows.md', '## Steering workflows').map((code, index) => ({ name: `workflows.md steering #${index + 1}`, code })),
       ...markdownBlocks('docs/workflows.md', '### Declarative migration').map((code, index) => ({ name: `workflows.md migration #${index + 1}`, code })),
+      ...markdownBlocks('docs/workflows.md', '## Typed workflows: `defineWorkflow`').map((code, index) => ({ name: `workflows.md typed #${index + 1}`, code })),
+      ...tsdocBlocks('src/engine/typed-workflows.ts').map((code, index) => ({ name: `typed-workflows.ts example #${index + 1}`, code })),
+      ...tsdocBlocks('src/testing/workflow-paths.ts').map((code, index) => ({ name: `workflow-paths.ts example #${index + 1}`, code })),
       ...tsdocBlocks('src/engine/engine-workflows.ts').map((code, index) => ({ name: `engine-workflows.ts example #${index + 1}`, code })),
       ...tsdocBlocks('src/workflows/workflow-types.ts').map((code, index) => ({ name: `workflow-types.ts example #${index + 1}`, code })),
     ];

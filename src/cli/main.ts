@@ -13,6 +13,7 @@ import type { GlobalOptions } from './open-engine.js';
 import { createOutput, type Output } from './output.js';
 import type { ListOptions, RetryCommandOptions } from './promise-commands.js';
 import type { WorkerStartOptions, WorkerStatusOptions, WorkerStopOptions } from './worker-commands.js';
+import type { MigrateOptions } from './workflow-commands.js';
 
 // Each command's code is a chunk of the bundle loaded after this line: Node keeps its compiled form
 // (in the OS temp folder, or NODE_COMPILE_CACHE), so a git hook's second `promised enqueue` skips
@@ -195,6 +196,20 @@ program
     run(async (output, options: CleanupOptions) => {
       const { cleanupCommand } = await import('./maintenance-commands.js');
       return cleanupCommand(options, output);
+    }),
+  );
+
+const workflows = program.command('workflows').description('running workflows and new versions of their machines');
+workflows
+  .command('migrate')
+  .description('with --dry-run: what a worker started with TASKS_MODULE would do to each running workflow (migrate, fail, resume), writing nothing; exits 1 if one would fail')
+  .requiredOption('--tasks <module>', 'tasks module that registers the new versions of the workflows (nothing is run)')
+  .option('--dry-run', 'show, write nothing (required: workflows are migrated when a worker starts)')
+  .option('--name <workflow>', 'only the workflows of this name')
+  .action(
+    run(async (output, options: MigrateOptions) => {
+      const { migrateCommand } = await import('./workflow-commands.js');
+      return migrateCommand(options, output);
     }),
   );
 

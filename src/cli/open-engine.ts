@@ -1,7 +1,7 @@
-import type { Logger } from 'pino';
 import type { Engine, EngineOptions } from '../index.js';
 import { displayDatabase, isPostgresUrl, probeDatabase } from './database.js';
 import { CliError } from './exit-codes.js';
+import { quietLogger } from './quiet-logger.js';
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -21,8 +21,8 @@ export async function openEngine(database: string, options: Omit<EngineOptions, 
     const state = await probeDatabase(database);
     if (state !== 'present') throw databaseNotFound(database, state);
   }
-  const [{ createEngine }, logger] = await Promise.all([import('../create-engine.js'), engineOptions.logger ?? quietLogger()]);
-  return createEngine({ ...engineOptions, database, logger });
+  const { createEngine } = await import('../create-engine.js');
+  return createEngine({ ...engineOptions, database, logger: engineOptions.logger ?? quietLogger() });
 }
 
 function databaseNotFound(database: string, state: 'empty' | 'missing'): CliError {
@@ -36,13 +36,4 @@ function databaseNotFound(database: string, state: 'empty' | 'missing'): CliErro
       ? `no PostgreSQL database at ${where}: the server has no database of that name; check --db or PROMISED_DB (create it with createdb, then enqueue or worker start creates the tables)`
       : `no promised database at ${where}: the database holds no tables; check --db or PROMISED_DB (enqueue or worker start creates the tables)`,
   );
-}
-
-/**
- * The logger of short-lived commands: errors only, on stderr, so a command's own one-line
- * messages are what people read (PROMISED_LOG_LEVEL raises it).
- */
-export async function quietLogger(): Promise<Logger> {
-  const { default: pino } = await import('pino');
-  return pino({ name: 'promised', level: process.env.PROMISED_LOG_LEVEL ?? 'error' }, pino.destination(2));
 }

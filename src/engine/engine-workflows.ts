@@ -1,11 +1,15 @@
-import type { AnyStateMachine } from 'xstate';
+import type { AnyStateMachine, EventObject } from 'xstate';
+import { InvalidOptionError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { EngineReads, timeoutOption } from './engine-reads.js';
+import { isTypedWorkflow, type AnyTypedWorkflow, type WorkflowEventOf, type WorkflowId, type WorkflowInputOf, type WorkflowOutputOf } from './typed-workflows.js';
 import { optionalKey } from '../workflows/workflow-input.js';
+import { WorkflowError } from '../workflows/workflow-errors.js';
 import type { WorkflowFilter } from '../workflows/workflow-reads.js';
 import type { WorkflowRuntime } from '../workflows/workflow-runtime.js';
 import type {
   CancelResult,
+  MigrationPreview,
   RestartOptions,
   WorkflowTransition,
   SendResult,
@@ -42,15 +46,24 @@ export class EngineWorkflows extends EngineReads {
   /**
    * Registers a workflow: an XState v5 machine whose invoked actors (named in `setup({ actors })`)
    * run as durable steps. Each entry of `steps` is the handler `(input, ctx) => output` of the
-   * actor of that name, or `{ workflow: name }` to run another workflow as a child.
+   * actor of that name, or `{ workflow: name }` to run another workflow as a child. Or a
+   * definition made by `defineWorkflow`, with its own options or the ones given here.
    *
    * @example
    * ```ts
    * engine.workflow('ci', machine, { steps: { setupEnv: async (input) => ({ ok: true }), runTests: async () => 'green' } });
    * ```
    */
-  workflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): this {
-    this.#workflows.define(name, machine, options);
+  workflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): this;
+  workflow(definition: AnyTypedWorkflow, options?: WorkflowOptions): this;
+  workflow(name: string | AnyTypedWorkflow, machineOrOptions?: AnyStateMachine | WorkflowOptions, options?: WorkflowOptions): this {
+    if (isTypedWorkflow(name)) {
+      const given = (machineOrOptions as WorkflowOptions | undefined) ?? name.options;
+      if (given === undefined) throw new InvalidOptionError('options', given, `the steps of workflow "${name.name}": engine.workflow(definition, { steps }) or defineWorkflow(name, machine, { steps })`);
+      this.#workflows.define(name.name, name.machine, given);
+    } else {
+      this.#workflows.define(name, machineOrOptions as AnyStateMachine, options as WorkflowOptions);
+    }
     return this;
   }
 
@@ -72,9 +85,26 @@ export class EngineWorkflows extends EngineReads {
    * ```ts
    * const id = await engine.startWorkflow('ci', { repo: 'acme/api' }, { key: 'pr-42' });
    * ```
+   *
+   * Given a definition made by `defineWorkflow`, the input is typed by its machine's
+   * `types.input`, and the id it resolves types `send` and `workflowResult`; the definition's
+   * machine must be the one registered under its name.
    */
-  startWorkflow(name: string, input?: unknown, options?: WorkflowStartOptions): Promise<string> {
-    return this.#workflows.start(name, input ?? {}, { key: optionalKey(options) });
+  startWorkflow(name: string, input?: unknown, options?: WorkflowStartOptions): Promise<string>;
+  startWorkflow<W extends AnyTypedWorkflow>(definition: W, input: WorkflowInputOf<W>, options?: WorkflowStartOptions): Promise<WorkflowId<WorkflowEventOf<W>, WorkflowOutputOf<W>>>;
+  async startWorkflow(workflow: string | AnyTypedWorkflow, input?: unknown, options?: WorkflowStartOptions): Promise<string> {
+    const key = optionalKey(options);
+    return this.#workflows.start(this.#nameOf(workflow), input ?? {}, { key });
+  }
+
+  /** The name of a workflow given by name or by definition; a definition whose machine is not the registered one is refused. */
+  #nameOf(workflow: string | AnyTypedWorkflow): string {
+    if (!isTypedWorkflow(workflow)) return workflow;
+    const registered = this.#workflows.machineOf(workflow.name);
+    if (registered !== undefined && registered !== workflow.machine) {
+      throw new WorkflowError('DUPLICATE_WORKFLOW', `workflow "${workflow.name}" is registered with another machine than this definition's; import one definition on both sides`);
+    }
+    return workflow.name;
   }
 
   /**
@@ -88,9 +118,12 @@ export class EngineWorkflows extends EngineReads {
    * const { outcome } = await engine.send(id, { type: 'APPROVE', by: 'ada' }, { key: 'approve:7' });
    * if (outcome === 'dropped') console.log('nothing waits for an approval now');
    * ```
+   *
+   * Given an id from `startWorkflow(definition, …)` (or annotated `WorkflowId<E>`), the event
+   * must be one of its machine's `types.events`.
    */
-  send(id: string, event: WorkflowEvent, options?: WorkflowSendOptions): Promise<SendResult> {
-    return this.#workflows.send(id, event, optionalKey(options));
+  send<E extends EventObject = WorkflowEvent>(id: WorkflowId<E, any>, event: NoInfer<E>, options?: WorkflowSendOptions): Promise<SendResult> {
+    return this.#workflows.send(id, event as unknown as WorkflowEvent, optionalKey(options));
   }
 
   /**
@@ -193,8 +226,28 @@ export class EngineWorkflows extends EngineReads {
     return this.#workflows.list(filter);
   }
 
-  /** Waits for the workflow's output (its machine's final state); rejects with `PromiseFailedError` if it failed. */
-  async workflowResult<R = unknown>(id: string, options: { timeout?: number } = {}): Promise<R> {
+  /**
+   * What `start()` would do, with the workflows registered now, to every running workflow (of
+   * `name`, when given), writing nothing: which would be migrated (from which state to which,
+   * the context upgraded, steps handed over, started or cancelled, timers dropped or set), which
+   * would fail with `WORKFLOW_VERSION_MISMATCH` and why, which resume as they are. The
+   * `migrate.context` upgrades run, so they must have no effects of their own.
+   *
+   * @example
+   * ```ts
+   * for (const preview of await engine.previewWorkflowMigrations({ name: 'release' })) {
+   *   if (preview.outcome === 'fail') console.log(preview.id, preview.error?.stage, preview.error?.message);
+   * }
+   * ```
+   */
+  async previewWorkflowMigrations(options: { name?: string } = {}): Promise<MigrationPreview[]> {
+    const name = options?.name;
+    if (name !== undefined && (typeof name !== 'string' || name.length === 0)) throw new InvalidOptionError('name', name, 'a workflow name');
+    return this.#workflows.previewMigrations(name);
+  }
+
+  /** Waits for the workflow's output (its machine's final state, typed by the id's machine); rejects with `PromiseFailedError` if it failed. */
+  async workflowResult<R = unknown>(id: WorkflowId<any, R>, options: { timeout?: number } = {}): Promise<R> {
     const timeout = timeoutOption(options.timeout);
     return (await this.#workflows.result(id, timeout)) as R;
   }

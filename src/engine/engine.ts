@@ -17,6 +17,7 @@ import { readWorkflowStateAt, type WorkflowStateAt } from './workflow-state-at.j
 import { readLimitedKeys, readPausedTypes, readSchedules, type LimitedKey, type ScheduleInfo } from './schedule-reads.js';
 import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, RetryOptions, StartSummary } from './public-types.js';
 import { isTypedTask, type AnyTypedTask, type CheckedGraph, type CheckedItems, type GraphIds, type ItemIds, type InputOf, type PromiseId, type ResultOf, type TaskItem, type TaskNode } from './typed-tasks.js';
+import { detachedFromTrace } from '../kernel/tracing.js';
 
 export type { EnqueueOptions, EnqueueItem, ListFilter, PageFilter, PromisePage, RetryOptions, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 
@@ -162,7 +163,13 @@ export class Engine extends EngineWorkflows {
    * re-check their parents, pending ones are claimed, and claims held by a dead process are
    * recovered at once (a live process's expired lease when it expires).
    */
-  async start(): Promise<StartSummary> {
+  start(): Promise<StartSummary> {
+    // Detached from the caller's trace: what starting arms (heartbeats, lease recovery, timers,
+    // cron) and what resuming writes serve every promise, not the span that called start().
+    return detachedFromTrace(() => this.#start())();
+  }
+
+  async #start(): Promise<StartSummary> {
     const summary: StartSummary = { ...(await this.#kernel.resume()), skippedMessages: 0, workflows: { running: 0, versionMismatches: 0 } };
     for (const inbox of this.#inboxes.values()) summary.skippedMessages += await inbox.skipStale();
     this.#kernel.begin();

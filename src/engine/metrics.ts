@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './prom-client-classes.js';
 import type { EngineEmitter } from './events.js';
 import type { EngineStats } from './public-types.js';
 

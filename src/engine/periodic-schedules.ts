@@ -3,6 +3,7 @@ import { InvalidOptionError, InvalidScheduleError, ScheduleNotRegisteredError } 
 import type { CatchUp, PeriodicContext, PeriodicOptions } from './public-types.js';
 import type { KernelPort } from '../kernel/port.js';
 import { timerDelay } from '../kernel/timers.js';
+import { detachedFromTrace } from '../kernel/tracing.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 
 
@@ -151,7 +152,8 @@ export class PeriodicSchedules {
     const due = nextDueAfter(definition.cron, Math.max(after, this.#host.clock.now() - 1));
     if (due === undefined || !this.#host.started) return;
     const wait = timerDelay(due - this.#host.clock.now());
-    const timer = setTimeout(() => void this.#fire(definition, due), wait);
+    // Detached: each run is a trace of its own, not a child of whatever armed the timer (start()'s caller).
+    const timer = setTimeout(detachedFromTrace(() => void this.#fire(definition, due)), wait);
     timer.unref();
     this.#timers.set(definition.name, { timer, due });
   }

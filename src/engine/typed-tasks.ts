@@ -145,15 +145,18 @@ export async function checkPayload(task: AnyTypedTask, payload: unknown, path: s
  */
 export function handlerOf(task: AnyTypedTask, handler: TaskHandler): TaskHandler {
   if (task.schema === undefined) return handler;
-  return async (payload: unknown, ctx: TaskContext) => {
-    let parsed: unknown;
+  const parse = async (payload: unknown, id: string) => {
     try {
-      parsed = await checkPayload(task, payload, 'payload');
+      return await checkPayload(task, payload, 'payload');
     } catch (error) {
-      throw new NonRetryableError('INVALID_PAYLOAD', `stored payload of promise ${ctx.id}: ${(error as Error).message}`, { cause: error });
+      throw new NonRetryableError('INVALID_PAYLOAD', `stored payload of promise ${id}: ${(error as Error).message}`, { cause: error });
     }
-    return handler(parsed, ctx);
   };
+  // A batched task's handler receives an array: the schema is each payload's.
+  if (task.options?.batch !== undefined) {
+    return async (payloads: unknown[], ctx: TaskContext) => handler(await Promise.all(payloads.map((payload, index) => parse(payload, ctx.batch?.ids[index] ?? ctx.id))), ctx);
+  }
+  return async (payload: unknown, ctx: TaskContext) => handler(await parse(payload, ctx.id), ctx);
 }
 
 function issuePath(base: string, segments: StandardSchemaV1.Issue['path']): string {

@@ -1,15 +1,13 @@
-import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
-import { CancelledError, errorRecordOf, NonRetryableError, PromisedError, RetryAfterError } from '../errors.js';
-import { toJsonText } from '../json.js';
+import { CancelledError, PromisedError } from '../errors.js';
 import type { ClaimedRow } from '../persistence/store.js';
+import { batchOutcomes, failedOutcome, succeededOutcome, type Settled } from './attempt-outcome.js';
 import type { KernelContext } from './context.js';
 import { OutcomeBatch, type Outcome } from './outcome-batch.js';
 import { ProgressWriter } from './progress-writer.js';
 import { runHandler, type HandlerRun } from './run-handler.js';
-import { storableError } from './storable-text.js';
 import type { TaskContext, TaskDefinition } from './task-context.js';
-import { MAX_DELAY_MS } from './options.js';
+import { startAttempt, withTraceScope, type AttemptTrace } from './tracing.js';
 import { stepOf, type ClaimRef } from './transition-types.js';
 
 interface RunningClaim {
@@ -19,6 +17,21 @@ interface RunningClaim {
   /** Set when the claim was cancelled or taken over: its outcome must not be committed. */
   fencedOff: boolean;
   progress: ProgressWriter;
+  /** Its span, ended once the claim is finished (its outcome committed or refused). */
+  attempt: AttemptTrace;
+  /** Set for a member of a batch: the members share one handler call and one slot. */
+  group?: BatchGroup;
+}
+
+/** The members of one batch: one handler call, one slot, one signal. */
+interface BatchGroup {
+  /** The handler's signal: it aborts when every member is fenced off (or by timeout or stop). */
+  controller: AbortController;
+  /** Members still running or awaiting their commit. */
+  open: number;
+  /** Members fenced off (cancelled, taken over). */
+  fenced: number;
+  size: number;
 }
 
 /** How often claims are checked against changes made elsewhere (a cancel from another process lands within this). */
@@ -40,6 +53,9 @@ export class ClaimRunner {
   readonly #outcomes: OutcomeBatch;
   /** Bodies still running after their claim was finished (they ignored an aborted signal): they hold slots. */
   #lingering = 0;
+  /** Running entries that are members of a batch, and the batches they make: a batch holds one slot. */
+  #grouped = 0;
+  #groups = 0;
   #lastClaimCheck = 0;
   #claimCheckQueued = false;
   #lastHeartbeat = performance.now();
@@ -58,7 +74,7 @@ export class ClaimRunner {
 
   /** Slots in use: claims running or awaiting their commit, and bodies that outlived their claim. */
   get size(): number {
-    return this.#running.size + this.#lingering;
+    return this.#running.size - this.#grouped + this.#groups + this.#lingering;
   }
 
   /** Resolves once no handler runs here and every outcome is committed. */
@@ -82,52 +98,75 @@ export class ClaimRunner {
       controller: new AbortController(),
       fencedOff: false,
       progress: new ProgressWriter(this.#ctx, claim, () => !entry.fencedOff && this.#running.get(claim.id) === entry),
+      attempt: startAttempt(claim, row.trace_context),
     };
     this.#running.set(row.id, entry);
     this.#typesSinceHeartbeat.add(row.type);
     return entry;
   }
 
-  /** Runs a claim in the pool; its outcome joins the next batched commit; the slot is held until the body returns. */
-  start(row: ClaimedRow): void {
-    const entry = this.#entryOf(row);
+  /**
+   * Runs a claimed run in the pool (one promise, or a batch: one handler call for all its rows);
+   * its outcomes join the next batched commit; the slot is held until the body returns.
+   */
+  start(rows: ClaimedRow[]): void {
+    const members = this.#membersOf(rows);
     void this.#pool.add(
       async () => {
-        const run = this.#run(entry, row.payload);
-        const outcome = await this.#outcomeOf(entry, run);
-        if (entry.fencedOff) {
+        const run = this.#run(members, rows);
+        const outcomes = await this.#outcomesOf(members, run);
+        members.forEach((entry, index) => {
+          if (!entry.fencedOff) return this.#outcomes.push(outcomes[index]!);
           this.#finish(entry);
           this.#onSettled();
-        } else {
-          this.#outcomes.push(outcome);
-        }
+        });
         await this.#holdSlotUntilBodyReturns(run);
       },
-      { priority: row.priority },
+      { priority: Math.max(...rows.map((row) => row.priority)) },
     );
   }
 
-  /** Runs a claim here and now and commits its outcome before returning (immediate mode). */
-  async runInline(row: ClaimedRow): Promise<void> {
-    const entry = this.#entryOf(row);
+  /** Runs a claimed run here and now and commits its outcomes before returning (immediate mode). */
+  async runInline(rows: ClaimedRow[]): Promise<void> {
+    const members = this.#membersOf(rows);
     try {
-      const outcome = await this.#outcomeOf(entry, this.#run(entry, row.payload));
-      if (!entry.fencedOff) await this.#outcomes.commitNow([outcome]);
+      const outcomes = await this.#outcomesOf(members, this.#run(members, rows));
+      const kept = outcomes.filter((_, index) => !members[index]!.fencedOff);
+      if (kept.length > 0) await this.#outcomes.commitNow(kept);
     } finally {
-      this.#finish(entry);
+      for (const entry of members) this.#finish(entry);
     }
   }
 
-  /** Aborts a running claim's handler and makes sure its outcome is never committed. */
-  fenceOff(id: number, reason: Error): void {
-    const entry = this.#running.get(id);
-    if (!entry) return;
-    entry.fencedOff = true;
-    entry.controller.abort(reason);
+  /** The running entries of a run: a batched type's rows share one group, whatever their number. */
+  #membersOf(rows: ClaimedRow[]): RunningClaim[] {
+    const members = rows.map((row) => this.#entryOf(row));
+    if (members[0]!.task.options.batch === null) return members;
+    const group: BatchGroup = { controller: new AbortController(), open: members.length, fenced: 0, size: members.length };
+    for (const entry of members) entry.group = group;
+    this.#grouped += members.length;
+    this.#groups++;
+    return members;
   }
 
-  #run(entry: RunningClaim, payloadText: string): HandlerRun {
-    const { claim, task, controller } = entry;
+  /**
+   * Aborts a running claim's handler and makes sure its outcome is never committed. A member of
+   * a batch only leaves it: the batch's handler runs on for the others, its signal aborted once
+   * every member is fenced off.
+   */
+  fenceOff(id: number, reason: Error): void {
+    const entry = this.#running.get(id);
+    if (!entry || entry.fencedOff) return;
+    entry.fencedOff = true;
+    entry.controller.abort(reason);
+    const group = entry.group;
+    if (group && ++group.fenced === group.size) group.controller.abort(reason);
+  }
+
+  #run(members: RunningClaim[], rows: ClaimedRow[]): HandlerRun {
+    const [first] = members as [RunningClaim];
+    const { claim, task } = first;
+    const controller = first.group?.controller ?? first.controller;
     const ctx: TaskContext = {
       id: String(claim.id),
       type: claim.type,
@@ -136,10 +175,15 @@ export class ClaimRunner {
       signal: controller.signal,
       key: `promise:${claim.id}`,
       logger: this.#logOf(claim),
-      progress: (current, total) => entry.progress.report(current, total),
+      progress: (current, total) => members.forEach((entry) => entry.progress.report(current, total)),
       parents: async () => Object.fromEntries((await this.#ctx.store.parentResultsOf(claim.id)).map((row) => [String(row.id), row.result === null ? null : JSON.parse(row.result)])),
+      ...(first.group ? { batch: { ids: members.map((entry) => String(entry.claim.id)), keys: members.map((entry) => `promise:${entry.claim.id}`) } } : {}),
     };
-    return runHandler(task, JSON.parse(payloadText), ctx, controller);
+    // A batched type's handler always receives an array, of one payload or of many.
+    const payloads = rows.map((row) => JSON.parse(row.payload) as unknown);
+    // The attempt span is active in the handler: what it enqueues is that span's child (a
+    // batch's first member's span).
+    return withTraceScope(first.attempt.scope, () => runHandler(task, first.group ? payloads : payloads[0], ctx, controller));
   }
 
   #logOf(claim: ClaimRef) {
@@ -152,26 +196,33 @@ export class ClaimRunner {
    * lease: its retry never runs beside it, and a body that never returns cannot hold its promise
    * for ever.
    */
-  async #outcomeOf(entry: RunningClaim, run: HandlerRun): Promise<Outcome> {
-    const { claim, task } = entry;
+  async #outcomesOf(members: RunningClaim[], run: HandlerRun): Promise<Outcome[]> {
     const began = performance.now();
-    let outcome: Outcome;
+    let settled: Settled;
     try {
-      const result = await run.outcome;
-      const stored = result === undefined || !task.options.storeResult ? null : toJsonText(result, 'result');
-      outcome = { claim, task, kind: 'succeed', result: stored };
+      settled = { ok: true, value: await run.outcome };
     } catch (thrown) {
-      const error = storableError(errorRecordOf(thrown));
-      if (!entry.fencedOff) this.#logOf(claim).warn({ code: error.code, message: error.message }, 'attempt failed');
-      if (!entry.fencedOff) this.#logOf(claim).debug({ err: thrown }, 'attempt failed: its stack');
-      outcome = { claim, task, kind: 'fail', error, ...failurePolicyOf(thrown) };
+      settled = { ok: false, thrown };
+      if (!members.every((entry) => entry.fencedOff)) this.#logOf(members[0]!.claim).debug({ err: thrown }, 'attempt failed: its stack');
     }
-    if (this.#ctx.emitter.listenerCount('attempt') > 0) {
-      const durationMs = performance.now() - began;
-      this.#ctx.emitter.emit('attempt', { id: String(claim.id), type: claim.type, attempt: claim.attempts, outcome: outcome.kind === 'succeed' ? 'succeeded' : 'failed', durationMs });
-    }
-    if (!entry.fencedOff && !run.bodyDone()) await this.#waitForBody(entry, run, this.#ctx.options.leaseMs);
-    return { ...outcome, progress: entry.progress.takeUnwritten() };
+    const [first] = members as [RunningClaim];
+    const outcomes = first.group ? batchOutcomes(members, settled) : [settled.ok ? succeededOutcome(first.claim, first.task, settled.value) : failedOutcome(first.claim, first.task, settled.thrown)];
+    const durationMs = performance.now() - began;
+    members.forEach((entry, index) => this.#reportAttempt(entry, outcomes[index]!, durationMs, settled.ok ? undefined : settled.thrown));
+    const live = members.find((entry) => !entry.fencedOff);
+    if (live && !run.bodyDone()) await this.#waitForBody(live, run, this.#ctx.options.leaseMs);
+    return outcomes.map((outcome, index) => ({ ...outcome, progress: members[index]!.progress.takeUnwritten() }));
+  }
+
+  /** Logs and announces one member's attempt, and tells its span how it ended (`thrown`: what the handler threw, if it did). */
+  #reportAttempt(entry: RunningClaim, outcome: Outcome, durationMs: number, thrown: unknown): void {
+    const { claim } = entry;
+    outcome.attempt = entry.attempt;
+    if (outcome.kind === 'succeed') entry.attempt.succeeded();
+    else entry.attempt.failed(thrown ?? outcome.error, outcome.error.code);
+    if (outcome.kind === 'fail' && !entry.fencedOff) this.#logOf(claim).warn({ code: outcome.error.code, message: outcome.error.message }, 'attempt failed');
+    if (this.#ctx.emitter.listenerCount('attempt') === 0) return;
+    this.#ctx.emitter.emit('attempt', { id: String(claim.id), type: claim.type, attempt: claim.attempts, outcome: outcome.kind === 'succeed' ? 'succeeded' : 'failed', durationMs });
   }
 
   /** Waits up to `graceMs` for a body that outlived its attempt; says so when it does not return. */
@@ -202,9 +253,15 @@ export class ClaimRunner {
   }
 
   #finish(entry: RunningClaim | undefined): void {
-    if (!entry) return;
+    if (!entry || this.#running.get(entry.claim.id) !== entry) return;
+    if (entry.fencedOff) entry.attempt.abandoned();
+    entry.attempt.end();
     entry.progress.stop();
     this.#running.delete(entry.claim.id);
+    const group = entry.group;
+    if (!group) return;
+    this.#grouped--;
+    if (--group.open === 0) this.#groups--;
   }
 
   /**
@@ -315,11 +372,4 @@ export class ClaimRunner {
     for (const entry of unfinished) this.#finish(entry);
     this.#ctx.options.logger.warn({ released: unfinished.length }, 'stop timed out; released running claims for another worker');
   }
-}
-
-/** What a handler's error asks of the next attempt: none (`NonRetryableError`), or not before a time (`RetryAfterError`). */
-function failurePolicyOf(thrown: unknown): { final?: boolean; retryAfterMs?: number } {
-  if (thrown instanceof NonRetryableError) return { final: true };
-  if (thrown instanceof RetryAfterError && Number.isFinite(thrown.retryAfterMs)) return { retryAfterMs: Math.min(Math.max(0, thrown.retryAfterMs), MAX_DELAY_MS) };
-  return {};
 }

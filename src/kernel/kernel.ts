@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { CancelledError, EngineStateError, NotFoundError, PromiseFailedError } from '../errors.js';
@@ -16,6 +15,7 @@ import { Recovery } from './recovery.js';
 import { ResultWaiters } from './result-waiters.js';
 import { Scheduler } from './scheduler.js';
 import type { TaskHandler } from './task-context.js';
+import { detachedFromTrace } from './tracing.js';
 import { TaskRegistry } from './task-registry.js';
 import type { SettleHook } from './settle-hooks.js';
 import type { AppliedTransition, NewPromiseSpec } from './transition-types.js';
@@ -36,7 +36,9 @@ export class Kernel implements KernelPort {
   readonly tasks: TaskRegistry;
   readonly promises: PromiseTransitions;
   /** This process's lease owner id (`host:pid:nonce`). */
-  readonly owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  // The nonce tells apart two engines of one process, and a process from an earlier one that had
+  // the same pid; it needs no cryptographic strength (and node:crypto costs a command's start-up).
+  readonly owner = `${os.hostname()}:${process.pid}:${Math.floor(Math.random() * 0x1_0000_0000).toString(16).padStart(8, '0')}`;
   readonly #options: ResolvedEngineOptions;
   readonly #emitter: KernelEmitter;
   readonly #settleHooks: SettleHook[] = [];
@@ -113,7 +115,11 @@ export class Kernel implements KernelPort {
   async nextDueAt(): Promise<number | null> {
     const now = this.clock.now();
     const lease = await this.store.nextLeaseExpiry();
-    const candidates = [await this.store.nextRunAt(this.tasks.types, now), lease === null ? null : lease + 1];
+    const expiring = this.tasks.types.filter((type) => this.tasks.get(type)!.options.expireIn !== null);
+    const deadline = await this.store.nextStartBy(expiring);
+    // A batch falls due when its oldest has waited `waitMs`, and that is not a run-at: the
+    // claim pass computes it and arms the engine's own timer; a moved clock asks the same pass.
+    const candidates = [await this.store.nextRunAt(this.tasks.types, now), lease === null ? null : lease + 1, deadline === null ? null : deadline + 1];
     for (const hook of this.#clockHooks) candidates.push(await hook.nextDueAt());
     const due = candidates.filter((at): at is number => at !== null);
     return due.length === 0 ? null : Math.min(...due);
@@ -149,7 +155,8 @@ export class Kernel implements KernelPort {
   }
 
   background(work: () => Promise<unknown>, message: string): void {
-    work().catch((error: unknown) => this.reportError(error, message));
+    // Detached: a timer armed here must not make the span active now the parent of what it fires later.
+    detachedFromTrace(work)().catch((error: unknown) => this.reportError(error, message));
   }
 
   /**
@@ -267,9 +274,9 @@ export class Kernel implements KernelPort {
       this.#draining.run(true, async () => {
         const types = this.tasks.types;
         while (this.#phase !== 'stopping' && this.#phase !== 'stopped') {
-          const [row] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
-          if (!row) return;
-          await this.#runner.runInline(row);
+          const [run] = await this.#scheduler.claim(1, types, { ignoreDelays: true });
+          if (!run) return;
+          await this.#runner.runInline(run);
         }
       }),
     );

@@ -1,6 +1,9 @@
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type * as Pino from 'pino';
+import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import { resolveFlowOptions, type FlowOptions, type FlowPolicy } from './flow-options.js';
+import { resolveBatch, resolveDebounce, type BatchPolicy, type DebouncePolicy } from './grouping-options.js';
 import { MAX_TIMER_MS } from './timers.js';
 
 /** A source of the current time, injectable so tests control it. */
@@ -81,6 +84,15 @@ export interface ResolvedEngineOptions {
   cleanupIntervalMs: number;
 }
 
+/**
+ * pino on stderr at `PROMISED_LOG_LEVEL` or `warn`. Loaded only when no logger is given: the
+ * command line passes its own, and would otherwise load pino twice over.
+ */
+function defaultLogger(): Logger {
+  const { pino } = createRequire(import.meta.url)('pino') as typeof Pino;
+  return pino({ name: 'promised', level: process.env.PROMISED_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+}
+
 /** Validates what the user passed and fills in every default, once. */
 export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngineOptions {
   const database = options.database ?? process.env.PROMISED_DB ?? './promised.db';
@@ -93,7 +105,7 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     database,
     concurrency,
     immediate: options.immediate ?? false,
-    logger: options.logger ?? pino({ name: 'promised', level: process.env.PROMISED_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    logger: options.logger ?? defaultLogger(),
     leaseMs,
     // Three heartbeats per lease: one late heartbeat does not lose the claim.
     heartbeatMs: Math.max(50, Math.floor(leaseMs / 3)),
@@ -155,6 +167,12 @@ export interface TaskOptions extends FlowOptions {
 export interface ResolvedTaskOptions {
   /** Flow control; `null` when the type has none. */
   flow: FlowPolicy | null;
+  debounce: DebouncePolicy | null;
+  batch: BatchPolicy | null;
+  /** `null`: a key is remembered while its row lives. */
+  keyTtl: number | null;
+  /** `null`: no schedule-to-start deadline. */
+  expireIn: number | null;
   maxAttempts: number;
   retryDelay: number;
   backoff: Backoff;
@@ -190,6 +208,10 @@ export function resolveTaskOptions(options: TaskOptions = {}): ResolvedTaskOptio
     onFail: taskTypeName('onFail', options.onFail),
     maxLeaseLosses: integerIn('maxLeaseLosses', options.maxLeaseLosses ?? DEFAULT_MAX_LEASE_LOSSES, 0, 1_000),
     flow: resolveFlowOptions(options),
+    debounce: resolveDebounce(options.debounce),
+    batch: resolveBatch(options.batch),
+    keyTtl: options.keyTtl === undefined ? null : integerIn('keyTtl', options.keyTtl, 0, 100 * 365 * DAY_MS),
+    expireIn: options.expireIn === undefined ? null : integerIn('expireIn', options.expireIn, 1, MAX_DELAY_MS),
   };
 }
 

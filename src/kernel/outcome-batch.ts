@@ -3,6 +3,7 @@ import { retryDelayMs } from './backoff.js';
 import type { KernelContext } from './context.js';
 import { storableError } from './storable-text.js';
 import type { TaskDefinition } from './task-context.js';
+import { withTraceScope, type AttemptTrace } from './tracing.js';
 import type { ClaimRef, ErrorRecord } from './transition-types.js';
 import type { UnitOfWork } from './unit-of-work.js';
 
@@ -12,6 +13,8 @@ export type Outcome = {
   task: TaskDefinition;
   /** The last progress report not written yet: written with the outcome. */
   progress?: { current: number; total: number } | undefined;
+  /** The attempt's span: its outcome commits in its context (follow-ups, workflow moves are its children). */
+  attempt?: AttemptTrace | undefined;
 } & (
   | { kind: 'succeed'; result: string | null }
   | {
@@ -120,7 +123,7 @@ export class OutcomeBatch {
     const reason = refused instanceof Error ? refused.message : String(refused);
     const error = storableError({ code: UNSTORABLE, message: `the database refused this attempt's outcome (${reason}); the promise fails instead of retrying for ever` });
     try {
-      await this.#write([{ claim: outcome.claim, task: outcome.task, kind: 'fail', error, final: true }]);
+      await this.#write([{ claim: outcome.claim, task: outcome.task, attempt: outcome.attempt, kind: 'fail', error, final: true }]);
     } catch {
       return false;
     }
@@ -131,7 +134,8 @@ export class OutcomeBatch {
   #write(batch: Outcome[]): Promise<void> {
     return this.#ctx.write(async (uow) => {
       for (const outcome of batch) {
-        if (await this.#apply(uow, outcome)) continue;
+        if (await withTraceScope(outcome.attempt?.scope, () => this.#apply(uow, outcome))) continue;
+        outcome.attempt?.abandoned();
         const { id, type, attempts } = outcome.claim;
         this.#ctx.options.logger.warn({ promiseId: id, type, attempt: attempts }, 'outcome refused: the claim was taken over or cancelled');
       }

@@ -1,9 +1,20 @@
 import type { ClaimedRow } from '../persistence/store.js';
 import { promiseLaw } from '../machines/transition-table.js';
+import { claimBatches } from './batch-claim.js';
 import type { ClaimRunner } from './claim-runner.js';
 import type { KernelContext } from './context.js';
-import { claimFlowControlled, type FlowClaim } from './flow-claim.js';
+import { EXPIRY_BATCH, expireOverdue } from './deadlines.js';
+import { claimFlowControlled } from './flow-claim.js';
 import { timerDelay } from './timers.js';
+import { detachedFromTrace } from './tracing.js';
+
+/** What one claiming transaction took: one array of rows per handler call (one row, or a batch). */
+interface PassClaim {
+  runs: ClaimedRow[][];
+  /** The earliest time something refused or not ready yet may go (a rate limit, a batch, more overdue deadlines). */
+  retryAt: number | null;
+  dueBy: number;
+}
 
 const BACKGROUND_RETRY_MS = 1_000;
 
@@ -36,10 +47,13 @@ export class Scheduler {
   wake(): void {
     if (!this.#started() || this.#passScheduled) return;
     this.#passScheduled = true;
-    setImmediate(() => {
-      this.#passScheduled = false;
-      void this.#claimPass();
-    });
+    // Detached from the waking caller's trace: a pass serves every promise, not that caller.
+    setImmediate(
+      detachedFromTrace(() => {
+        this.#passScheduled = false;
+        void this.#claimPass();
+      }),
+    );
   }
 
   stop(): void {
@@ -69,7 +83,7 @@ export class Scheduler {
     }
     if (!this.#started()) return;
     if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
-    this.#leaseTimer = setTimeout(() => void this.watchLeases(), timerDelay(Math.max(delay, Math.max(10, leaseMs / 10))));
+    this.#leaseTimer = setTimeout(detachedFromTrace(() => void this.watchLeases()), timerDelay(Math.max(delay, Math.max(10, leaseMs / 10))));
     this.#leaseTimer.unref();
   }
 
@@ -85,9 +99,12 @@ export class Scheduler {
       const types = this.#ctx.tasks.types;
       while (this.#started() && types.length > 0) {
         const free = concurrency - runner.size;
-        if (free <= 0) return;
-        const { rows: claimed, retryAt, dueBy } = await this.#claimPassOnce(free, types);
-        for (const row of claimed) runner.start(row);
+        if (free <= 0) {
+          await this.#expireWhileFull();
+          return;
+        }
+        const { runs: claimed, retryAt, dueBy } = await this.#claimPassOnce(free, types);
+        for (const run of claimed) runner.start(run);
         if (claimed.length < free) {
           await this.#armDueTimer(dueBy, retryAt);
           return;
@@ -115,46 +132,78 @@ export class Scheduler {
     try {
       const free = this.#ctx.options.concurrency - this.#runner.size;
       if (free <= 0) return -1;
-      const { rows } = await this.#claimPassOnce(free, this.#ctx.tasks.types);
-      for (const row of rows) this.#runner.start(row);
-      return rows.length;
+      const { runs } = await this.#claimPassOnce(free, this.#ctx.tasks.types);
+      for (const run of runs) this.#runner.start(run);
+      return runs.length;
     } finally {
       this.#claiming = false;
     }
   }
 
-  /** Claims up to `limit` due promises of `types` in one transaction; `ignoreDelays` also takes those due later. */
-  async claim(limit: number, types: string[], { ignoreDelays }: { ignoreDelays: boolean }): Promise<ClaimedRow[]> {
-    return (await this.#claimPassOnce(limit, types, ignoreDelays)).rows;
+  /** Claims up to `limit` runs (a promise, or a batch) of `types` in one transaction; `ignoreDelays` also takes those due later. */
+  async claim(limit: number, types: string[], { ignoreDelays }: { ignoreDelays: boolean }): Promise<ClaimedRow[][]> {
+    return (await this.#claimPassOnce(limit, types, ignoreDelays)).runs;
+  }
+
+  /** Types with a schedule-to-start deadline: only their pending rows can be overdue. */
+  #expiringTypes(): string[] {
+    return this.#ctx.tasks.types.filter((type) => this.#ctx.tasks.get(type)!.options.expireIn !== null);
+  }
+
+  /**
+   * Every slot is taken, yet a deadline must not wait for one: the overdue promises fail now,
+   * and the timer is armed for the next deadline (a slot freed wakes a full pass anyway).
+   */
+  async #expireWhileFull(): Promise<void> {
+    const expiring = this.#expiringTypes();
+    if (expiring.length === 0) return;
+    const { transitions, options } = this.#ctx;
+    const seen = await this.#ctx.write((uow) => expireOverdue(uow, transitions, expiring, options.clock.now()));
+    const next = seen === EXPIRY_BATCH ? options.clock.now() : await this.#ctx.store.nextStartBy(expiring);
+    if (next !== null) this.#armTimer(next + 1 - options.clock.now());
   }
 
   /**
    * One claiming transaction: types without flow control in one statement, then each
    * flow-controlled type under its limits. `retryAt`: when a start a rate limit refused may go.
    */
-  async #claimPassOnce(limit: number, types: string[], ignoreDelays = false): Promise<FlowClaim & { dueBy: number }> {
+  async #claimPassOnce(limit: number, types: string[], ignoreDelays = false): Promise<PassClaim> {
     const toStatus = promiseLaw.next('pending', 'CLAIM')!;
-    const { owner, options, emitter, tasks } = this.#ctx;
+    const { owner, options, emitter, tasks, transitions } = this.#ctx;
     const snapshot = promiseLaw.snapshotText(toStatus);
-    const plain = types.filter((type) => !tasks.get(type)?.options.flow);
-    const controlled = types.filter((type) => tasks.get(type)?.options.flow);
+    const optionsOf = (type: string) => tasks.get(type)!.options;
+    const plain = types.filter((type) => !optionsOf(type).flow && !optionsOf(type).batch);
+    const controlled = types.filter((type) => optionsOf(type).flow);
+    const batched = types.filter((type) => optionsOf(type).batch);
+    const expiring = this.#expiringTypes();
     return this.#ctx.write(async (uow) => {
       const { now } = uow;
       const dueBy = ignoreDelays ? Number.MAX_SAFE_INTEGER : now;
+      let retryAt: number | null = null;
+      const hint = (at: number | null) => void (at !== null && (retryAt = Math.min(retryAt ?? at, at)));
+      // Deadlines first, judged at the time read once this transaction holds its lock: nothing
+      // claimed below starts after its deadline.
+      if ((await expireOverdue(uow, transitions, expiring, options.clock.now())) === EXPIRY_BATCH) hint(now);
       const terms = { owner, leaseExpiresAt: now + options.leaseMs, toStatus, snapshot };
       const rows = plain.length === 0 ? [] : await uow.tx.claimDue({ now, dueBy, limit, types: plain, ...terms });
-      let retryAt: number | null = null;
       for (const type of controlled) {
         if (rows.length >= limit) break;
-        const flow = await claimFlowControlled(uow, type, tasks.get(type)!.options.flow!, limit - rows.length, dueBy, terms, options.clock);
+        const flow = await claimFlowControlled(uow, type, optionsOf(type).flow!, limit - rows.length, dueBy, terms, options.clock);
         rows.push(...flow.rows);
-        if (flow.retryAt !== null) retryAt = Math.min(retryAt ?? flow.retryAt, flow.retryAt);
+        hint(flow.retryAt);
+      }
+      const runs = rows.map((row) => [row]);
+      for (const type of batched) {
+        if (runs.length >= limit) break;
+        const claim = await claimBatches(uow, type, optionsOf(type).batch!, limit - runs.length, dueBy, terms, options.clock.now());
+        runs.push(...claim.batches);
+        hint(claim.retryAt);
       }
       // Claims are the hottest transition: recorded only when someone listens to transitions.
       if (emitter.listenerCount('transition') > 0) {
-        for (const row of rows) uow.record({ id: row.id, type: row.type, event: 'CLAIM', from: 'pending', to: toStatus });
+        for (const row of runs.flat()) uow.record({ id: row.id, type: row.type, event: 'CLAIM', from: 'pending', to: toStatus });
       }
-      return { rows, retryAt, dueBy };
+      return { runs, retryAt, dueBy };
     });
   }
 
@@ -163,8 +212,13 @@ export class Scheduler {
    * pass's to take), or the time a rate limit lets a refused start go.
    */
   async #armDueTimer(dueBy: number, retryAt: number | null): Promise<void> {
-    const nextRunAt = await this.#ctx.store.nextRunAt(this.#ctx.tasks.types, dueBy);
-    const runAt = nextRunAt === null ? retryAt : retryAt === null ? nextRunAt : Math.min(nextRunAt, retryAt);
+    const { store } = this.#ctx;
+    const nextRunAt = await store.nextRunAt(this.#ctx.tasks.types, dueBy);
+    const expiring = this.#expiringTypes();
+    // A deadline passes when the clock is past it: the timer fires just after.
+    const nextDeadline = expiring.length === 0 ? null : await store.nextStartBy(expiring);
+    const candidates = [nextRunAt, retryAt, nextDeadline === null ? null : nextDeadline + 1].filter((at): at is number => at !== null);
+    const runAt = candidates.length === 0 ? null : Math.min(...candidates);
     if (runAt === null) {
       if (this.#dueTimer) clearTimeout(this.#dueTimer);
       this.#dueTimer = undefined;

@@ -29,10 +29,32 @@ export interface TaskContext {
    * `null`; one removed by cleanup is absent.
    */
   parents<R = unknown>(): Promise<Record<string, R>>;
+  /**
+   * Set for a batched task (`batch` option): the promises of this call, in the order of the
+   * payloads. `id`, `attempt` and `parents()` are the first one's; `keys[i]` is promise i's
+   * idempotency key (the same on every attempt of it, whichever batch it rides in).
+   */
+  readonly batch?: { readonly ids: readonly string[]; readonly keys: readonly string[] };
 }
 
 /** A task handler: receives the payload, returns a JSON-serialisable result (or nothing). */
 export type TaskHandler<P = any, R = unknown> = (payload: P, ctx: TaskContext) => R | Promise<R>;
+
+/**
+ * The handler of a batched task (the `batch` option): the payloads of one batch, in claim order,
+ * and `ctx.batch.ids` beside them. It returns one result per payload, in the same order (each
+ * promise completes with its own; an `Error` entry fails that promise's attempt alone), or
+ * nothing (every promise completes without a result). A throw fails every promise's attempt.
+ *
+ * @example
+ * ```ts
+ * import { createEngine, type BatchHandler } from 'promised';
+ * const engine = await createEngine({ database: ':memory:' });
+ * const embed: BatchHandler<{ text: string }, number> = async (payloads) => payloads.map((p) => p.text.length);
+ * engine.task('embed', embed, { batch: { size: 100, waitMs: 50 } });
+ * ```
+ */
+export type BatchHandler<P = any, R = unknown> = (payloads: P[], ctx: TaskContext) => ReadonlyArray<R | Error> | void | Promise<ReadonlyArray<R | Error> | void>;
 
 export interface TaskDefinition {
   type: string;

@@ -4,6 +4,7 @@ import { integerIn, MAX_DELAY_MS, PRIORITY_RANGE, resolveTaskOptions, type Clock
 import type { PromiseItem } from './port.js';
 import { parseId } from './records.js';
 import { flowKeysOf } from './flow-options.js';
+import { groupKeyOf } from './grouping-options.js';
 import { assertStorableName } from './storable-text.js';
 import type { TaskDefinition, TaskHandler } from './task-context.js';
 import type { NewPromiseSpec, TypePolicy } from './transition-types.js';
@@ -27,7 +28,11 @@ export class TaskRegistry {
     assertStorableName('type', type);
     if (typeof handler !== 'function') throw new InvalidOptionError('handler', handler, 'a function (payload, ctx) => result');
     if (this.#tasks.has(type)) throw new EngineStateError('DUPLICATE_TASK', `task type "${type}" is already registered`);
-    this.#tasks.set(type, { type, handler, options: resolveTaskOptions(options) });
+    const resolved = resolveTaskOptions(options);
+    const rowLife = resolved.resultTtl ?? this.#defaultResultTtl;
+    // The row that holds a key is what remembers it: cleanup removing it earlier would forget the key early.
+    if (resolved.keyTtl !== null && resolved.keyTtl > rowLife) throw new InvalidOptionError('keyTtl', resolved.keyTtl, `at most the type's resultTtl (${rowLife} ms), which keeps the row that holds the key`);
+    this.#tasks.set(type, { type, handler, options: resolved });
   }
 
   /** Replaces the handler of a registered type, its options kept (a test's mock). */
@@ -81,11 +86,17 @@ export class TaskRegistry {
       if (id === undefined) throw new UnknownDependencyError(String(parent));
       return id;
     });
+    const { debounce, batch } = task.options;
+    if (debounce !== null) refuseBesideDebounce(item);
     const { flowKey, rateKey } = flowKeysOf(task.options.flow, item.payload, item.concurrencyKey);
     return {
       type: item.type,
-      flowKey,
+      // A batch is formed of the runnable promises of one key: its key is the row's flow key.
+      flowKey: batch === null ? flowKey : groupKeyOf('batch.key', batch.keyOf, item.payload),
       rateKey,
+      debounce: debounce === null ? null : { key: groupKeyOf('debounce.key', debounce.keyOf, item.payload), periodMs: debounce.periodMs, maxDelayMs: debounce.maxDelayMs },
+      expireIn: task.options.expireIn,
+      keyTtl: task.options.keyTtl,
       payload: toJsonText(item.payload, payloadPath),
       priority,
       maxAttempts: task.options.maxAttempts,
@@ -93,5 +104,16 @@ export class TaskRegistry {
       key: item.key ?? null,
       parents: [...new Set(parents)],
     };
+  }
+}
+
+/**
+ * A debounced promise runs `periodMs` after the last enqueue of its key, with the last payload:
+ * a delay, dependencies or an idempotency key of one enqueue would be silently lost when a later
+ * one replaces it, so they are refused.
+ */
+function refuseBesideDebounce(item: PromiseItem): void {
+  for (const option of ['delay', 'dependsOn', 'key'] as const) {
+    if (item[option] !== undefined) throw new InvalidOptionError(option, item[option], `nothing: task "${item.type}" is debounced (it runs debounce.periodMs after the last enqueue of its key)`);
   }
 }

@@ -46,9 +46,15 @@ export interface NewPromiseSpec {
   /** Set for a workflow step. */
   workflowId?: number;
   invokeId?: string;
-  /** The keys its task's concurrency and rate limits count it under. */
+  /** The keys its task's concurrency and rate limits count it under (a batched task's: its batch key). */
   flowKey: string | null;
   rateKey: string | null;
+  /** Set for a debounced task: the key enqueues collapse under, and the task's bounds. */
+  debounce?: { key: string; periodMs: number; maxDelayMs: number | null } | null;
+  /** Its task's schedule-to-start allowance, ms. */
+  expireIn?: number | null;
+  /** How long its idempotency key is remembered after it settles, ms; null: while the row lives. */
+  keyTtl?: number | null;
 }
 
 export interface ErrorRecord {

@@ -1,7 +1,9 @@
 import { InvalidTransitionError, NotFoundError, UnknownDependencyError } from '../errors.js';
 import type { PromiseEventType, PromiseStatus } from '../machines/promise-machine.js';
 import type { PromiseLaw } from '../machines/transition-table.js';
-import type { RowRef, StateUpdate, StoreTransaction } from '../persistence/store.js';
+import type { RowRef, StateUpdate, StoreTransaction, UnstartedRow } from '../persistence/store.js';
+import { debouncedRunAt, mergeIntoDebounced, rememberedKeyHolder } from './creation-rules.js';
+import { traceEnqueue } from './tracing.js';
 import type { UnitOfWork } from './unit-of-work.js';
 import type { SettledPromise, SettleHook } from './settle-hooks.js';
 import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type StepRef, type TypePolicy } from './transition-types.js';
@@ -57,13 +59,26 @@ export class PromiseTransitions {
   /**
    * Inserts a promise in the machine's initial state, then resolves it against its parents:
    * all completed (or none) → `DEPENDENCIES_RESOLVED`; any failed → `DEPENDENCY_FAILED`.
-   * Returns `created: false` with the existing id when the idempotency key is taken.
+   * Returns `created: false` with the existing id when the idempotency key is taken. Traced as
+   * an enqueue span, whose context the row keeps for whichever process runs it.
    */
-  async create(uow: UnitOfWork, spec: NewPromiseSpec): Promise<{ id: number; created: boolean }> {
+  create(uow: UnitOfWork, spec: NewPromiseSpec): Promise<{ id: number; created: boolean }> {
+    return traceEnqueue(spec.type, async (span) => {
+      const created = await this.#create(uow, spec, span.traceContext);
+      span.wrote(created.id, created.created);
+      return created;
+    });
+  }
+
+  async #create(uow: UnitOfWork, spec: NewPromiseSpec, traceContext: string | null): Promise<{ id: number; created: boolean }> {
     const { tx, now } = uow;
     if (spec.key !== null) {
-      const existing = await tx.idByKey(spec.key);
+      const existing = await rememberedKeyHolder(tx, spec.key, now);
       if (existing !== undefined) return { id: existing, created: false };
+    }
+    if (spec.debounce) {
+      const merged = await mergeIntoDebounced(tx, spec, now);
+      if (merged !== undefined) return { id: merged, created: false };
     }
     let failedParent: number | undefined;
     let unfinishedParents = 0;
@@ -84,13 +99,20 @@ export class PromiseTransitions {
       event = 'DEPENDENCIES_RESOLVED';
     }
     if (event) status = this.#to(initial, event);
+    const runAt = spec.debounce ? debouncedRunAt(spec.debounce, now, now) : spec.runAt;
+    const expireIn = spec.expireIn ?? null;
     const id = await tx.insertPromise({
       type: spec.type,
       status,
       priority: spec.priority,
       payload: spec.payload,
       maxAttempts: spec.maxAttempts,
-      runAt: spec.runAt,
+      runAt,
+      // Runnable now (at its run-at): its deadline counts from then. A waiting one gets its deadline when released.
+      expireIn,
+      startBy: expireIn !== null && status === 'pending' ? runAt + expireIn : null,
+      keyTtl: spec.keyTtl ?? null,
+      debounceKey: spec.debounce?.key ?? null,
       snapshot: this.#law.snapshotText(status),
       idempotencyKey: spec.key,
       errorCode: error?.code ?? null,
@@ -99,6 +121,7 @@ export class PromiseTransitions {
       invokeId: spec.invokeId ?? null,
       flowKey: spec.flowKey,
       rateKey: spec.rateKey,
+      traceContext,
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);
@@ -175,6 +198,22 @@ export class PromiseTransitions {
     if (!applied) return false;
     await this.#history(tx, claim.id, 'RELEASE', 'in_progress', to, claim.attempts, null, now);
     uow.record({ id: claim.id, type: claim.type, event: 'RELEASE', from: 'in_progress', to });
+    return true;
+  }
+
+  /**
+   * `SKIP` for a pending promise never started by its deadline (`expireIn`): failed with
+   * `EXPIRED` instead of running, whatever attempts are left, its waiting dependents with it.
+   * False when it is pending no more.
+   */
+  async expire(uow: UnitOfWork, row: UnstartedRow): Promise<boolean> {
+    const { tx, now } = uow;
+    const to = this.#to('pending', 'SKIP');
+    const error = { code: 'EXPIRED', message: `promise ${row.id} (${row.type}) was not started within its expireIn deadline` };
+    const update = baseUpdate(row.id, 'pending', to, this.#law.snapshotText(to), now, { errorCode: error.code, errorMessage: error.message, completedAt: now, expiresAt: this.#expiry(row.type, now) });
+    if (!(await tx.updateState(update))) return false;
+    uow.record({ id: row.id, type: row.type, event: 'SKIP', from: 'pending', to });
+    await this.#failedForGood(uow, { id: row.id, type: row.type, attempts: row.attempts, step: stepOf(row) }, 'SKIP', 'pending', error);
     return true;
   }
 
@@ -342,23 +381,9 @@ function dependencyFailure(parentId: number): ErrorRecord {
   return { code: 'DEPENDENCY_FAILED', message: `dependency ${parentId} failed` };
 }
 
+/** What a state update leaves as it was, unless the transition says otherwise. */
+const UNCHANGED = { leaseToken: null, result: null, errorCode: null, errorMessage: null, runAt: null, attemptsRefund: 0, leaseLost: 0, resetAttempts: false, completedAt: null, expiresAt: null } as const;
+
 function baseUpdate(id: number, from: PromiseStatus, to: PromiseStatus, snapshot: string, now: number, fields: Partial<StateUpdate>): StateUpdate {
-  return {
-    id,
-    fromStatus: from,
-    leaseToken: null,
-    toStatus: to,
-    snapshot,
-    result: null,
-    errorCode: null,
-    errorMessage: null,
-    runAt: null,
-    attemptsRefund: 0,
-    leaseLost: 0,
-    resetAttempts: false,
-    completedAt: null,
-    expiresAt: null,
-    now,
-    ...fields,
-  };
+  return { id, fromStatus: from, toStatus: to, snapshot, now, ...UNCHANGED, ...fields };
 }

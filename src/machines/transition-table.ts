@@ -46,30 +46,49 @@ export function machineSnapshotOf(status: PromiseStatus) {
   return promiseMachine.resolveState({ value: status, context: {} });
 }
 
-/** Builds the table by running `transition()` for every state, event and guard outcome. */
+/**
+ * Builds the table by running `transition()` for every state, event and guard outcome. Each cell
+ * (and each state's snapshot) is asked of XState the first time it is needed and kept: a short
+ * command that enqueues one promise needs two of them, and building all of them at import was a
+ * tenth of its start-up.
+ */
 export function compilePromiseLaw(): PromiseLaw {
   const table = new Map<string, Cell>();
-  const snapshots = new Map<PromiseStatus, string>();
-  for (const status of PROMISE_STATUSES) {
-    const snapshot = machineSnapshotOf(status);
-    snapshots.set(status, JSON.stringify(promiseMachine.getPersistedSnapshot(snapshot)));
-    for (const type of PROMISE_EVENT_TYPES) {
+  const snapshots = new Map<PromiseStatus, ReturnType<typeof machineSnapshotOf>>();
+  const snapshotTexts = new Map<PromiseStatus, string>();
+  const snapshotOf = (status: PromiseStatus) => {
+    let snapshot = snapshots.get(status);
+    if (snapshot === undefined) snapshots.set(status, (snapshot = machineSnapshotOf(status)));
+    return snapshot;
+  };
+  const cellOf = (status: PromiseStatus, type: PromiseEventType): Cell => {
+    const key = `${status}/${type}`;
+    let cell = table.get(key);
+    if (cell === undefined) {
+      const snapshot = snapshotOf(status);
       const outcome = (attemptsLeft: boolean): PromiseStatus | undefined => {
         const event = sampleEvent(type, attemptsLeft);
         if (!snapshot.can(event)) return undefined;
         const [next] = transition(promiseMachine, snapshot, event);
         return next.value as PromiseStatus;
       };
-      table.set(`${status}/${type}`, [outcome(false), outcome(true)]);
+      table.set(key, (cell = [outcome(false), outcome(true)]));
     }
-  }
-  const initial = initialTransition(promiseMachine)[0].value as PromiseStatus;
+    return cell;
+  };
+  let initial: PromiseStatus | undefined;
   return {
-    initial,
-    next: (status, event, attemptsLeft = false) => table.get(`${status}/${event}`)?.[attemptsLeft ? 1 : 0],
-    snapshotText: (status) => snapshots.get(status)!,
+    get initial() {
+      return (initial ??= initialTransition(promiseMachine)[0].value as PromiseStatus);
+    },
+    next: (status, event, attemptsLeft = false) => (PROMISE_STATUSES.includes(status) && PROMISE_EVENT_TYPES.includes(event) ? cellOf(status, event)[attemptsLeft ? 1 : 0] : undefined),
+    snapshotText: (status) => {
+      let text = snapshotTexts.get(status);
+      if (text === undefined) snapshotTexts.set(status, (text = JSON.stringify(promiseMachine.getPersistedSnapshot(snapshotOf(status)))));
+      return text;
+    },
   };
 }
 
-/** The compiled law, shared: it is immutable and costs a few milliseconds to build. */
+/** The compiled law, shared: it is immutable, and each cell is built once, when first asked. */
 export const promiseLaw: PromiseLaw = compilePromiseLaw();

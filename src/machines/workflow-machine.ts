@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { initialTransition, transition, type AnyStateMachine, type EventObject } from 'xstate';
 
 /**
@@ -93,7 +92,8 @@ export function snapshotMismatch(machine: AnyStateMachine, persisted: PersistedW
 
 /** A fingerprint of the machine's structure: a stored snapshot written by another one is checked before use. */
 export function machineVersion(machine: AnyStateMachine): string {
-  return createHash('sha256').update(JSON.stringify(machine.definition)).digest('hex').slice(0, 16);
+  // node:crypto is loaded when a workflow is registered, not by every command that imports the engine.
+  return process.getBuiltinModule('node:crypto').createHash('sha256').update(JSON.stringify(machine.definition)).digest('hex').slice(0, 16);
 }
 
 /** An actor the machine starts: by `invoke`, or by a `spawnChild` action it names in its config. */

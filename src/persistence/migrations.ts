@@ -291,6 +291,47 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('workflow_awaiting_workflow').on('workflow_awaiting').column('workflow_id').execute();
     },
   },
+  '0008_trace_context': {
+    async up(db: Kysely<any>) {
+      // The OpenTelemetry context a promise was enqueued in (the propagator's carrier as JSON:
+      // W3C `traceparent` and `tracestate`), so whichever process runs it continues that trace.
+      // Null when nothing was traced: that costs a row nothing.
+      await db.schema.alterTable('promises').addColumn('trace_context', 'text').execute();
+      // A workflow's own, taken when it started: its timers and events move it in that trace.
+      await db.schema.alterTable('workflows').addColumn('trace_context', 'text').execute();
+    },
+  },
+  '0009_debounce_batch_deadlines': {
+    async up(db: Kysely<any>) {
+      // Independent of 0008 (it touches no column or table 0008 adds), so either may land first.
+      // A schedule-to-start deadline: `expire_in` is the task's allowance, kept in the row so a
+      // promise released from `waiting` later gets its deadline from the time it became runnable;
+      // `start_by` is that deadline while the promise is pending and has never started (a claim
+      // clears it). Any engine running the type fails what passed it with EXPIRED.
+      await db.schema.alterTable('promises').addColumn('expire_in', 'bigint').execute();
+      await db.schema.alterTable('promises').addColumn('start_by', 'bigint').execute();
+      await db.schema
+        .createIndex('promises_start_by')
+        .on('promises')
+        .column('start_by')
+        .where(sql<boolean>`status = 'pending' and start_by is not null`)
+        .execute();
+      // How long a promise's idempotency key is remembered after it settles (null: while the row lives).
+      await db.schema.alterTable('promises').addColumn('key_ttl', 'bigint').execute();
+      // The debounce key of a debounced promise: an enqueue of the same (type, key) while one is
+      // pending and not started replaces its payload instead of adding a promise. A claim clears
+      // it, so at most one pending promise holds a key: unique, and two enqueues racing on
+      // PostgreSQL conflict here and the loser runs again and merges (a unique violation is retried).
+      await db.schema.alterTable('promises').addColumn('debounce_key', 'text').execute();
+      await db.schema
+        .createIndex('promises_debounce')
+        .unique()
+        .on('promises')
+        .columns(['type', 'debounce_key'])
+        .where(sql<boolean>`status = 'pending' and debounce_key is not null`)
+        .execute();
+    },
+  },
 };
 
 /** The names of the tables Kysely's migrator keeps; their presence marks a promised database. */

@@ -95,6 +95,8 @@ export interface WorkflowsTable {
   /** The workflow (and transition) it was restarted from, if any. */
   restarted_from: number | null;
   restarted_from_seq: number | null;
+  /** The trace context it was started in (a propagator's carrier, as JSON); null: not traced. */
+  trace_context: string | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;
@@ -204,6 +206,16 @@ export interface PromisesTable {
   flow_key: string | null;
   /** The key its task's rate limit counts it under; null: no keyed rate limit. */
   rate_key: string | null;
+  /** The trace context it was enqueued in (a propagator's carrier, as JSON); null: not traced. */
+  trace_context: string | null;
+  /** Its task's `expireIn`, ms: how long it may wait, once runnable, for its first start. */
+  expire_in: number | null;
+  /** While pending and never started: the time after which it fails with EXPIRED instead of starting. */
+  start_by: number | null;
+  /** Its task's `keyTtl`, ms: how long its idempotency key is remembered after it settles; null: while the row lives. */
+  key_ttl: number | null;
+  /** Its debounce key: enqueues of the same type and key collapse into it while it is pending and not started. */
+  debounce_key: string | null;
 }
 
 /** One row per edge: `child_id` waits for `parent_id`. Indexed both ways. */

@@ -4,7 +4,7 @@ import type { SqlDialect } from './sql-dialect.js';
 import type { Statement } from './statement.js';
 import type { StatementTable } from './statement-table.js';
 import type { WorkflowHistoryRow, WorkflowRow } from './schema.js';
-import type { Awaitable, ClaimedRow, ClaimRequest, HistoryEntry, KeptEventRow, NewPromise, NewWorkflow, NewWorkflowEvent, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
+import type { Awaitable, ClaimedRow, ClaimRequest, DebounceMerge, HistoryEntry, KeyHolder, UnstartedRow, KeptEventRow, NewPromise, NewWorkflow, NewWorkflowEvent, RelativesUpdate, RowRef, StateUpdate, StoreTransaction, WorkflowUpdate } from './store.js';
 
 /**
  * The operations of one transaction attempt, written once over any dialect's connection: each
@@ -23,15 +23,49 @@ export class SqlStoreTransaction implements StoreTransaction {
   }
 
   insertPromise(row: NewPromise): Awaitable<number> {
-    return andThen(first(this.#tx, this.#s.promises.insertPromise, { flowKey: null, rateKey: null, ...row }), (inserted) => inserted!.id);
+    const defaults = { flowKey: null, rateKey: null, expireIn: null, startBy: null, keyTtl: null, debounceKey: null };
+    return andThen(first(this.#tx, this.#s.promises.insertPromise, { ...defaults, ...row }), (inserted) => inserted!.id);
   }
 
   insertDependency(parentId: number, childId: number): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.dependencies.insertDependency, { parentId, childId }));
   }
 
-  idByKey(key: string): Awaitable<number | undefined> {
-    return andThen(first(this.#tx, this.#s.promises.idByKey, { key }), (row) => row?.id);
+  keyHolder(key: string): Awaitable<KeyHolder | undefined> {
+    return andThen(first(this.#tx, this.#s.promises.keyHolder, { key }), (row) =>
+      row === undefined ? undefined : { id: row.id, completed_at: row.completed_at === null ? null : Number(row.completed_at), key_ttl: row.key_ttl === null ? null : Number(row.key_ttl) },
+    );
+  }
+
+  forgetKey(id: number, key: string): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.promises.forgetKey, { id, key }), (count) => count === 1);
+  }
+
+  pendingDebounced(type: string, key: string): Awaitable<{ id: number; created_at: number } | undefined> {
+    return andThen(first(this.#tx, this.#s.grouping.pendingDebounced, { type, key }), (row) => (row === undefined ? undefined : { id: row.id, created_at: Number(row.created_at) }));
+  }
+
+  mergeDebounced(merge: DebounceMerge): Awaitable<boolean> {
+    return andThen(run(this.#tx, this.#s.grouping.mergeDebounced, merge), (count) => count === 1);
+  }
+
+  overdueUnstarted(types: readonly string[], now: number, limit: number): Awaitable<UnstartedRow[]> {
+    return all(this.#tx, this.#s.deadlines.overdueUnstarted, { types, now, limit });
+  }
+
+  readyBatchKeys(request: { type: string; dueBy: number; size: number; readyBefore: number; limit: number }): Awaitable<Array<{ key: string; count: number; oldest: number }>> {
+    return andThen(all(this.#tx, this.#s.grouping.readyBatchKeys, request), (rows) => rows.map((row) => ({ key: row.key!, count: Number(row.n), oldest: Number(row.oldest) })));
+  }
+
+  batchState(type: string, key: string, dueBy: number): Awaitable<{ count: number; oldest: number | null }> {
+    return andThen(first(this.#tx, this.#s.grouping.batchState, { type, key, dueBy }), (row) => ({
+      count: Number(row?.n ?? 0),
+      oldest: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest),
+    }));
+  }
+
+  oldestRunnable(type: string, dueBy: number): Awaitable<number | null> {
+    return andThen(first(this.#tx, this.#s.grouping.oldestRunnable, { type, dueBy }), (row) => (row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest)));
   }
 
   statusOf(id: number): Awaitable<string | undefined> {

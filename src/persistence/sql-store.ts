@@ -2,7 +2,7 @@ import { andThen } from './awaitable.js';
 import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
-import type { PromiseRow, WorkflowHistoryRow, WorkflowRow } from './schema.js';
+import type { PromiseRow, WorkflowHistoryRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
 import type { Awaitable, DeadLetterRow, ScheduleRow, HistoryRow, KeptEventRow, PromiseFilter, PromisePageQuery, Store, StoreTransaction } from './store.js';
 
 /**
@@ -70,6 +70,11 @@ export class SqlStore implements Store {
     return andThen(first(this.#connection, this.#s.claims.nextRunAt, { types, after }), (row) => row?.at ?? null);
   }
 
+  nextStartBy(types: readonly string[]): Awaitable<number | null> {
+    if (types.length === 0) return null;
+    return andThen(first(this.#connection, this.#s.deadlines.nextStartBy, { types }), (row) => (row?.at === null || row?.at === undefined ? null : Number(row.at)));
+  }
+
   nextLeaseExpiry(): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.claims.nextLeaseExpiry, {}), (row) => row?.at ?? null);
   }
@@ -126,6 +131,10 @@ export class SqlStore implements Store {
 
   workflowTransitionAt(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined> {
     return first(this.#connection, this.#s.workflowHistory.workflowTransition, { workflowId, seq });
+  }
+
+  timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]> {
+    return all(this.#connection, this.#s.workflowTimers.timersOf, { workflowId });
   }
 
   workflowTransitions(workflowId: number) {

@@ -1,8 +1,10 @@
 import type { Selectable } from 'kysely';
+import type { FlowStoreTransaction } from './flow-store.js';
 import type { DeadLettersTable, PromiseHistoryTable, PromiseRow, SchedulesTable, WorkflowHistoryRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
+import type { Awaitable, ClaimedRow, ClaimRequest } from './store-rows.js';
 
-/** A value, or a promise of it: SQLite answers synchronously, PostgreSQL over the network. */
-export type Awaitable<T> = T | Promise<T>;
+export type { Awaitable, ClaimedRow, ClaimRequest } from './store-rows.js';
+export type { DebounceMerge, FlowStoreTransaction, KeyHolder, UnstartedRow } from './flow-store.js';
 
 /** One line of a promise's history (the exceptional transitions). */
 export interface HistoryEntry {
@@ -46,23 +48,16 @@ export interface NewPromise {
   /** Flow control: the keys its concurrency and rate limits count it under. */
   flowKey?: string | null;
   rateKey?: string | null;
+  /** The trace context it is enqueued in, as JSON text; null (or absent): not traced. */
+  traceContext?: string | null;
+  /** Schedule-to-start: the allowance (ms) and, when pending now, the deadline. */
+  expireIn?: number | null;
+  startBy?: number | null;
+  /** How long the idempotency key is remembered after the promise settles, ms. */
+  keyTtl?: number | null;
+  /** The debounce key enqueues of its type collapse under while it is pending. */
+  debounceKey?: string | null;
   now: number;
-}
-
-/** What a claim hands the engine: enough to run the handler and to fence its outcome. */
-export interface ClaimedRow {
-  id: number;
-  type: string;
-  payload: string;
-  priority: number;
-  run_at: number;
-  attempts: number;
-  max_attempts: number;
-  lease_token: number;
-  /** Leases lost so far: those attempts do not spend `retries`. */
-  lease_losses: number;
-  workflow_id: number | null;
-  invoke_id: string | null;
 }
 
 /** A state change of one row, applied only if the row is still in `fromStatus` (and holds `leaseToken`, when given). */
@@ -100,19 +95,6 @@ export interface RelativesUpdate {
   now: number;
 }
 
-export interface ClaimRequest {
-  now: number;
-  /** Claim rows due at or before this time (`now`, or later to ignore delays). */
-  dueBy: number;
-  /** Only these task types (the ones this process can run). */
-  types: readonly string[];
-  limit: number;
-  owner: string;
-  leaseExpiresAt: number;
-  toStatus: string;
-  snapshot: string;
-}
-
 export interface ExpiredLease {
   id: number;
   type: string;
@@ -144,10 +126,9 @@ export interface PromisePageQuery {
 }
 
 /** Operations inside one transaction. Each is one SQL statement. */
-export interface StoreTransaction {
+export interface StoreTransaction extends FlowStoreTransaction {
   insertPromise(row: NewPromise): Awaitable<number>;
   insertDependency(parentId: number, childId: number): Awaitable<void>;
-  idByKey(key: string): Awaitable<number | undefined>;
   statusOf(id: number): Awaitable<string | undefined>;
   stateOf(id: number): Awaitable<{ status: string; type: string; attempts: number; workflow_id: number | null; invoke_id: string | null } | undefined>;
   getPromiseRunAt(id: number): Awaitable<number | undefined>;
@@ -240,36 +221,6 @@ export interface StoreTransaction {
   dueWorkflowTimers(now: number, limit: number): Awaitable<WorkflowTimerRow[]>;
   /** Step promises of a workflow, oldest first. */
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
-  // ---- flow control: every limit decided by the claiming transaction ----
-  pauseType(type: string, now: number): Awaitable<void>;
-  resumeType(type: string): Awaitable<boolean>;
-  /** Makes sure a limited key has its row (written with the key's first promise). */
-  ensureFlowKey(type: string, key: string): Awaitable<void>;
-  /** Takes the row lock of a limited key (creating its row); false when another claimer holds it (skip the key this pass). */
-  lockFlowKey(type: string, key: string): Awaitable<boolean>;
-  /** Waits for the lock of a type's cap (creating its row). */
-  lockTypeCap(type: string): Awaitable<void>;
-  /** Keys with due pending work and fewer than `keyLimit` running, least recently served first. */
-  readyFlowKeys(request: { type: string; dueBy: number; keyLimit: number; limit: number }): Awaitable<Array<{ key: string; running: number }>>;
-  /** Claims up to `limit` due promises of one key in claim order. */
-  claimNextOfKey(request: Omit<ClaimRequest, 'types'> & { type: string; key: string }): Awaitable<ClaimedRow[]>;
-  /**
-   * True when this transaction is the only writer (SQLite): what it read stays true until it
-   * commits, so a count read once need not be taken again under a lock.
-   */
-  readonly serialized: boolean;
-  countRunning(type: string, key: string | null): Awaitable<number>;
-  /** The next due promises of `type` (of one key, when given), in claim order, for a flow-control pass to judge. */
-  nextDue(request: { type: string; key: string | null; dueBy: number; limit: number }): Awaitable<Array<{ id: number; rate_key: string | null }>>;
-  /** Claims one pending promise a flow-control pass chose; undefined when it is no longer pending. */
-  claimById(request: Omit<ClaimRequest, 'types' | 'limit' | 'dueBy'> & { id: number }): Awaitable<ClaimedRow | undefined>;
-  markKeyStarted(type: string, key: string, now: number): Awaitable<void>;
-  /** Only where `serialized`: the next due promise of each of up to `limit` ready keys, in one statement; the keys are marked served. */
-  claimReadyKeys(request: Omit<ClaimRequest, 'types'> & { type: string; keyLimit: number }): Awaitable<ClaimedRow[]>;
-  /** Starts of a rate key after `since`: how many, and the oldest. */
-  recentStarts(type: string, key: string, since: number): Awaitable<{ count: number; oldest: number | null }>;
-  /** Records a start of a rate key and forgets those at or before `forgetBefore`. */
-  recordStart(type: string, key: string, at: number, forgetBefore: number): Awaitable<void>;
 }
 
 /** An event sent to a workflow, as stored with the outcome its sender is told. */
@@ -304,6 +255,8 @@ export interface NewWorkflow {
   /** Set for a workflow started from another's history. */
   restartedFrom?: number | null;
   restartedFromSeq?: number | null;
+  /** The trace context it starts in, as JSON text; null (or absent): not traced. */
+  traceContext?: string | null;
   now: number;
 }
 
@@ -343,6 +296,8 @@ export interface Store {
   nextRunAt(types: readonly string[], after: number): Awaitable<number | null>;
   /** Earliest expiry of any running claim's lease, if any. */
   nextLeaseExpiry(): Awaitable<number | null>;
+  /** Earliest start deadline of a pending promise of `types`, if any. */
+  nextStartBy(types: readonly string[]): Awaitable<number | null>;
   /** Streams `(id, status, snapshot, lease_owner)` of every unfinished row, for resuming. */
   unfinished(): Iterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }> | AsyncIterable<{ id: number; status: string; snapshot: string; lease_owner: string | null }>;
   historyOf(id: number): Awaitable<HistoryRow[]>;
@@ -362,6 +317,8 @@ export interface Store {
   nextWorkflowTimerAt(): Awaitable<number | null>;
   /** Kept events of a workflow not applied, discarded or lapsed at `now`, oldest first. */
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]>;
+  /** The timers set for a workflow, earliest first (what a migration's dry run reads). */
+  timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]>;
   /** A workflow's transitions, in order, without their snapshots. */
   /** One transition of a workflow, with the snapshot after it. */
   workflowTransitionAt(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined>;

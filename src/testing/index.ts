@@ -5,3 +5,5 @@
 export { createTestEngine, TestEngine } from './test-engine.js';
 export type { TestEngineOptions } from './test-engine.js';
 export { VirtualClock } from './virtual-clock.js';
+export { workflowPaths, PATH_STEP_ERROR } from './workflow-paths.js';
+export type { WorkflowPath, WorkflowPathMove, WorkflowPathsOptions } from './workflow-paths.js';

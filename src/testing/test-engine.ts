@@ -6,7 +6,10 @@ import type { TaskContext } from '../kernel/task-context.js';
 import { openStore } from '../persistence/open-store.js';
 import type { Store } from '../persistence/store.js';
 import { stepType } from '../workflows/step-types.js';
+import type { WorkflowRecord } from '../workflows/workflow-types.js';
+import { followPath } from './follow-path.js';
 import { spanMs, VirtualClock } from './virtual-clock.js';
+import type { WorkflowPath } from './workflow-paths.js';
 
 /** Options for {@link createTestEngine}. */
 export interface TestEngineOptions extends Omit<EngineOptions, 'clock' | 'database' | 'immediate'> {
@@ -66,6 +69,22 @@ export class TestEngine extends Engine {
    */
   mockStep(workflow: string, step: string, fn: (input: any, ctx: TaskContext) => unknown): void {
     kernelOf(this).tasks.replaceHandler(stepType(workflow, step), (payload: { input: unknown }, ctx: TaskContext) => fn(payload.input, ctx));
+  }
+
+  /**
+   * Starts workflow `workflow` with `input` and drives it along `path` (one of
+   * `workflowPaths(machine)`): its steps are mocked and held, and released one move at a time to
+   * return the path's output or fail; events are sent, timers fired by {@link advance}, a cancel
+   * asked for. Throws `PATH_DIVERGED` when the workflow is not where the path says after a move;
+   * resolves the workflow at the end. The steps stay held afterwards: follow one path per engine.
+   *
+   * @example
+   * ```ts
+   * const record = await t.followPath('publish', path, { input: { title: 'hello' } });
+   * ```
+   */
+  followPath(workflow: string, path: WorkflowPath, options: { input?: unknown } = {}): Promise<WorkflowRecord> {
+    return followPath(this, workflow, path, options.input ?? {});
   }
 }
 

@@ -39,9 +39,10 @@ const MAX_KEPT_EVENT_TTL = 365 * 24 * 3600_000;
 
 /**
  * Checks a workflow before it is registered: an XState v5 machine whose every started actor is
- * named in `setup({ actors })` and has a step, and no step that is never started.
+ * named in `setup({ actors })` and has a step, and no step that is never started. Without
+ * `stepsGiven` (a caller's definition, which names no steps) only the machine is checked.
  */
-export function defineWorkflow(name: string, machine: AnyStateMachine, options: WorkflowOptions): Definition {
+export function checkWorkflow(name: string, machine: AnyStateMachine, options: WorkflowOptions, { stepsGiven = true } = {}): Definition {
   if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('name', name, 'a non-empty workflow name');
   if (!machine || typeof (machine as { transition?: unknown }).transition !== 'function' || !(machine as { root?: unknown }).root) {
     throw new InvalidOptionError('machine', machine, 'an XState v5 machine (createMachine or setup(...).createMachine)');
@@ -58,7 +59,7 @@ export function defineWorkflow(name: string, machine: AnyStateMachine, options: 
     );
   }
   const sources = new Set(started.map((actor) => actor.src!));
-  for (const src of sources) {
+  for (const src of stepsGiven ? sources : []) {
     if (!Object.hasOwn(steps, src)) throw new WorkflowError('WORKFLOW_STEP_MISMATCH', `workflow "${name}" invokes "${src}" but steps has no "${src}"`);
   }
   for (const step of Object.keys(steps)) {

@@ -10,8 +10,10 @@ import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { awaitedEventTypes } from './event-reachability.js';
 import { stepType } from './step-types.js';
 import { migratesFrom, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
-import { MIGRATE_EVENT, migrateSnapshot, type MigratedWorkflow } from './workflow-migration.js';
+import { planMigration, type MigrationPlan } from './migration-plan.js';
+import { MIGRATE_EVENT } from './workflow-migration.js';
 import { WorkflowError } from './workflow-errors.js';
+import { noteTransition, traceTransition } from './workflow-tracing.js';
 import type { WorkflowListeners, WorkflowRecord } from './workflow-types.js';
 
 export type Finished = { status: 'completed'; output: unknown } | { status: 'failed'; error: ErrorRecord };
@@ -71,7 +73,11 @@ export class WorkflowDriver {
    * transition that cannot be stored throws (and the caller's transaction writes nothing);
    * otherwise the workflow fails, its last good snapshot kept.
    */
-  async apply(uow: UnitOfWork, stored: WorkflowRow, received: EventObject, options: { refuseBadContext: boolean }): Promise<void> {
+  apply(uow: UnitOfWork, stored: WorkflowRow, received: EventObject, options: { refuseBadContext: boolean }): Promise<void> {
+    return traceTransition(stored, received.type, () => this.#apply(uow, stored, received, options));
+  }
+
+  async #apply(uow: UnitOfWork, stored: WorkflowRow, received: EventObject, options: { refuseBadContext: boolean }): Promise<void> {
     const definition = this.definitionOf(stored);
     let row = stored;
     let event = received;
@@ -109,7 +115,12 @@ export class WorkflowDriver {
    * the start). A workflow compensating a cancel that ends, however, fails with CANCELLED; the
    * steps and timers a paused workflow starts are held (see {@link HOLD_OFFSET}).
    */
-  async commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, from: WorkflowRow | null): Promise<void> {
+  commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, from: WorkflowRow | null): Promise<void> {
+    const traced = { id: workflowId, name: definition.name, trace_context: from?.trace_context ?? null };
+    return traceTransition(traced, event, () => this.#commitStep(uow, definition, workflowId, step, snapshot, event, from));
+  }
+
+  async #commitStep(uow: UnitOfWork, definition: Definition, workflowId: number, step: MachineStep, snapshot: string, event: string, from: WorkflowRow | null): Promise<void> {
     const workflow = { id: workflowId, name: definition.name, version: definition.version };
     const hold = from?.paused_at != null ? HOLD_OFFSET : 0;
     if (step.status !== 'active' && from?.cancel_requested_at != null) {
@@ -144,19 +155,20 @@ export class WorkflowDriver {
    * `promised.migrate` history line. Returns the migrated row, or `undefined` when it could not
    * be migrated (it then failed with `WORKFLOW_VERSION_MISMATCH`, its snapshot kept).
    */
-  async migrate(uow: UnitOfWork, row: WorkflowRow, definition: Definition): Promise<{ row: WorkflowRow; transferred: Array<[string, string]> } | undefined> {
+  migrate(uow: UnitOfWork, row: WorkflowRow, definition: Definition): Promise<{ row: WorkflowRow; transferred: Array<[string, string]> } | undefined> {
+    return traceTransition(row, MIGRATE_EVENT, () => this.#migrate(uow, row, definition));
+  }
+
+  async #migrate(uow: UnitOfWork, row: WorkflowRow, definition: Definition): Promise<{ row: WorkflowRow; transferred: Array<[string, string]> } | undefined> {
     const { tx, now } = uow;
-    let migrated: MigratedWorkflow;
-    let snapshot: string;
+    let plan: MigrationPlan;
     try {
-      migrated = migrateSnapshot(definition.machine, definition.migrate!, row, await tx.timersOf(row.id));
-      const stray = migrated.started.find((started) => !definition.steps.has(started.src));
-      if (stray) throw new Error(`state invoking "${stray.src}" has no step`);
-      snapshot = toJsonText(migrated.persisted, 'snapshot');
+      plan = planMigration(definition, row, await tx.timersOf(row.id));
     } catch (error) {
       await this.failVersion(uow, row, `it could not be migrated: ${(error as Error).message}`);
       return undefined;
     }
+    const { migrated, snapshot } = plan;
     const seq = row.seq + 1;
     const workflow = { id: row.id, name: row.name, version: definition.version };
     await tx.saveWorkflow({ id: row.id, status: 'running', snapshot, output: null, errorCode: null, errorMessage: null, completedAt: null, seq, now });
@@ -177,7 +189,12 @@ export class WorkflowDriver {
   }
 
   /** Ends the workflow with `snapshot`: its status, output or error, a line of its history; its timers dropped and its unfinished steps cancelled. */
-  async finish(uow: UnitOfWork, workflow: WorkflowRef, snapshot: string, finished: Finished, event: string, from: WorkflowRow | null): Promise<void> {
+  finish(uow: UnitOfWork, workflow: WorkflowRef, snapshot: string, finished: Finished, event: string, from: WorkflowRow | null): Promise<void> {
+    const traced = { id: workflow.id, name: workflow.name, trace_context: from?.trace_context ?? null };
+    return traceTransition(traced, event, () => this.#finish(uow, workflow, snapshot, finished, event, from));
+  }
+
+  async #finish(uow: UnitOfWork, workflow: WorkflowRef, snapshot: string, finished: Finished, event: string, from: WorkflowRow | null): Promise<void> {
     const output = finished.status === 'completed' ? finished.output : null;
     const error = finished.status === 'failed' ? finished.error : null;
     const seq = (from?.seq ?? 0) + 1;
@@ -204,6 +221,7 @@ export class WorkflowDriver {
    */
   async recordTransition(uow: UnitOfWork, workflow: WorkflowRef, seq: number, event: string, from: WorkflowRow | null, status: string, snapshot: string, timers: TimerLeft[]): Promise<void> {
     const valueOf = (text: string) => JSON.stringify((JSON.parse(text) as PersistedWorkflowSnapshot).value ?? null);
+    noteTransition(workflow.id, { seq, from: from === null ? null : valueOf(from.snapshot), to: valueOf(snapshot), status });
     await this.indexAwaiting(uow, { id: workflow.id, name: workflow.name, status, snapshot });
     await uow.tx.insertWorkflowTransition({
       workflow_id: workflow.id,

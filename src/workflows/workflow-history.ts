@@ -12,6 +12,7 @@ import type { TimerLeft, WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
 import { optionalKey } from './workflow-input.js';
 import type { RestartOptions, WorkflowTransition } from './workflow-types.js';
+import { traceTransition } from './workflow-tracing.js';
 
 /** The event type of the first line of a workflow started from another's history. */
 export const RESTART_EVENT = 'promised.restart';
@@ -53,20 +54,24 @@ export async function restartWorkflow(port: KernelPort, driver: WorkflowDriver, 
     if (!entry) throw new InvalidOptionError('fromSeq', fromSeq, `the seq of a transition of workflow ${id} (1…${source.seq})`);
     if (entry.status !== 'running') throw new InvalidOptionError('fromSeq', fromSeq, `a transition after which workflow ${id} still ran (transition ${fromSeq} ended it ${entry.status})`);
     const persisted = fittingSnapshot(definition, entry);
-    const workflowId = await uow.tx.insertWorkflow({
-      name: source.name,
-      input: source.input,
-      snapshot: entry.snapshot,
-      version: definition.version,
-      parentStepId: null,
-      key,
-      restartedFrom: sourceId,
-      restartedFromSeq: fromSeq,
-      now: uow.now,
+    return traceTransition({ id: null, name: source.name, trace_context: null }, 'xstate.init', async (span) => {
+      const workflowId = await uow.tx.insertWorkflow({
+        name: source.name,
+        input: source.input,
+        snapshot: entry.snapshot,
+        version: definition.version,
+        parentStepId: null,
+        key,
+        restartedFrom: sourceId,
+        restartedFromSeq: fromSeq,
+        traceContext: span.traceContext,
+        now: uow.now,
+      });
+      if (workflowId === undefined) return String((await uow.tx.workflowByKey(key!))!.id);
+      span.started(workflowId);
+      await startFrom(uow, port, driver, definition, { id: workflowId, name: source.name, version: definition.version }, persisted, entry);
+      return String(workflowId);
     });
-    if (workflowId === undefined) return String((await uow.tx.workflowByKey(key!))!.id);
-    await startFrom(uow, port, driver, definition, { id: workflowId, name: source.name, version: definition.version }, persisted, entry);
-    return String(workflowId);
   });
 }
 

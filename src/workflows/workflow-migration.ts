@@ -8,6 +8,19 @@ import type { WorkflowMigration } from './workflow-types.js';
 /** The event type of the history line a migration writes. */
 export const MIGRATE_EVENT = 'promised.migrate';
 
+/** Where a migration failed: the state map, the context upgrade, a step, a timer. */
+export type MigrationStage = 'states' | 'context' | 'steps' | 'timers';
+
+/** Why a stored workflow cannot be moved onto the registered machine (it then fails with `WORKFLOW_VERSION_MISMATCH`). */
+export class MigrationFailure extends Error {
+  constructor(
+    readonly stage: MigrationStage,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A running workflow of an older version, moved onto the registered machine. */
 export interface MigratedWorkflow {
   /** The new persisted snapshot (children included). */
@@ -50,12 +63,17 @@ export function checkMigration(machine: AnyStateMachine, migrate: WorkflowMigrat
 export function migrateSnapshot(machine: AnyStateMachine, migrate: WorkflowMigration, row: WorkflowRow, timers: WorkflowTimerRow[]): MigratedWorkflow {
   const old = JSON.parse(row.snapshot) as PersistedWorkflowSnapshot;
   const paths = leafPaths(old.value).map((path) => renamed(path, migrate.states ?? {}));
-  const context = migrate.context ? migrate.context(old.context, { value: old.value, version: row.version }) : old.context;
+  let context: unknown;
+  try {
+    context = migrate.context ? migrate.context(old.context, { value: old.value, version: row.version }) : old.context;
+  } catch (error) {
+    throw new MigrationFailure('context', `the context upgrade threw: ${(error as Error)?.message ?? String(error)}`);
+  }
   let resolved: ReturnType<AnyStateMachine['resolveState']>;
   try {
     resolved = machine.resolveState({ value: valueOf(paths) as never, context: context as never });
   } catch (error) {
-    throw new Error(`state ${JSON.stringify(old.value)} maps to ${JSON.stringify(valueOf(paths))}, which the new machine lacks (${(error as Error).message}); add it to migrate.states`);
+    throw new MigrationFailure('states', `state ${JSON.stringify(old.value)} maps to ${JSON.stringify(valueOf(paths))}, which the new machine lacks (${(error as Error).message}); add it to migrate.states`);
   }
   const nodes = activeNodes(machine, resolved.value);
   const oldChildren = Object.entries(old.children ?? {});
@@ -73,7 +91,12 @@ export function migrateSnapshot(machine: AnyStateMachine, migrate: WorkflowMigra
         if (alike[0] !== invoke.id) migrated.transferred.push([alike[0], invoke.id]);
         continue;
       }
-      const input = typeof invoke.input === 'function' ? invoke.input({ context, event: { type: MIGRATE_EVENT }, self: undefined }) : invoke.input;
+      let input: unknown;
+      try {
+        input = typeof invoke.input === 'function' ? invoke.input({ context, event: { type: MIGRATE_EVENT }, self: undefined }) : invoke.input;
+      } catch (error) {
+        throw new MigrationFailure('steps', `the input of step "${src}" (invocation ${invoke.id}) threw on the upgraded context: ${(error as Error)?.message ?? String(error)}`);
+      }
       children[invoke.id] = { src, snapshot: { status: 'active', input }, syncSnapshot: false };
       migrated.started.push({ invokeId: invoke.id, src, input: input ?? null });
     }
@@ -83,16 +106,23 @@ export function migrateSnapshot(machine: AnyStateMachine, migrate: WorkflowMigra
   migrated.cancelledTimers = timers.map((timer) => timer.timer_id).filter((id) => id.startsWith('xstate.after.') && !afters.some((after) => after.eventType === id));
   for (const after of afters) {
     if (timers.some((timer) => timer.timer_id === after.eventType)) continue;
-    migrated.scheduled.push({ id: after.eventType, event: { type: after.eventType }, delay: delayOf(machine, after.delay, context, after.eventType) });
+    let delay: number;
+    try {
+      delay = afterDelay(machine, after.delay, context, after.eventType);
+    } catch (error) {
+      throw new MigrationFailure('timers', (error as Error).message);
+    }
+    migrated.scheduled.push({ id: after.eventType, event: { type: after.eventType }, delay });
   }
   migrated.persisted = { ...(machine.getPersistedSnapshot(resolved) as PersistedWorkflowSnapshot), children };
   return migrated;
 }
 
-function delayOf(machine: AnyStateMachine, delay: unknown, context: unknown, eventType: string): number {
+/** The ms of an `after` delay: a number, or a named delay of the machine's implementations (a function of the context). */
+export function afterDelay(machine: AnyStateMachine, delay: unknown, context: unknown, eventType: string): number {
   const named = typeof delay === 'string' ? (machine.implementations.delays as Record<string, unknown>)[delay] : delay;
   const value = typeof named === 'function' ? named({ context, event: { type: MIGRATE_EVENT } }, undefined) : named;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`cannot set the timer ${eventType} of a migrated state: its delay ${JSON.stringify(delay)} is not a number of ms`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`cannot set the timer ${eventType}: its delay ${JSON.stringify(delay)} is not a number of ms`);
   return value;
 }
 

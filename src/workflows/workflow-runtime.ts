@@ -10,7 +10,7 @@ import type { SettledPromise } from '../kernel/settle-hooks.js';
 import type { StepRef } from '../kernel/transition-types.js';
 import type { UnitOfWork } from '../kernel/unit-of-work.js';
 import { stepType } from './step-types.js';
-import { defineWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
+import { checkWorkflow, migratesFrom, pickStepOptions, refuseUnmanagedActors, serialiseSnapshot, type Definition } from './workflow-definitions.js';
 import { COMPENSATION_DEADLINE, WorkflowControl } from './workflow-control.js';
 import { WorkflowDriver } from './workflow-driver.js';
 import { WorkflowError } from './workflow-errors.js';
@@ -18,7 +18,9 @@ import { WorkflowEvents } from './workflow-events.js';
 import { readHistory, restartWorkflow } from './workflow-history.js';
 import { listWorkflows, readWorkflow, settledOutput, type WorkflowFilter } from './workflow-reads.js';
 import { WorkflowTimers } from './workflow-timers.js';
-import type { CancelResult, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
+import { previewMigrations } from './migration-plan.js';
+import { traceTransition } from './workflow-tracing.js';
+import type { CancelResult, MigrationPreview, RestartOptions, SendResult, StartOptions, WorkflowEvent, WorkflowListeners, WorkflowOptions, WorkflowRecord, WorkflowStep, WorkflowSummary, WorkflowTransition } from './workflow-types.js';
 
 /**
  * Durable workflows: a user's XState machine whose invoked actors are promises. Every
@@ -61,7 +63,15 @@ export class WorkflowRuntime {
   /** Registers a workflow; its steps become task types `workflow:<name>:<step>`. */
   define(name: string, machine: AnyStateMachine, options: WorkflowOptions): void {
     if (this.#definitions.has(name)) throw new WorkflowError('DUPLICATE_WORKFLOW', `workflow "${name}" is already registered`);
-    const definition = defineWorkflow(name, machine, options);
+    for (const step of Object.keys(options.steps ?? {})) {
+      const stepOptions = pickStepOptions(options.stepOptions, step);
+      // A step is one invocation of the machine with one input and one result: it cannot be
+      // merged with another invocation's (debounce) or share a handler call (batch).
+      for (const option of ['debounce', 'batch'] as const) {
+        if (stepOptions?.[option] !== undefined) throw new InvalidOptionError(`stepOptions.${option}`, stepOptions[option], 'nothing: workflow steps are neither debounced nor batched');
+      }
+    }
+    const definition = checkWorkflow(name, machine, options);
     for (const [step, implementation] of Object.entries(options.steps)) {
       this.#port.registerTask(stepType(name, step), this.#stepHandler(implementation), pickStepOptions(options.stepOptions, step));
     }
@@ -125,11 +135,14 @@ export class WorkflowRuntime {
       const step = initialWorkflowStep(definition.machine, JSON.parse(inputText));
       refuseUnmanagedActors(definition, step);
       const snapshot = serialiseSnapshot(step);
-      const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, key, now: uow.now });
-      // Another transaction took the key first (PostgreSQL); it committed, so its workflow is the one.
-      if (workflowId === undefined) return (await this.#byKey(uow, name, key!))!;
-      await this.#driver.commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init', null);
-      return workflowId;
+      return traceTransition({ id: null, name, trace_context: null }, 'xstate.init', async (span) => {
+        const workflowId = await uow.tx.insertWorkflow({ name, input: inputText, snapshot, version: definition.version, parentStepId, key, traceContext: span.traceContext, now: uow.now });
+        // Another transaction took the key first (PostgreSQL); it committed, so its workflow is the one.
+        if (workflowId === undefined) return (await this.#byKey(uow, name, key!))!;
+        span.started(workflowId);
+        await this.#driver.commitStep(uow, definition, workflowId, step, snapshot, 'xstate.init', null);
+        return workflowId;
+      });
     });
     this.#timers.rearm();
     return String(id);
@@ -252,6 +265,11 @@ export class WorkflowRuntime {
   stop(): void {
     this.#timers.stop();
     this.#waiters.rejectAll((id) => new PromisedError('ENGINE_STOPPED', `engine stopped while waiting for workflow ${id}`));
+  }
+
+  /** What `resume()` would do to each running workflow (of `name`), writing nothing. */
+  previewMigrations(name: string | undefined): Promise<MigrationPreview[]> {
+    return previewMigrations(this.#port.store, this.#definitions, name);
   }
 
   list(filter: WorkflowFilter = {}): Promise<WorkflowSummary[]> {

@@ -56,6 +56,36 @@ export interface WorkflowMigration {
   from?: string[];
 }
 
+/**
+ * What `start()` would do to one running workflow with the machines registered now, as
+ * `previewWorkflowMigrations` (and `promised workflows migrate --dry-run`) shows it.
+ */
+export interface MigrationPreview {
+  id: string;
+  name: string;
+  /**
+   * `migrate`: moved onto the registered machine by its `migrate` map; `fail`: it would fail with
+   * `WORKFLOW_VERSION_MISMATCH` (see `error`); `resume`: written by another version that the
+   * registered machine resumes as it is; `current`: written by the registered version;
+   * `unregistered`: no machine of its name is registered (it is left as it is).
+   */
+  outcome: 'migrate' | 'fail' | 'resume' | 'current' | 'unregistered';
+  /** The machine version that wrote its snapshot, and the registered one (`null`: unregistered). */
+  fromVersion: string;
+  toVersion: string | null;
+  /** Its state value now, and the one it would have (`null` when it fails or is not registered). */
+  from: unknown;
+  to: unknown;
+  /** Whether the `migrate.context` upgrade ran and returned (`upgraded`), threw or gave what cannot be stored (`error`), or there is none (`unchanged`). */
+  context: 'upgraded' | 'unchanged' | 'error';
+  /** Why it would fail: the stage (`states`, `context`, `steps`, `timers`) and the message it would fail with. */
+  error: { code: 'WORKFLOW_VERSION_MISMATCH'; stage: 'states' | 'context' | 'steps' | 'timers'; message: string } | null;
+  /** Running steps handed to a new invocation, new steps started, old invocations cancelled. */
+  steps: { handedOver: Array<{ from: string; to: string }>; started: Array<{ invokeId: string; step: string }>; cancelled: string[] };
+  /** `after` timers dropped (their state is left) and set (a new state's, with its delay in ms). */
+  timers: { dropped: string[]; set: Array<{ id: string; delay: number }> };
+}
+
 /** What `cancelWorkflow` did: ended the workflow (`cancelled`), or handed it `promised.cancel` to compensate (`compensating`). */
 export interface CancelResult {
   outcome: 'cancelled' | 'compensating';

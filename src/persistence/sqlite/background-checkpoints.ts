@@ -1,5 +1,4 @@
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 
 /**
  * WAL checkpoints on a thread of their own.
@@ -30,6 +29,8 @@ parentPort.postMessage('ready');
 /** Starts checkpointing `filename` every `intervalMs`; resolves once the thread holds its connection. */
 export async function startBackgroundCheckpoints(filename: string, intervalMs: number): Promise<BackgroundCheckpoints> {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  // Loaded here: a short command opens the store and never starts the thread.
+  const { Worker } = await import('node:worker_threads');
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, filename, intervalMs } });
   worker.unref();
   await new Promise<void>((resolve, reject) => {

@@ -7,7 +7,7 @@ import type { ClaimRequest } from '../store.js';
 // Not a statement module: the statement table compiles only the statement modules.
 
 /** What a claim hands the engine: enough to run the handler and to fence its outcome. */
-export const CLAIMED_COLUMNS = ['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'lease_losses', 'workflow_id', 'invoke_id'] as const;
+export const CLAIMED_COLUMNS = ['id', 'type', 'payload', 'priority', 'run_at', 'attempts', 'max_attempts', 'lease_token', 'lease_losses', 'workflow_id', 'invoke_id', 'trace_context'] as const;
 
 /** The state a claim writes: in_progress under a new lease, one more attempt, a new fencing token. */
 export function claimedState(p: StatementTools<Pick<ClaimRequest, 'toStatus' | 'snapshot' | 'owner' | 'leaseExpiresAt' | 'now'>>['p']) {
@@ -19,6 +19,9 @@ export function claimedState(p: StatementTools<Pick<ClaimRequest, 'toStatus' | '
     lease_owner: p('owner'),
     lease_expires_at: p('leaseExpiresAt'),
     started_at: eb.fn.coalesce('started_at', sql<number>`${p('now')}`),
+    // Started: no schedule-to-start deadline any more, and no later enqueue is debounced into it.
+    start_by: null,
+    debounce_key: null,
     updated_at: p('now'),
   });
 }

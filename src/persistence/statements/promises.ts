@@ -27,6 +27,11 @@ export const insertPromise = defineStatement({ locks: 'none', wakes: true }, ({ 
       invoke_id: p('invokeId'),
       flow_key: p('flowKey'),
       rate_key: p('rateKey'),
+      trace_context: p('traceContext'),
+      expire_in: p('expireIn'),
+      start_by: p('startBy'),
+      key_ttl: p('keyTtl'),
+      debounce_key: p('debounceKey'),
       completed_at: sql<number | null>`case when ${p('status')} = 'failed' then ${p('now')} else null end`,
       created_at: p('now'),
       updated_at: p('now'),
@@ -56,6 +61,9 @@ export const updateState = defineStatement({ locks: 'none', wakes: true }, ({ db
       lease_expires_at: null,
       completed_at: p('completedAt'),
       expires_at: p('expiresAt'),
+      // A deadline is for a first start: a row moved by any event has started, or is failed (and
+      // a manual retry of an expired promise is the operator's decision, given no new deadline).
+      start_by: null,
       updated_at: p('now'),
     }))
     .where('id', '=', p('id'))
@@ -73,8 +81,14 @@ export const setPayload = defineStatement({ locks: 'none', wakes: false }, ({ db
   db.updateTable('promises').set({ payload: p('payload'), updated_at: p('now') }).where('id', '=', p('id')),
 );
 
-export const idByKey = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ key: string }>) =>
-  db.selectFrom('promises').select('id').where('idempotency_key', '=', p('key')),
+/** The promise holding an idempotency key, with what decides whether the key is still remembered. */
+export const keyHolder = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ key: string }>) =>
+  db.selectFrom('promises').select(['id', 'completed_at', 'key_ttl']).where('idempotency_key', '=', p('key')),
+);
+
+/** Lets go of a key whose time is up (its promise settled more than `key_ttl` ago): a new promise may take it. */
+export const forgetKey = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number; key: string }>) =>
+  db.updateTable('promises').set({ idempotency_key: null }).where('id', '=', p('id')).where('idempotency_key', '=', p('key')),
 );
 
 // Enqueue reads each parent's status, then inserts the edge. A parent completing or failing at

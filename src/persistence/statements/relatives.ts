@@ -116,6 +116,8 @@ function relativeUpdate(p: (name: 'toStatus' | 'snapshot' | 'errorCode' | 'error
     error_message: p('errorMessage'),
     expires_at: p('expiresAt'),
     completed_at: sql<number | null>`case when ${p('toStatus')} = 'failed' then ${p('now')} else null end`,
+    // Released to pending: runnable from now (or its run-at, if later), so its deadline counts from then.
+    start_by: sql<number | null>`case when ${p('toStatus')} = 'pending' and expire_in is not null then (case when run_at > ${p('now')} then run_at else ${p('now')} end) + expire_in else null end`,
     updated_at: p('now'),
   };
 }

@@ -24,6 +24,7 @@ export const insertWorkflow = defineStatement({ locks: 'none', wakes: true }, ({
       key: p('key'),
       restarted_from: p('restartedFrom'),
       restarted_from_seq: p('restartedFromSeq'),
+      trace_context: p('traceContext'),
       created_at: p('now'),
       updated_at: p('now'),
     })
@@ -84,7 +85,8 @@ export const setWorkflowPaused = defineStatement({ locks: 'none', wakes: true },
 export const holdPendingSteps = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ workflowId: number; offset: number; now: number }>) =>
   db
     .updateTable('promises')
-    .set((eb) => ({ run_at: eb('run_at', '+', p('offset')), updated_at: p('now') }))
+    // A held step's start deadline moves with it: a paused workflow's steps do not expire.
+    .set((eb) => ({ run_at: eb('run_at', '+', p('offset')), start_by: eb('start_by', '+', p('offset')), updated_at: p('now') }))
     .where('workflow_id', '=', p('workflowId'))
     .where('status', '=', 'pending')
     .where('run_at', '<', p('offset')),
@@ -93,7 +95,7 @@ export const holdPendingSteps = defineStatement({ locks: 'none', wakes: false },
 export const releaseHeldSteps = defineStatement({ locks: 'none', wakes: true }, ({ db, p }: StatementTools<{ workflowId: number; offset: number; now: number }>) =>
   db
     .updateTable('promises')
-    .set((eb) => ({ run_at: eb('run_at', '-', p('offset')), updated_at: p('now') }))
+    .set((eb) => ({ run_at: eb('run_at', '-', p('offset')), start_by: eb('start_by', '-', p('offset')), updated_at: p('now') }))
     .where('workflow_id', '=', p('workflowId'))
     .where('status', '=', 'pending')
     .where('run_at', '>=', p('offset')),
