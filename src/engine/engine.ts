@@ -266,7 +266,8 @@ export class Engine extends EngineWorkflows {
   /**
    * Sends a failed promise back to `pending` with its attempts reset; with `payload`, that
    * payload replaces the stored one in the same transaction (checked as an enqueue's would be,
-   * before anything is written).
+   * before anything is written); the keys it was enqueued with (idempotency, concurrency, rate)
+   * stay as they were.
    *
    * @example
    * ```ts
