@@ -59,6 +59,13 @@ export class InvalidScheduleError extends PromisedError {
   }
 }
 
+/** A periodic schedule asked for by name that this process does not register (`triggerSchedule`). */
+export class ScheduleNotRegisteredError extends PromisedError {
+  constructor(readonly schedule: string, registered: string[]) {
+    super('SCHEDULE_NOT_REGISTERED', `periodic "${schedule}" is not registered in this process (registered: ${registered.join(', ') || 'none'}); register it here (the dashboard: --tasks), or trigger it where it is`);
+  }
+}
+
 /** An inbox message the inbox cannot accept (no id, a bad receivedAt). */
 export class InvalidMessageError extends PromisedError {
   constructor(readonly inbox: string, reason: string) {

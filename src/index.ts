@@ -9,6 +9,10 @@ export type {
   EnqueueOptions,
   EnqueueItem,
   ListFilter,
+  PageFilter,
+  PromisePage,
+  RetryOptions,
+  RetriedDeadLetters,
   EngineStats,
   StartSummary,
   DeadLetter,
@@ -38,6 +42,8 @@ export type {
   MigrationPreview,
 } from './workflows/workflow-types.js';
 export type { EngineWorkflows } from './engine/engine-workflows.js';
+export type { WorkflowStateAt } from './engine/workflow-state-at.js';
+export type { ScheduleInfo, LimitedKey } from './engine/schedule-reads.js';
 export { WorkflowError } from './workflows/workflow-errors.js';
 export type { TaskOptions, Backoff, Clock } from './kernel/options.js';
 export type { TaskContext, TaskHandler, BatchHandler } from './kernel/task-context.js';
@@ -66,6 +72,7 @@ export {
   DatabaseError,
   EngineStateError,
   InvalidScheduleError,
+  ScheduleNotRegisteredError,
   InvalidMessageError,
   NonRetryableError,
   RetryAfterError,

@@ -49,8 +49,9 @@ describe('promised dashboard (the CLI)', () => {
 
     const list = await fetch(`${base}api/promises`);
     expect(list.status).toBe(200);
-    const promises = (await list.json()) as Array<{ id: string; type: string; status: string }>;
+    const { promises, next } = (await list.json()) as { promises: Array<{ id: string; type: string; status: string }>; next: string | null };
     expect(promises).toEqual([expect.objectContaining({ id, type: 'review', status: 'pending' })]);
+    expect(next).toBeNull();
     const detail = (await (await fetch(`${base}api/promises/${id}`)).json()) as { record: { payload: unknown } };
     expect(detail.record.payload).toEqual({ file: 'a.ts' });
     expect((await fetch(`${base}api/stats`)).status).toBe(200);

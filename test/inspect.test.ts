@@ -53,6 +53,34 @@ async function hubOn(engine: Engine, database: string): Promise<{ hub: Inspectio
   return { hub, url: `ws://127.0.0.1:${port}` };
 }
 
+describe('the standalone dashboard hub (reading what another process runs)', () => {
+  it('sends @xstate.snapshot for a running workflow, as the embedded hub does, and then its moves', async () => {
+    const database = tempDbPath();
+    const worker = await open(database);
+    worker.workflow('publish', publishMachine, { steps: publishSteps });
+    await worker.start();
+    // The dashboard's engine is not started and runs nothing: it polls the database.
+    const watcher = await open(database);
+    watcher.workflow('publish', publishMachine, { steps: publishSteps });
+    const hub = await createInspectionHub(watcher, { database, pollIntervalMs: 30 });
+    closers.push(() => hub.close());
+    const { port } = await hub.listen({ port: 0 });
+    const live = await viewer(`ws://127.0.0.1:${port}`);
+    const id = await worker.startWorkflow('publish', { title: 'Elsewhere' });
+    await until(async () => (await worker.getWorkflow(id))?.value === 'awaitingApproval', 5_000, 'the worker to reach awaitingApproval');
+    const session = hub.feed.sessionIdOf('workflow', id);
+    await until(() => live.of(session).some((frame) => frame.type === '@xstate.snapshot'), 5_000, 'a snapshot frame: ' + JSON.stringify(live.of(session).map((f) => f.type)));
+    const first = live.of(session).find((frame) => frame.type === '@xstate.snapshot')!;
+    expect(first.snapshot).toMatchObject({ status: 'active', context: { title: 'Elsewhere' } });
+    expect(live.of(session)[0]).toMatchObject({ type: '@xstate.actor', name: 'publish' });
+    // A late joiner gets the actor and its latest snapshot too.
+    const late = await viewer(`ws://127.0.0.1:${port}`);
+    await until(() => late.of(session).some((frame) => frame.type === '@xstate.snapshot'), 2_000, 'the late joiner\'s snapshot');
+    await worker.send(id, { type: 'APPROVE' });
+    await until(() => live.moves(session).at(-1) === 'promised.sync -> {"checking":{"spelling":"open","legal":"open"}}', 5_000, 'the move read: ' + live.moves(session).join(', '));
+  });
+});
+
 describe('the inspection hub', () => {
   it('tells a late viewer the latest state of every live actor, then every frame, also after a restart', async () => {
     const database = tempDbPath();
@@ -137,6 +165,8 @@ describe('the inspection hub', () => {
     await second.workflowResult(workflow, { timeout: 5_000 });
     await until(() => after.of(workflowSession).at(-1)?.snapshot.status === 'done', 2_000, 'workflow done: ' + after.moves(workflowSession).join(', '));
     expect(after.moves(workflowSession)).toEqual([
+      // Rehydrated: its state as read, then every move.
+      'promised.sync -> {"checking":{"spelling":"open","legal":"open"}}',
       'SPELLING_OK -> {"checking":{"spelling":"ok","legal":"open"}}',
       'LEGAL_OK -> "publishing"',
       'xstate.done.actor.0.publish.publishing -> "published"',

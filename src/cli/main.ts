@@ -11,7 +11,7 @@ import type { DashboardCommandOptions } from './dashboard-command.js';
 import type { CleanupOptions, DeadLettersOptions } from './maintenance-commands.js';
 import type { GlobalOptions } from './open-engine.js';
 import { createOutput, type Output } from './output.js';
-import type { ListOptions } from './promise-commands.js';
+import type { ListOptions, RetryCommandOptions } from './promise-commands.js';
 import type { WorkerStartOptions, WorkerStatusOptions, WorkerStopOptions } from './worker-commands.js';
 import type { MigrateOptions } from './workflow-commands.js';
 
@@ -158,16 +158,18 @@ program
   .command('retry')
   .description('send a failed promise back to pending, attempts reset')
   .argument('<ID>', 'promise id')
+  .option('--payload <json>', 'run it with this payload instead of the stored one')
   .action(
-    run(async (output, options, id: string) => {
+    run(async (output, options: RetryCommandOptions, id: string) => {
       const { retryCommand } = await import('./promise-commands.js');
       return retryCommand(id, options, output);
     }),
   );
 program
   .command('dead-letters')
-  .description('promises that failed for good; --clear empties the list')
+  .description('promises that failed for good; --retry retries them all, --clear empties the list')
   .option('--clear', 'remove every dead-letter record')
+  .option('--retry', 'retry every dead-lettered promise (oldest first); those refused are listed')
   .option('--limit <n>', 'at most this many', integerArgument('--limit', 1, 10_000), 50)
   .action(
     run(async (output, options: DeadLettersOptions) => {

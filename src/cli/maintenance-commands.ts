@@ -6,13 +6,22 @@ import { exitCodeForSignal, onShutdownSignal } from './signals.js';
 
 export interface DeadLettersOptions extends GlobalOptions {
   clear?: boolean;
+  retry?: boolean;
   limit: number;
 }
 
-/** `promised dead-letters [--clear]`: promises that failed for good; `--clear` empties the record. */
+/** `promised dead-letters [--retry | --clear]`: promises that failed for good; `--retry` retries them, `--clear` empties the record. */
 export async function deadLettersCommand(options: DeadLettersOptions, output: Output): Promise<number> {
+  if (options.clear && options.retry) throw new CliError('INVALID_ARGUMENT', '--retry and --clear exclude each other: retry the dead letters, or forget them');
   const engine = await openEngine(options.db, { mustExist: true, changeCheckIntervalMs: 0 });
   try {
+    if (options.retry) {
+      const outcome = await engine.deadLetters.retryAll();
+      output.result(outcome, () =>
+        [`retried ${outcome.retried.length} dead letter${outcome.retried.length === 1 ? '' : 's'}`, ...outcome.skipped.map((skip) => `skipped ${skip.id}: ${skip.code}`)].join('\n'),
+      );
+      return EXIT.ok;
+    }
     if (options.clear) {
       const { removed } = await engine.deadLetters.clear();
       output.result({ removed }, () => `cleared ${removed} dead letter${removed === 1 ? '' : 's'} (the failed promises themselves stay; see promised list --status failed)`);

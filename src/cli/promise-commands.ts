@@ -1,5 +1,6 @@
 import type { Engine, PromiseStatus } from '../index.js';
 import { NotFoundError } from '../errors.js';
+import { parseJsonArgument } from './arguments.js';
 import { EXIT } from './exit-codes.js';
 import { openEngine, type GlobalOptions } from './open-engine.js';
 import { formatRecord, formatStats, formatTable, type Output } from './output.js';
@@ -52,12 +53,19 @@ export async function cancelCommand(id: string, options: GlobalOptions, output: 
   return EXIT.ok;
 }
 
-/** `promised retry ID`: a failed promise goes back to pending with its attempts reset. */
-export async function retryCommand(id: string, options: GlobalOptions, output: Output): Promise<number> {
+export interface RetryCommandOptions extends GlobalOptions {
+  /** JSON text: the payload to run with instead of the stored one. */
+  payload?: string;
+}
+
+/** `promised retry ID [--payload JSON]`: a failed promise goes back to pending with its attempts reset (and that payload). */
+export async function retryCommand(id: string, options: RetryCommandOptions, output: Output): Promise<number> {
+  // Parsed before the database is opened: a payload that is not JSON changes nothing.
+  const retryOptions = options.payload === undefined ? {} : { payload: parseJsonArgument(options.payload) };
   const record = await withEngine(options, async (engine) => {
-    await engine.retry(id);
+    await engine.retry(id, retryOptions);
     return (await engine.get(id))!;
   });
-  output.result({ id: record.id, status: record.status }, () => `promise ${record.id} is ${record.status} again`);
+  output.result({ id: record.id, status: record.status, payload: record.payload }, () => `promise ${record.id} is ${record.status} again${options.payload === undefined ? '' : ', with the payload given'}`);
   return EXIT.ok;
 }

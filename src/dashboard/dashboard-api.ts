@@ -1,7 +1,8 @@
-import type { Engine } from '../engine/engine.js';
-import { PromisedError } from '../errors.js';
-import type { PromiseStatus } from '../machines/promise-machine.js';
-import type { InspectionFeed } from '../inspect/inspection-feed.js';
+import { InvalidOptionError, PromisedError } from '../errors.js';
+import type { ApiContext } from './api-context.js';
+import { dependencyGraph, pageFilterOf, relationsOf } from './promise-reads.js';
+import { actOnWorkflow, readWorkflows } from './workflow-api.js';
+import { actOnSchedule, actOnType, readSchedulesView } from './schedule-api.js';
 
 /** A JSON answer: status and body. */
 export interface ApiAnswer {
@@ -9,122 +10,64 @@ export interface ApiAnswer {
   body: unknown;
 }
 
-const STATUSES = new Set(['waiting', 'pending', 'in_progress', 'completed', 'failed']);
-const GRAPH_LIMIT = 200;
 
 /**
  * The dashboard's JSON API: reads and actions, each one call of the engine's public API.
- * `path` is relative to the dashboard's base path, starting with `/api/`.
+ * `path` is relative to the dashboard's base path, starting with `/api/`; `body` is an action's
+ * parsed JSON body (`{}` when empty).
  */
-export async function answerApi(engine: Engine, feed: InspectionFeed, method: string, path: string, query: URLSearchParams): Promise<ApiAnswer> {
+export async function answerApi(context: ApiContext, method: string, path: string, query: URLSearchParams, body: unknown = {}): Promise<ApiAnswer> {
   const parts = decodedSegments(path);
   if (!parts) return { status: 400, body: { error: { code: 'INVALID_URL', message: `the path ${path} holds a malformed percent-encoding: each % must start two hex digits, together UTF-8` } } };
   try {
-    if (method === 'GET') return await read(engine, feed, parts, query);
-    if (method === 'POST') return await act(engine, parts);
+    if (method === 'GET') return (await read(context, parts, query)) ?? notFound(`/api/${parts.join('/')}`);
+    if (method === 'POST') {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidOptionError('body', body, 'a JSON object');
+      return (await act(context, parts, body as Record<string, unknown>)) ?? notFound(`POST /api/${parts.join('/')}`);
+    }
     return { status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed here` } } };
   } catch (error) {
-    if (error instanceof PromisedError) return { status: error.code === 'NOT_FOUND' ? 404 : 409, body: { error: { code: error.code, message: error.message } } };
+    if (error instanceof PromisedError) return { status: statusOf(error.code), body: { error: { code: error.code, message: error.message } } };
     throw error;
   }
 }
 
-async function read(engine: Engine, feed: InspectionFeed, parts: string[], query: URLSearchParams): Promise<ApiAnswer> {
+async function read(context: ApiContext, parts: string[], query: URLSearchParams): Promise<ApiAnswer | undefined> {
+  const { engine, feed } = context;
   const [resource, id, detail] = parts;
   if (resource === 'stats' && !id) return ok({ ...(await engine.stats()), at: Date.now() });
-  if (resource === 'promises' && !id) {
-    const status = query.get('status') ?? '';
-    const limit = Math.min(Math.max(Number(query.get('limit') ?? 200) || 200, 1), 2_000);
-    const type = query.get('type') || undefined;
-    const search = (query.get('q') ?? '').trim().toLowerCase();
-    const records = await engine.list({ status: STATUSES.has(status) ? (status as PromiseStatus) : undefined, type, limit: search ? Math.max(limit, 1_000) : limit });
-    const found = search ? records.filter((record) => JSON.stringify(record).toLowerCase().includes(search)).slice(0, limit) : records;
-    return ok(found);
-  }
+  if (resource === 'promises' && !id) return ok(await engine.listPage(pageFilterOf(query)));
   if (resource === 'promises' && id && !detail) {
     const record = await engine.get(id);
     if (!record) return notFound(`promise ${id}`);
-    return ok({ record, history: await engine.history(id), sessionId: feed.sessionIdOf('promise', id) });
+    return ok({ record, history: await engine.history(id), relations: await relationsOf(engine, record), sessionId: feed.sessionIdOf('promise', id) });
   }
-  if (resource === 'promises' && id && detail === 'graph') return ok(await dependencyGraph(engine, id));
-  if (resource === 'workflows' && !id) {
-    const status = query.get('status');
-    const filter = status === 'running' || status === 'completed' || status === 'failed' ? { status, limit: 50 } : { limit: 50 };
-    const workflows = await engine.listWorkflows(filter as Parameters<Engine['listWorkflows']>[0]);
-    return ok(workflows.map((workflow) => ({ ...workflow, sessionId: feed.sessionIdOf('workflow', workflow.id) })));
-  }
-  if (resource === 'workflows' && id) {
-    const workflow = await engine.getWorkflow(id);
-    if (!workflow) return notFound(`workflow ${id}`);
-    return ok({ ...workflow, sessionId: feed.sessionIdOf('workflow', id), definition: feed.definitionOf(workflow.name) ?? null });
-  }
+  if (resource === 'promises' && id && detail === 'graph' && parts.length === 3) return ok(await dependencyGraph(engine, id));
+  if (resource === 'workflows') return ok(await readWorkflows(context, parts.slice(1), query));
   if (resource === 'dead-letters' && !id) return ok(await engine.deadLetters.list({ limit: 200 }));
-  return notFound(`/api/${parts.join('/')}`);
+  if (resource === 'schedules' && !id) return ok(await readSchedulesView(engine));
+  return undefined;
 }
 
-async function act(engine: Engine, parts: string[]): Promise<ApiAnswer> {
-  const [resource, id, action] = parts;
+async function act(context: ApiContext, parts: string[], body: Record<string, unknown>): Promise<ApiAnswer | undefined> {
+  const { engine } = context;
+  const [resource, id, action, ...rest] = parts;
+  // A kept event is discarded at workflows/ID/events/EVENT/discard; every other action is three deep.
+  if (resource === 'workflows' && id && action) return ok(await actOnWorkflow(engine, id, action, body, rest));
+  if (rest.length > 0) return undefined;
   if (resource === 'promises' && id && action === 'cancel') {
     await engine.cancel(id);
     return ok({ cancelled: id });
   }
   if (resource === 'promises' && id && action === 'retry') {
-    await engine.retry(id);
+    // `{ payload }` retries with that payload instead of the stored one.
+    await engine.retry(id, 'payload' in body ? { payload: body.payload } : {});
     return ok({ retried: id });
   }
-  if (resource === 'dead-letters' && id === 'retry-all') {
-    const retried: string[] = [];
-    const skipped: Array<{ id: string; code: string }> = [];
-    for (const letter of await engine.deadLetters.list({ limit: 10_000 })) {
-      try {
-        await engine.retry(letter.promiseId);
-        retried.push(letter.promiseId);
-      } catch (error) {
-        // Already retried, or its parent is still failed: reported, not fatal.
-        skipped.push({ id: letter.promiseId, code: error instanceof PromisedError ? error.code : 'ERROR' });
-      }
-    }
-    return ok({ retried, skipped });
-  }
-  return notFound(`POST /api/${parts.join('/')}`);
-}
-
-/** The promise, its ancestors (through `dependsOn`) and its descendants (through {@link Engine.dependentsOf}). */
-async function dependencyGraph(engine: Engine, id: string) {
-  const root = await engine.get(id);
-  if (!root) return { nodes: [], edges: [] };
-  const nodes = new Map([[root.id, root]]);
-  const edges: Array<[string, string]> = [];
-  const queue = [root];
-  while (queue.length > 0 && nodes.size < GRAPH_LIMIT) {
-    const record = queue.shift()!;
-    for (const parent of record.dependsOn) {
-      edges.push([parent, record.id]);
-      if (nodes.has(parent)) continue;
-      const found = await engine.get(parent);
-      if (found) {
-        nodes.set(found.id, found);
-        queue.push(found);
-      }
-    }
-  }
-  // Descendants through the edge table, which is indexed both ways.
-  const descendants = [root.id];
-  const seen = new Set(descendants);
-  while (descendants.length > 0 && nodes.size < GRAPH_LIMIT) {
-    const parent = descendants.shift()!;
-    for (const child of await engine.dependentsOf(parent)) {
-      edges.push([parent, child]);
-      if (seen.has(child)) continue;
-      seen.add(child);
-      const found = nodes.get(child) ?? (await engine.get(child));
-      if (!found) continue;
-      nodes.set(found.id, found);
-      descendants.push(found.id);
-    }
-  }
-  const unique = [...new Map(edges.map((edge) => [edge.join('>'), edge])).values()].filter(([from, to]) => nodes.has(from) && nodes.has(to));
-  return { nodes: [...nodes.values()].map(({ id: nodeId, type, status }) => ({ id: nodeId, type, status })), edges: unique };
+  if (resource === 'dead-letters' && id === 'retry-all' && !action) return ok(await engine.deadLetters.retryAll());
+  if (resource === 'schedules' && id && action) return ok(await actOnSchedule(engine, id, action));
+  if (resource === 'types' && id && action) return ok(await actOnType(engine, id, action));
+  return undefined;
 }
 
 /** The path's segments after `/api/`, percent-decoded, or undefined when a `%` escape is malformed. */
@@ -134,6 +77,12 @@ function decodedSegments(path: string): string[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Bad input is the caller's to fix (400); a missing row 404; the engine refusing a state change 409. */
+function statusOf(code: string): number {
+  if (code === 'NOT_FOUND') return 404;
+  return code.startsWith('INVALID_') && code !== 'INVALID_TRANSITION' ? 400 : 409;
 }
 
 const ok = (body: unknown): ApiAnswer => ({ status: 200, body });

@@ -4,6 +4,7 @@ import type { AnyStateMachine } from 'xstate';
 import type { Engine } from '../engine/engine.js';
 import { checkAction, checkRequest, presentedToken, resolveAccess, TOKEN_COOKIE, type Access } from '../inspect/access-control.js';
 import { createInspectionHub, refuseUpgrade, type InspectionHub } from '../inspect/inspection-hub.js';
+import type { ApiContext } from './api-context.js';
 import { answerApi } from './dashboard-api.js';
 import { loadStaticFiles, STATIC_FILES } from './static-files.js';
 
@@ -66,9 +67,10 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
   if (access.token !== undefined) resolveAccess('0.0.0.0', access.token);
   const files = loadStaticFiles();
   const hub = await createInspectionHub(engine, { database: options.database, machines: options.machines, pollIntervalMs: options.pollIntervalMs ?? 1_000 });
+  const api: ApiContext = { engine, feed: hub.feed, machines: options.machines ?? {} };
 
   const handler = ((request: http.IncomingMessage, response: http.ServerResponse, next?: () => void) => {
-    const url = requestUrl(request);
+    const url = requestUrl(request, basePath);
     if (!url) {
       // Not a path at all: not ours to judge under a base path; a refusal when we own every path.
       if (basePath && next) return next();
@@ -82,8 +84,7 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
     if (refusal) return send(response, refusal.status, 'text/plain; charset=utf-8', `${refusal.reason}\n`);
     if (basePath && url.pathname === basePath && (request.method === 'GET' || request.method === 'HEAD')) {
       // The page's links are relative (`api/…`, `inspect`): at `/ops` they would resolve beside it.
-      response.writeHead(308, { ...SECURITY_HEADERS, location: `${basePath}/${url.search}` });
-      return void response.end();
+      return redirect(response, 308, `${basePath}/${url.search}`);
     }
     const path = url.pathname.slice(basePath.length) || '/';
     if (access.token !== undefined && url.searchParams.has('token') && request.method === 'GET' && !path.startsWith('/api/')) {
@@ -91,8 +92,7 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
       // site sends, and take it out of the address bar and history.
       const cookie = `${TOKEN_COOKIE}=${encodeURIComponent(presentedToken(request)!)}; HttpOnly; SameSite=Strict; Path=${basePath || '/'}`;
       url.searchParams.delete('token');
-      response.writeHead(303, { ...SECURITY_HEADERS, 'set-cookie': cookie, location: `${url.pathname}${url.search}` });
-      return void response.end();
+      return redirect(response, 303, `${url.pathname}${url.search}`, { 'set-cookie': cookie });
     }
     void route(request, response, path, url.searchParams).catch((error: unknown) => {
       if (!response.headersSent) sendError(response, 500, 'INTERNAL', (error as Error).message);
@@ -102,13 +102,15 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
 
   async function route(request: http.IncomingMessage, response: http.ServerResponse, path: string, query: URLSearchParams): Promise<void> {
     if (path.startsWith('/api/')) {
+      let body: unknown = {};
       if (request.method === 'POST') {
         const refused = checkAction(request);
         if (refused) return sendError(response, refused.status, 'REFUSED', refused.reason);
-        const bodyRefused = await readJsonBody(request);
-        if (bodyRefused) return sendError(response, bodyRefused.status, bodyRefused.code, bodyRefused.message);
+        const read = await readJsonBody(request);
+        if ('refused' in read) return sendError(response, read.refused.status, read.refused.code, read.refused.message);
+        body = read.body;
       }
-      const answer = await answerApi(engine, hub.feed, request.method ?? 'GET', path, query);
+      const answer = await answerApi(api, request.method ?? 'GET', path, query, body);
       return send(response, answer.status, 'application/json; charset=utf-8', JSON.stringify(answer.body));
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
@@ -122,7 +124,7 @@ export async function createDashboardHandler(engine: Engine, options: DashboardO
   }
 
   handler.upgrade = (request, socket, head) => {
-    const url = requestUrl(request);
+    const url = requestUrl(request, basePath);
     if (url?.pathname !== `${basePath}/inspect`) return false;
     const refusal = checkRequest(request, access);
     if (refusal) refuseUpgrade(socket, refusal.status, refusal.reason);
@@ -142,6 +144,11 @@ function send(response: http.ServerResponse, status: number, type: string, body:
   response.end(body);
 }
 
+function redirect(response: http.ServerResponse, status: 303 | 308, location: string, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { ...SECURITY_HEADERS, ...headers, location });
+  response.end();
+}
+
 /** A JSON error answer, the one shape of every refusal under `/api/`. */
 function sendError(response: http.ServerResponse, status: number, code: string, message: string): void {
   send(response, status, 'application/json; charset=utf-8', JSON.stringify({ error: { code, message } }));
@@ -150,11 +157,14 @@ function sendError(response: http.ServerResponse, status: number, code: string, 
 /**
  * The request's URL, or undefined when its target is not one (`//host:99999`, `http://[::1`).
  * Under `app.use('/ops', dashboard)` express strips `/ops` from `url` and keeps the whole
- * target in `originalUrl`: the base path is judged against that one.
+ * target in `originalUrl`: a base path is judged against that one. Without a base path the
+ * stripped `url` is the dashboard's path (its pages work; its WebSocket, which express does not
+ * route, needs the base path).
  */
-function requestUrl(request: http.IncomingMessage & { originalUrl?: string }): URL | undefined {
+function requestUrl(request: http.IncomingMessage & { originalUrl?: string }, basePath: string): URL | undefined {
+  const target = basePath && request.originalUrl !== undefined ? request.originalUrl : request.url;
   try {
-    return new URL(request.originalUrl ?? request.url ?? '/', 'http://localhost');
+    return new URL(target ?? '/', 'http://localhost');
   } catch {
     return undefined;
   }
@@ -166,23 +176,21 @@ function describeTarget(target: string | undefined): string {
 }
 
 /**
- * Actions carry no parameters beyond the path, but the body must be (small) JSON: what is wrong
- * with it, or undefined. A body too large is read to its end and dropped, so the answer reaches
- * the client on a connection still in step.
+ * An action's body: small JSON (`{}` when empty), or what is wrong with it. A body too large is
+ * read to its end and dropped, so the answer reaches the client on a connection still in step.
  */
-async function readJsonBody(request: http.IncomingMessage): Promise<{ status: 400 | 413; code: string; message: string } | undefined> {
+async function readJsonBody(request: http.IncomingMessage): Promise<{ body: unknown } | { refused: { status: 400 | 413; code: string; message: string } }> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
     if (size <= MAX_BODY_BYTES) chunks.push(chunk as Buffer);
   }
-  if (size > MAX_BODY_BYTES) return { status: 413, code: 'BODY_TOO_LARGE', message: `the request body has ${size} bytes; actions take at most ${MAX_BODY_BYTES}` };
+  if (size > MAX_BODY_BYTES) return { refused: { status: 413, code: 'BODY_TOO_LARGE', message: `the request body has ${size} bytes; actions take at most ${MAX_BODY_BYTES}` } };
   const text = Buffer.concat(chunks).toString('utf8').trim();
   try {
-    if (text) JSON.parse(text);
-    return undefined;
+    return { body: text ? (JSON.parse(text) as unknown) : {} };
   } catch (error) {
-    return { status: 400, code: 'INVALID_JSON', message: `the request body is not JSON: ${(error as Error).message}` };
+    return { refused: { status: 400, code: 'INVALID_JSON', message: `the request body is not JSON: ${(error as Error).message}` } };
   }
 }

@@ -1,11 +1,12 @@
-import { InvalidOptionError, NotFoundError } from '../errors.js';
+import { InvalidOptionError, NotFoundError, PromisedError } from '../errors.js';
 import { PROMISE_STATUSES } from '../machines/promise-machine.js';
 import type { Store } from '../persistence/store.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { integerIn } from '../kernel/options.js';
 import { parseId, toRecord, type PromiseRecord } from '../kernel/records.js';
 import { MAX_TIMER_MS } from '../kernel/timers.js';
-import type { DeadLetter, EngineStats, HistoryLine, ListFilter } from './public-types.js';
+import type { DeadLetter, EngineStats, HistoryLine, ListFilter, PageFilter, PromisePage, RetriedDeadLetters } from './public-types.js';
+import { readPromisePage } from './promise-pages.js';
 import type { PromiseId } from './typed-tasks.js';
 import { readHistory, readStats, toDeadLetter } from './reports.js';
 
@@ -90,6 +91,23 @@ export class EngineReads {
     return rows.map((row) => toRecord(row, parents.get(row.id) ?? []));
   }
 
+  /**
+   * One page of promises, newest first, by cursor (keyset on the id, never an offset: the
+   * thousandth page costs what the first does). Pass the answer's `next` as `before` for the
+   * next page. Filters combine; `search` is a case-insensitive substring of the payload's JSON
+   * or the error message. A filtered page reads at most a bounded range of ids (1,000,000;
+   * 100,000 for a search), so it can be short and still have a `next`.
+   *
+   * @example
+   * ```ts
+   * const first = await engine.listPage({ status: 'failed', limit: 50 });
+   * const second = first.next ? await engine.listPage({ status: 'failed', limit: 50, before: first.next }) : undefined;
+   * ```
+   */
+  listPage(filter: PageFilter = {}): Promise<PromisePage> {
+    return readPromisePage(this.#kernel.store, filter);
+  }
+
   /** Counts by status and type, dead letters, the oldest due promise's wait, and recent throughput. */
   async stats(): Promise<EngineStats> {
     return readStats(this.#kernel.store, this.#kernel.clock.now());
@@ -101,6 +119,30 @@ export class EngineReads {
     list: async (options: { limit?: number } = {}): Promise<DeadLetter[]> => {
       const limit = integerIn('limit', options.limit ?? 100, 1, 10_000);
       return (await this.#kernel.store.listDeadLetters(limit)).map(toDeadLetter);
+    },
+    /**
+     * Retries every promise in the dead-letter record (up to `limit`), oldest first so a parent
+     * comes back before its children; each one refused is reported, not thrown.
+     *
+     * @example
+     * ```ts
+     * const { retried, skipped } = await engine.deadLetters.retryAll();
+     * ```
+     */
+    retryAll: async (options: { limit?: number } = {}): Promise<RetriedDeadLetters> => {
+      const limit = integerIn('limit', options.limit ?? 10_000, 1, 100_000);
+      const letters = (await this.#kernel.store.listDeadLetters(limit)).map(toDeadLetter).reverse();
+      const outcome: RetriedDeadLetters = { retried: [], skipped: [] };
+      for (const letter of letters) {
+        try {
+          await this.#kernel.retry(Number(letter.promiseId));
+          outcome.retried.push(letter.promiseId);
+        } catch (error) {
+          if (!(error instanceof PromisedError)) throw error;
+          outcome.skipped.push({ id: letter.promiseId, code: error.code });
+        }
+      }
+      return outcome;
     },
     /** Removes every dead-letter record (the promises themselves stay); returns how many. */
     clear: async (): Promise<{ removed: number }> => ({ removed: await this.#kernel.write(({ tx }) => Promise.resolve(tx.clearDeadLetters())) }),

@@ -13,11 +13,13 @@ import { Enqueuing } from './enqueuing.js';
 import type { GraphNode } from './graph.js';
 import { Inbox, type InboxHandler } from './inbox.js';
 import { PeriodicSchedules } from './periodic-schedules.js';
-import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, StartSummary } from './public-types.js';
+import { readWorkflowStateAt, type WorkflowStateAt } from './workflow-state-at.js';
+import { readLimitedKeys, readPausedTypes, readSchedules, type LimitedKey, type ScheduleInfo } from './schedule-reads.js';
+import type { EnqueueItem, EnqueueOptions, InboxOptions, PeriodicContext, PeriodicOptions, RetryOptions, StartSummary } from './public-types.js';
 import { isTypedTask, type AnyTypedTask, type CheckedGraph, type CheckedItems, type GraphIds, type ItemIds, type InputOf, type PromiseId, type ResultOf, type TaskItem, type TaskNode } from './typed-tasks.js';
 import { detachedFromTrace } from '../kernel/tracing.js';
 
-export type { EnqueueOptions, EnqueueItem, ListFilter, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
+export type { EnqueueOptions, EnqueueItem, ListFilter, PageFilter, PromisePage, RetryOptions, EngineStats, StartSummary, DeadLetter, HistoryLine } from './public-types.js';
 
 /**
  * The engine: registers task types, stores promises, and runs them. Its public API over the
@@ -197,6 +199,58 @@ export class Engine extends EngineWorkflows {
   // The workflow methods (workflow, startWorkflow, send, getWorkflow, …) are in EngineWorkflows,
   // which this class extends: with the steering controls they would not fit here.
 
+  /**
+   * The workflow as it was right after transition `seq` of its history: the event, the state
+   * values around it, its status and its context then (read from the snapshot stored with that
+   * transition). For tools that step through a workflow's past.
+   *
+   * @example
+   * ```ts
+   * const { to, context } = await engine.workflowStateAt(id, 2);
+   * ```
+   */
+  workflowStateAt(id: string, seq: number): Promise<WorkflowStateAt> {
+    return readWorkflowStateAt(this.#kernel.store, id, seq);
+  }
+
+  // ---- schedules and limits ----
+
+  /**
+   * Every periodic schedule any process registered on this database: its cron expression, the
+   * last due time that passed, the next one, and whether it is paused (`engine.pause('periodic:NAME')`).
+   *
+   * @example
+   * ```ts
+   * for (const { name, nextRunAt, paused } of await engine.schedules()) console.log(name, nextRunAt, paused);
+   * ```
+   */
+  schedules(): Promise<ScheduleInfo[]> {
+    return readSchedules(this.#kernel.store, this.#kernel.clock.now());
+  }
+
+  /**
+   * Creates a run of a periodic schedule now, besides its cron times; the run's promise id.
+   * The schedule must be registered in this process (`SCHEDULE_NOT_REGISTERED` otherwise).
+   *
+   * @example
+   * ```ts
+   * const runId = await engine.triggerSchedule('morning-sync');
+   * ```
+   */
+  triggerSchedule(name: string): Promise<string> {
+    return this.#periodics.trigger(name);
+  }
+
+  /** Task types paused in every process (`engine.pause(type)`), and since when. */
+  pausedTypes(): Promise<Array<{ type: string; pausedAt: Date }>> {
+    return readPausedTypes(this.#kernel.store);
+  }
+
+  /** The keys of per-key concurrency limits with work pending or running; `held` for those at their limit with work waiting. */
+  limitedKeys(): Promise<LimitedKey[]> {
+    return readLimitedKeys(this.#kernel.store, this.#kernel.tasks);
+  }
+
   // ---- control ----
 
   /**
@@ -209,11 +263,28 @@ export class Engine extends EngineWorkflows {
     await this.#kernel.cancel(rowId);
   }
 
-  /** Sends a failed promise back to `pending` with its attempts reset. */
-  async retry(id: string): Promise<void> {
+  /**
+   * Sends a failed promise back to `pending` with its attempts reset; with `payload`, that
+   * payload replaces the stored one in the same transaction (checked as an enqueue's would be,
+   * before anything is written); the keys it was enqueued with (idempotency, concurrency, rate)
+   * stay as they were.
+   *
+   * @example
+   * ```ts
+   * await engine.retry(id, { payload: { file: 'auth.py', dryRun: true } });
+   * ```
+   */
+  async retry(id: string, options: RetryOptions = {}): Promise<void> {
     const rowId = parseId(id);
     if (rowId === undefined) throw new NotFoundError(String(id));
-    await this.#kernel.retry(rowId);
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object { payload? }');
+    let payload: string | undefined;
+    if ('payload' in options) {
+      const record = await this.get(id);
+      if (!record) throw new NotFoundError(String(id));
+      payload = await this.#enqueuing.retryPayload(record.type, options.payload);
+    }
+    await this.#kernel.retry(rowId, payload);
   }
 
   /**

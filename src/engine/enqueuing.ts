@@ -1,4 +1,5 @@
 import { EngineStateError, InvalidOptionError } from '../errors.js';
+import { toJsonText } from '../json.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { TaskOptions } from '../kernel/options.js';
 import type { PromiseItem } from '../kernel/port.js';
@@ -71,6 +72,18 @@ export class Enqueuing {
     const spec = this.#kernel.tasks.get(task.type) ? this.#kernel.specOf(named, payloadPath) : this.#producerSpec(task, named, payloadPath);
     await checkPayload(task, JSON.parse(spec.payload), payloadPath);
     return spec;
+  }
+
+  /**
+   * The payload a retry writes instead of the stored one, as text: checked as an enqueue of
+   * `type` would be (JSON limits, and the definition's schema when one is registered). A type
+   * this process does not register (a dashboard) is checked as JSON only.
+   */
+  async retryPayload(type: string, payload: unknown): Promise<string> {
+    const text = this.#kernel.tasks.get(type) ? this.#kernel.specOf({ type, payload }, 'payload').payload : toJsonText(payload, 'payload');
+    const definition = this.#registered.get(type);
+    if (definition) await checkPayload(definition, JSON.parse(text), 'payload');
+    return text;
   }
 
   #producerSpec(task: AnyTypedTask, item: PromiseItem, payloadPath: string): NewPromiseSpec {

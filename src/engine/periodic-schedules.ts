@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import { InvalidOptionError, InvalidScheduleError } from '../errors.js';
+import { InvalidOptionError, InvalidScheduleError, ScheduleNotRegisteredError } from '../errors.js';
 import type { CatchUp, PeriodicContext, PeriodicOptions } from './public-types.js';
 import type { KernelPort } from '../kernel/port.js';
 import { timerDelay } from '../kernel/timers.js';
@@ -117,6 +117,22 @@ export class PeriodicSchedules {
     }
   }
 
+  /**
+   * Creates a run of schedule `name` now, outside its cron times (the schedule's own due times
+   * are left as they were); its id. The schedule must be registered in this process.
+   */
+  async trigger(name: string): Promise<string> {
+    const definition = this.#definitions.get(name);
+    if (!definition) throw new ScheduleNotRegisteredError(name, [...this.#definitions.keys()]);
+    const id = await this.#host.write(async (uow) => {
+      const at = new Date(uow.now).toISOString();
+      const spec = this.#host.specOf({ type: definition.type, payload: { schedule: name, scheduledAt: at, triggered: true }, key: `periodic:${name}:triggered:${at}` }, 'payload');
+      return (await this.#host.promises.create(uow, { ...spec, runAt: uow.now })).id;
+    });
+    this.#host.wake();
+    return String(id);
+  }
+
   stop(): void {
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
@@ -155,8 +171,10 @@ export class PeriodicSchedules {
     const latest = Math.max(due, latestDueAtOrBefore(definition.cron, this.#host.clock.now()) ?? due);
     const behind = latest > due;
     try {
+      // A paused schedule (its type paused) skips its due times rather than piling up runs.
+      const paused = (await this.#host.store.pausedTypes()).some((row) => row.type === definition.type);
       const created = await this.#host.write(async (uow) => {
-        if (behind && definition.catchUp === 'skip') {
+        if (paused || (behind && definition.catchUp === 'skip')) {
           await uow.tx.advanceSchedule(definition.name, latest, uow.now);
           return false;
         }

@@ -2,6 +2,7 @@ import type { PromiseStatus } from '../machines/promise-machine.js';
 import type { ResumeSummary } from '../kernel/events.js';
 import type { TaskOptions } from '../kernel/options.js';
 import type { TaskContext } from '../kernel/task-context.js';
+import type { PromiseRecord } from '../kernel/records.js';
 
 /** What to do with runs that fell due while no engine was running. */
 export type CatchUp = 'once' | 'skip';
@@ -32,6 +33,44 @@ export interface ListFilter {
   type?: string;
   /** @defaultValue 100 */
   limit?: number;
+}
+
+/** Options of {@link Engine.retry}. */
+export interface RetryOptions {
+  /** A payload to run with instead of the stored one (an edited copy, say). */
+  payload?: unknown;
+}
+
+/** What {@link EngineReads.deadLetters}.retryAll did. */
+export interface RetriedDeadLetters {
+  retried: string[];
+  /** Those refused, with the engine's code (already retried elsewhere, or a parent still failed). */
+  skipped: Array<{ id: string; code: string }>;
+}
+
+/** Filter and cursor for {@link Engine.listPage}. */
+export interface PageFilter {
+  status?: PromiseStatus;
+  type?: string;
+  /** Only promises whose error has this code (failed ones, and those retrying after a failed attempt). */
+  errorCode?: string;
+  /** A substring (any case) of the payload's JSON or the error message. */
+  search?: string;
+  /** The `next` of the previous page: only promises older than it. */
+  before?: string;
+  /** @defaultValue 50 (at most 1,000) */
+  limit?: number;
+}
+
+/** One page of {@link Engine.listPage}. */
+export interface PromisePage {
+  /** Newest first. */
+  promises: PromiseRecord[];
+  /**
+   * The cursor of the next (older) page, or null at the end. A filtered page reads a bounded
+   * range of ids: it may hold fewer than `limit` promises and still have a `next`.
+   */
+  next: string | null;
 }
 
 /** Counts by status, and more. */

@@ -266,6 +266,9 @@ export class InspectionFeed {
       entry = this.#addActor('workflow', workflow.id, sessionId, this.#workflowActor(workflow.name), snapshot, workflow.status, now);
       entry.signature = signature;
       if (workflow.status !== 'running') entry.finishedAt = now;
+      // Read from the database (a workflow another process runs, or one rehydrated): its snapshot
+      // follows its actor frame, as a workflow moving in this process sends one with its start.
+      else this.#publishSnapshot(entry, { type: 'promised.sync' }, snapshot, now);
       return;
     }
     const definition = entry.actor.definition === undefined ? this.definitionOf(workflow.name) : undefined;
@@ -308,6 +311,12 @@ export class InspectionFeed {
     entry.latest = snapshotFrame(sessionId, snapshot, event, at, entry.actor.rootId);
     entry.finishedAt = finished ? Date.now() : null;
     this.#emit(eventFrame(sessionId, event, at, entry.actor.rootId));
+    this.#emit(entry.latest);
+  }
+
+  /** A snapshot frame alone (no event happened here: the state was read), kept for late joiners. */
+  #publishSnapshot(entry: Entry, event: { type: string }, snapshot: InspectedSnapshot, at: number): void {
+    entry.latest = snapshotFrame(entry.actor.sessionId, snapshot, event, at, entry.actor.rootId);
     this.#emit(entry.latest);
   }
 

@@ -290,8 +290,9 @@ export class Kernel implements KernelPort {
     this.abortRunning(id, new CancelledError(String(id)));
   }
 
-  async retry(id: number): Promise<void> {
-    await this.write((uow) => this.promises.retry(uow, id));
+  /** `payload` (JSON text, validated by the caller) replaces the row's in the same transaction. */
+  async retry(id: number, payload?: string): Promise<void> {
+    await this.write((uow) => this.promises.retry(uow, id, payload));
     await this.enqueued();
   }
 

@@ -250,7 +250,7 @@ export class PromiseTransitions {
    * `DEPENDENCY_FAILED` come back to `waiting`, so retrying the root of a failed chain runs the
    * chain again. Refused while a parent itself is failed: retry that one first.
    */
-  async retry(uow: UnitOfWork, id: number): Promise<void> {
+  async retry(uow: UnitOfWork, id: number, payload?: string): Promise<void> {
     const { tx, now } = uow;
     const row = await this.#rowOrThrow(tx, id);
     const parents = await tx.parentStatesOf(id);
@@ -262,6 +262,7 @@ export class PromiseTransitions {
     const to = this.#law.next(row.status, 'RETRY', dependenciesMet);
     if (to === undefined) throw new InvalidTransitionError(String(id), row.status, 'RETRY');
     await tx.updateState(baseUpdate(id, row.status, to, this.#law.snapshotText(to), now, { runAt: now, resetAttempts: true }));
+    if (payload !== undefined) await tx.setPayload(id, payload, now);
     await tx.deleteDeadLettersOf(id);
     await this.#history(tx, id, 'RETRY', row.status, to, 0, null, now);
     uow.record({ id, type: row.type, event: 'RETRY', from: row.status, to });

@@ -134,6 +134,10 @@ export class SqlStoreTransaction implements StoreTransaction {
     return this.#quiet(run(this.#tx, this.#s.promises.repairSnapshot, { id, status, snapshot }));
   }
 
+  setPayload(id: number, payload: string, now: number): Awaitable<void> {
+    return this.#quiet(run(this.#tx, this.#s.promises.setPayload, { id, payload, now }));
+  }
+
   insertHistory(entry: HistoryEntry): Awaitable<void> {
     return this.#quiet(run(this.#tx, this.#s.history.insertHistory, entry));
   }

@@ -2,8 +2,8 @@ import { andThen } from './awaitable.js';
 import { all, first, type StoreConnection } from './connection.js';
 import { buildStatementTable, type StatementTable } from './statement-table.js';
 import { SqlStoreTransaction } from './sql-store-transaction.js';
-import type { PromiseRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
-import type { Awaitable, DeadLetterRow, HistoryRow, KeptEventRow, PromiseFilter, Store, StoreTransaction } from './store.js';
+import type { PromiseRow, WorkflowHistoryRow, WorkflowRow, WorkflowTimerRow } from './schema.js';
+import type { Awaitable, DeadLetterRow, ScheduleRow, HistoryRow, KeptEventRow, PromiseFilter, PromisePageQuery, Store, StoreTransaction } from './store.js';
 
 /**
  * The store, written once: every read and every transaction is a statement of the table, run
@@ -58,6 +58,14 @@ export class SqlStore implements Store {
     return all(this.#connection, this.#s.promises.listPromises, { status: filter.status ?? null, type: filter.type ?? null, limit: filter.limit });
   }
 
+  pageOfPromises(query: PromisePageQuery): Awaitable<PromiseRow[]> {
+    return all(this.#connection, this.#s.promisePages.pageOfPromises, query);
+  }
+
+  newestPromiseId(): Awaitable<number | null> {
+    return andThen(first(this.#connection, this.#s.promisePages.newestPromiseId, {}), (row) => (row?.id === null || row?.id === undefined ? null : Number(row.id)));
+  }
+
   nextRunAt(types: readonly string[], after: number): Awaitable<number | null> {
     return andThen(first(this.#connection, this.#s.claims.nextRunAt, { types, after }), (row) => row?.at ?? null);
   }
@@ -103,12 +111,26 @@ export class SqlStore implements Store {
     return andThen(first(this.#connection, this.#s.workflowTimers.nextWorkflowTimerAt, {}), (row) => row?.at ?? null);
   }
 
+  listSchedules(): Awaitable<ScheduleRow[]> {
+    return all(this.#connection, this.#s.schedules.listSchedules, {});
+  }
+
+  keysWithWork(limit: number): Awaitable<Array<{ type: string; key: string; running: number; pending: number }>> {
+    return andThen(all(this.#connection, this.#s.flowReports.keysWithWork, { limit }), (rows) =>
+      rows.map((row) => ({ type: row.type, key: row.key!, running: Number(row.running), pending: Number(row.pending) })),
+    );
+  }
+
   pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>> {
     return all(this.#connection, this.#s.flow.pausedTypes, {});
   }
 
   keptWorkflowEvents(workflowId: number, now: number): Awaitable<KeptEventRow[]> {
     return all(this.#connection, this.#s.workflowEvents.keptWorkflowEvents, { workflowId, now });
+  }
+
+  workflowTransitionAt(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined> {
+    return first(this.#connection, this.#s.workflowHistory.workflowTransition, { workflowId, seq });
   }
 
   timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]> {

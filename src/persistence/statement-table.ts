@@ -6,8 +6,10 @@ import * as deadLetters from './statements/dead-letters.js';
 import * as deadlines from './statements/deadlines.js';
 import * as dependencies from './statements/dependencies.js';
 import * as flow from './statements/flow.js';
+import * as flowReports from './statements/flow-reports.js';
 import * as grouping from './statements/grouping.js';
 import * as history from './statements/history.js';
+import * as promisePages from './statements/promise-pages.js';
 import * as promises from './statements/promises.js';
 import * as relatives from './statements/relatives.js';
 import * as schedules from './statements/schedules.js';
@@ -19,7 +21,7 @@ import * as workflowTimers from './statements/workflow-timers.js';
 import * as workflows from './statements/workflows.js';
 
 /** Every statement the store runs, by the thing it changes or reads; each module exports statements only. */
-const GROUPS = { promises, dependencies, relatives, claims, flow, grouping, deadlines, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, workflowHistory, workflowAwaiting, stats };
+const GROUPS = { promises, promisePages, dependencies, relatives, claims, flow, flowReports, grouping, deadlines, history, deadLetters, cleanup, schedules, workflows, workflowEvents, workflowTimers, workflowHistory, workflowAwaiting, stats };
 
 type Compiled<Group> = { readonly [Name in keyof Group]: Group[Name] extends StatementDefinition<infer Args, infer Row> ? Statement<Args, Row> : never };
 

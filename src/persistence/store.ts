@@ -113,6 +113,18 @@ export interface PromiseFilter {
   limit: number;
 }
 
+/** One page of promises: `floor <= id < before`, newest first; null filters match everything. */
+export interface PromisePageQuery {
+  status: string | null;
+  type: string | null;
+  errorCode: string | null;
+  /** A lower-case LIKE pattern (`\\` escapes) over type, payload, error code and message. */
+  search: string | null;
+  before: number;
+  floor: number;
+  limit: number;
+}
+
 /** Operations inside one transaction. Each is one SQL statement. */
 export interface StoreTransaction extends FlowStoreTransaction {
   insertPromise(row: NewPromise): Awaitable<number>;
@@ -144,6 +156,8 @@ export interface StoreTransaction extends FlowStoreTransaction {
   saveProgress(id: number, leaseToken: number, current: number, total: number, now: number): Awaitable<boolean>;
   /** Rewrites a row's snapshot, if the row is still in `status` (repairs a damaged snapshot). */
   repairSnapshot(id: number, status: string, snapshot: string): Awaitable<void>;
+  /** Replaces a row's payload (JSON text). */
+  setPayload(id: number, payload: string, now: number): Awaitable<void>;
   insertHistory(entry: HistoryEntry): Awaitable<void>;
   /** Copies the promise, as it failed, into the dead letters. */
   insertDeadLetter(id: number, errorCode: string, errorMessage: string, failedAt: number): Awaitable<void>;
@@ -274,6 +288,10 @@ export interface Store {
   childrenOf(id: number): Awaitable<number[]>;
   /** Promises, newest first. */
   listPromises(filter: PromiseFilter): Awaitable<PromiseRow[]>;
+  /** One page of the promise list by keyset (see statements/promise-pages.ts). */
+  pageOfPromises(query: PromisePageQuery): Awaitable<PromiseRow[]>;
+  /** The largest promise id, or null when there is none. */
+  newestPromiseId(): Awaitable<number | null>;
   /** Earliest time a `pending` row of one of `types` falls due, if any. */
   nextRunAt(types: readonly string[], after: number): Awaitable<number | null>;
   /** Earliest expiry of any running claim's lease, if any. */
@@ -285,6 +303,10 @@ export interface Store {
   historyOf(id: number): Awaitable<HistoryRow[]>;
   getWorkflow(id: number): Awaitable<WorkflowRow | undefined>;
   stepsOf(workflowId: number): Awaitable<PromiseRow[]>;
+  /** Every periodic schedule's row, by name. */
+  listSchedules(): Awaitable<ScheduleRow[]>;
+  /** Each (type, concurrency key) with work pending or running, and how much of each. */
+  keysWithWork(limit: number): Awaitable<Array<{ type: string; key: string; running: number; pending: number }>>;
   /** Task types paused with `engine.pause(type)`, and since when. */
   pausedTypes(): Awaitable<Array<{ type: string; paused_at: number }>>;
   runningWorkflows(): Awaitable<Array<{ id: number; name: string; version: string }>>;
@@ -298,6 +320,8 @@ export interface Store {
   /** The timers set for a workflow, earliest first (what a migration's dry run reads). */
   timersOf(workflowId: number): Awaitable<WorkflowTimerRow[]>;
   /** A workflow's transitions, in order, without their snapshots. */
+  /** One transition of a workflow, with the snapshot after it. */
+  workflowTransitionAt(workflowId: number, seq: number): Awaitable<WorkflowHistoryRow | undefined>;
   workflowTransitions(workflowId: number): Awaitable<Array<Omit<WorkflowHistoryRow, 'workflow_id' | 'snapshot' | 'version' | 'timers'>>>;
   listDeadLetters(limit: number): Awaitable<DeadLetterRow[]>;
   countDeadLetters(): Awaitable<number>;

@@ -76,6 +76,11 @@ export const repairSnapshot = defineStatement({ locks: 'none', wakes: false }, (
   db.updateTable('promises').set({ snapshot: p('snapshot') }).where('id', '=', p('id')).where('status', '=', p('status')),
 );
 
+/** Replaces a row's payload (a retry with an edited payload, in the retry's transaction). */
+export const setPayload = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ id: number; payload: string; now: number }>) =>
+  db.updateTable('promises').set({ payload: p('payload'), updated_at: p('now') }).where('id', '=', p('id')),
+);
+
 /** The promise holding an idempotency key, with what decides whether the key is still remembered. */
 export const keyHolder = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ key: string }>) =>
   db.selectFrom('promises').select(['id', 'completed_at', 'key_ttl']).where('idempotency_key', '=', p('key')),

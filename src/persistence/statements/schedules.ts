@@ -23,3 +23,8 @@ export const advanceSchedule = defineStatement({ locks: 'none', wakes: false }, 
     .where('name', '=', p('name'))
     .where((eb) => eb.or([eb('last_due_at', 'is', null), eb('last_due_at', '<', p('dueAt'))])),
 );
+
+/** Every schedule any process registered, by name (the dashboard's schedules view). */
+export const listSchedules = defineStatement({ locks: 'none', wakes: false }, ({ db }: StatementTools<Record<string, never>>) =>
+  db.selectFrom('schedules').selectAll().orderBy('name'),
+);
