@@ -203,6 +203,8 @@ describe.skipIf(!adminUrl || 'missing' in binaries)('worker processes on a Postg
       await poll(async () => ((await db.counts()) ?? {}).completed! >= 2_000, 90_000, 'a first 2,000 completed');
       const victim = workers[0]!;
       const killedPid = String(victim.child.pid);
+      // On a loaded machine the victim may be between claims at that moment: wait until it holds some.
+      await poll(async () => (await db.query(`select 1 from promises where status = 'in_progress' and lease_owner like '%:${killedPid}:%' limit 1`)).length > 0, 30_000, 'claims held by the victim');
       const killedAt = Date.now();
       kill(victim.child, 'SIGKILL');
       await victim.exited;

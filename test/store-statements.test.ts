@@ -41,6 +41,7 @@ describe('statement table: row locks', () => {
     for (const statement of postgres) expect(lockIn(statement.sql), statement.name).toBe(statement.traits.locks);
     expect(postgres.filter((s) => s.traits.locks !== 'none').map((s) => s.name).sort()).toEqual([
       'claims.claimDue',
+      'claims.renewLeases',
       'deadlines.overdueUnstarted',
       'dependencies.parentStatesOf',
       'flow.claimNextOfKey',

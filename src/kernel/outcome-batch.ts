@@ -132,8 +132,11 @@ export class OutcomeBatch {
   }
 
   #write(batch: Outcome[]): Promise<void> {
+    // Settled in id order, the order the heartbeat's renewal locks this process's claims in (on
+    // PostgreSQL): two transactions that lock the same rows in one order cannot deadlock.
+    const inIdOrder = batch.length > 1 ? [...batch].sort((a, b) => a.claim.id - b.claim.id) : batch;
     return this.#ctx.write(async (uow) => {
-      for (const outcome of batch) {
+      for (const outcome of inIdOrder) {
         if (await withTraceScope(outcome.attempt?.scope, () => this.#apply(uow, outcome))) continue;
         outcome.attempt?.abandoned();
         const { id, type, attempts } = outcome.claim;

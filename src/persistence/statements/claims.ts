@@ -32,12 +32,21 @@ export const claimDue = defineStatement({ locks: 'update skip locked', wakes: fa
     .returning([...CLAIMED_COLUMNS]);
 });
 
-export const renewLeases = defineStatement({ locks: 'none', wakes: false }, ({ db, p }: StatementTools<{ owner: string; leaseExpiresAt: number; now: number }>) =>
+/**
+ * Extends every lease `owner` holds. Where rows have locks (PostgreSQL) it takes them in id
+ * order, the order an outcome batch settles its claims in: a renewal that locked rows in scan
+ * order while this process's own batch locked them in arrival order deadlocked with it, and
+ * renewals that waited for the server's deadlock check piled up until leases ran out.
+ */
+export const renewLeases = defineStatement({ locks: 'update', wakes: false }, ({ db, p, lock }: StatementTools<{ owner: string; leaseExpiresAt: number; now: number }>) =>
   db
     .updateTable('promises')
     .set({ lease_expires_at: p('leaseExpiresAt'), updated_at: p('now') })
-    .where('status', '=', sql.lit('in_progress'))
-    .where('lease_owner', '=', p('owner'))
+    .where(
+      'id',
+      'in',
+      lock(db.selectFrom('promises').select('id').where('status', '=', sql.lit('in_progress')).where('lease_owner', '=', p('owner')).orderBy('id')),
+    )
     .returning(['id', 'lease_token']),
 );
 
