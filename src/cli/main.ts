@@ -13,7 +13,7 @@ import type { GlobalOptions } from './open-engine.js';
 import { createOutput, type Output } from './output.js';
 import type { ListOptions, RetryCommandOptions } from './promise-commands.js';
 import type { WorkerStartOptions, WorkerStatusOptions, WorkerStopOptions } from './worker-commands.js';
-import type { MigrateOptions } from './workflow-commands.js';
+import type { MigrateOptions, SteerOptions } from './workflow-commands.js';
 
 // Each command's code is a chunk of the bundle loaded after this line: Node keeps its compiled form
 // (in the OS temp folder, or NODE_COMPILE_CACHE), so a git hook's second `promised enqueue` skips
@@ -212,6 +212,44 @@ workflows
       return migrateCommand(options, output);
     }),
   );
+
+workflows
+  .command('send')
+  .description('send a running workflow an event: accepted, kept for a later state, or dropped')
+  .argument('<ID>', 'workflow id')
+  .argument('<EVENT>', 'an event type (APPROVE) or a JSON object with a "type"')
+  .requiredOption('--tasks <module>', "tasks module that registers the workflow's machine (it decides the event; nothing else runs)")
+  .option('--key <key>', 'idempotency key: the same send repeated is one event')
+  .action(
+    run(async (output, options: SteerOptions, id: string, event: string) => {
+      const { sendCommand } = await import('./workflow-commands.js');
+      return sendCommand(id, event, options, output);
+    }),
+  );
+workflows
+  .command('cancel')
+  .description('cancel a running workflow: its steps abort, it ends failed with CANCELLED (after compensating, if its machine handles promised.cancel)')
+  .argument('<ID>', 'workflow id')
+  .requiredOption('--tasks <module>', "tasks module that registers the workflow's machine")
+  .action(
+    run(async (output, options: SteerOptions, id: string) => {
+      const { cancelWorkflowCommand } = await import('./workflow-commands.js');
+      return cancelWorkflowCommand(id, options, output);
+    }),
+  );
+for (const [name, pause] of [['pause', true], ['resume', false]] as const) {
+  workflows
+    .command(name)
+    .description(pause ? 'pause a running workflow: none of its steps is claimed and none of its timers fires until resumed' : 'resume a paused workflow')
+    .argument('<ID>', 'workflow id')
+    .option('--tasks <module>', "tasks module that registers the workflow's machine")
+    .action(
+      run(async (output, options: SteerOptions, id: string) => {
+        const { pauseWorkflowCommand } = await import('./workflow-commands.js');
+        return pauseWorkflowCommand(id, pause, options, output);
+      }),
+    );
+}
 
 program
   .command('dashboard')

@@ -1,4 +1,5 @@
-import type { MigrationPreview } from '../index.js';
+import type { Engine, MigrationPreview, WorkflowEvent } from '../index.js';
+import { parseJsonArgument } from './arguments.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { openEngine, type GlobalOptions } from './open-engine.js';
 import type { Output } from './output.js';
@@ -68,4 +69,60 @@ function describeOutcome(outcome: (typeof OUTCOMES)[number]): string {
   if (outcome === 'resume') return 'resume as they are';
   if (outcome === 'current') return 'current';
   return 'not registered';
+}
+
+export interface SteerOptions extends GlobalOptions {
+  /** The module that registers the workflow's machine: sending an event or cancelling runs it. */
+  tasks?: string;
+  key?: string;
+}
+
+/**
+ * Opens the engine on an existing database, with the tasks module's workflows registered when
+ * one is given (an event or a cancel is decided by the machine), and closes it after `work`.
+ */
+async function withWorkflows<T>(options: SteerOptions, work: (engine: Engine) => Promise<T>): Promise<T> {
+  const { loadTasks, registerTasks } = await import('./load-tasks.js');
+  const tasks = options.tasks === undefined ? undefined : await loadTasks(options.tasks);
+  const engine = await openEngine(options.db, { mustExist: true, changeCheckIntervalMs: 0 });
+  try {
+    if (tasks) await registerTasks(tasks, engine);
+    return await work(engine);
+  } finally {
+    await engine.stop();
+  }
+}
+
+/** `EVENT` on the command line: a JSON object with a `type`, or a bare event type (`APPROVE`). */
+function eventArgument(text: string): WorkflowEvent {
+  if (/^[A-Za-z_][\w.:-]*$/.test(text)) return { type: text };
+  const event = parseJsonArgument(text);
+  if (event === null || typeof event !== 'object' || Array.isArray(event) || typeof (event as { type?: unknown }).type !== 'string') {
+    throw new CliError('INVALID_ARGUMENT', `EVENT ${JSON.stringify(text)} is neither an event type (APPROVE) nor a JSON object with a string "type"`);
+  }
+  return event as WorkflowEvent;
+}
+
+/** `promised workflows send ID EVENT --tasks MODULE [--key K]`: accepted, kept for a later state, or dropped. */
+export async function sendCommand(id: string, eventText: string, options: SteerOptions, output: Output): Promise<number> {
+  const event = eventArgument(eventText);
+  const result = await withWorkflows(options, (engine) => engine.send(id, event, options.key === undefined ? {} : { key: options.key }));
+  const until = result.expiresAt ? ` until ${result.expiresAt.toISOString()}` : '';
+  output.result(result, () => `workflow ${id}: ${event.type} ${result.outcome}${result.outcome === 'kept' ? ` for a later state${until}` : ''} (event ${result.eventId})`);
+  return EXIT.ok;
+}
+
+/** `promised workflows cancel ID --tasks MODULE`: cancelled, or compensating first (the machine handles promised.cancel). */
+export async function cancelWorkflowCommand(id: string, options: SteerOptions, output: Output): Promise<number> {
+  const result = await withWorkflows(options, (engine) => engine.cancelWorkflow(id));
+  output.result(result, () => `workflow ${id} ${result.outcome === 'cancelled' ? 'cancelled' : 'is compensating before it ends cancelled'}`);
+  return EXIT.ok;
+}
+
+/** `promised workflows pause ID` / `resume ID`: no step of it is claimed and no timer fires until resumed. */
+export async function pauseWorkflowCommand(id: string, pause: boolean, options: SteerOptions, output: Output): Promise<number> {
+  const changed = await withWorkflows(options, (engine) => (pause ? engine.pauseWorkflow(id) : engine.resumeWorkflow(id)));
+  const state = pause ? 'paused' : 'running';
+  output.result({ id, [pause ? 'paused' : 'resumed']: changed }, () => `workflow ${id} ${changed ? `is ${state}` : `was already ${state === 'paused' ? 'paused' : 'not paused'}`}`);
+  return EXIT.ok;
 }
