@@ -2,6 +2,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDashboardHandler, createEngine, NonRetryableError, type Engine } from '../src/index.js';
 import { engineBackends } from './helpers/backends.js';
+import { until } from './helpers/wait.js';
 
 // engine.metrics() and the dashboard's /metrics, in the Prometheus text format, scraped.
 
@@ -35,6 +36,10 @@ for (const backend of engineBackends) describe.skipIf(backend.skip)(`metrics on 
     await engine.enqueue('later', {}, { delay: 60_000 });
     await Promise.allSettled(ids.map((id) => engine.result(id, { timeout: 10_000 })));
     await engine.idle();
+    // Counters are fed by the events announced after each commit. The scrape waits for the last
+    // one rather than assume result() and idle() resolve after it: once, on PostgreSQL under
+    // load, the dead letter was not counted yet (why is not understood; noted for the speed work).
+    await until(async () => sample(await engine.metrics(), 'promised_dead_letters_total{type="denied",code="FORBIDDEN"}') === 1, 5_000, 'the dead letter to be counted');
 
     const text = await engine.metrics();
     expect(sample(text, 'promised_attempts_total{type="ok",outcome="succeeded"}')).toBe(3);
