@@ -1,6 +1,7 @@
 import { InvalidOptionError, NotFoundError } from '../errors.js';
 import { parseId } from '../kernel/records.js';
 import type { Store } from '../persistence/store.js';
+import { toTransition } from '../workflows/workflow-history.js';
 import type { WorkflowTransition } from '../workflows/workflow-types.js';
 
 /** A workflow as it was right after one of its transitions (time travel over its history). */
@@ -16,13 +17,5 @@ export async function readWorkflowStateAt(store: Store, id: string, seq: number)
   const row = workflowId === undefined ? undefined : await store.workflowTransitionAt(workflowId, seq);
   if (!row) throw new NotFoundError(`${String(id)}@${seq}`, 'workflow transition');
   const snapshot = JSON.parse(row.snapshot) as { context?: unknown };
-  return {
-    seq: row.seq,
-    event: row.event,
-    from: row.from_value === null ? null : JSON.parse(row.from_value),
-    to: JSON.parse(row.to_value),
-    status: row.status as WorkflowTransition['status'],
-    at: new Date(row.at),
-    context: snapshot.context ?? null,
-  };
+  return { ...toTransition(row), context: snapshot.context ?? null };
 }

@@ -3,7 +3,7 @@ import type { PromiseEventType, PromiseStatus } from '../machines/promise-machin
 import type { PromiseLaw } from '../machines/transition-table.js';
 import type { RowRef, StateUpdate, StoreTransaction, UnstartedRow } from '../persistence/store.js';
 import { debouncedRunAt, mergeIntoDebounced, rememberedKeyHolder } from './creation-rules.js';
-import { traceEnqueue } from './tracing.js';
+import { traceEnqueue, type EnqueueTrace } from './tracing.js';
 import type { UnitOfWork } from './unit-of-work.js';
 import type { SettledPromise, SettleHook } from './settle-hooks.js';
 import { stepOf, type AppliedTransition, type ClaimRef, type ErrorRecord, type NewPromiseSpec, type StepRef, type TypePolicy } from './transition-types.js';
@@ -63,22 +63,20 @@ export class PromiseTransitions {
    * an enqueue span, whose context the row keeps for whichever process runs it.
    */
   create(uow: UnitOfWork, spec: NewPromiseSpec): Promise<{ id: number; created: boolean }> {
-    return traceEnqueue(spec.type, async (span) => {
-      const created = await this.#create(uow, spec, span.traceContext);
-      span.wrote(created.id, created.created);
-      return created;
-    });
+    // Untraced, this is a direct call of #create: no frame of its own on the enqueue path.
+    return traceEnqueue(spec.type, (span) => this.#create(uow, spec, span));
   }
 
-  async #create(uow: UnitOfWork, spec: NewPromiseSpec, traceContext: string | null): Promise<{ id: number; created: boolean }> {
+  async #create(uow: UnitOfWork, spec: NewPromiseSpec, span: EnqueueTrace): Promise<{ id: number; created: boolean }> {
     const { tx, now } = uow;
+    const found = (id: number) => (span.wrote(id, false), { id, created: false });
     if (spec.key !== null) {
       const existing = await rememberedKeyHolder(tx, spec.key, now);
-      if (existing !== undefined) return { id: existing, created: false };
+      if (existing !== undefined) return found(existing);
     }
     if (spec.debounce) {
       const merged = await mergeIntoDebounced(tx, spec, now);
-      if (merged !== undefined) return { id: merged, created: false };
+      if (merged !== undefined) return found(merged);
     }
     let failedParent: number | undefined;
     let unfinishedParents = 0;
@@ -121,7 +119,7 @@ export class PromiseTransitions {
       invokeId: spec.invokeId ?? null,
       flowKey: spec.flowKey,
       rateKey: spec.rateKey,
-      traceContext,
+      traceContext: span.traceContext,
       now,
     });
     for (const parent of spec.parents) await tx.insertDependency(parent, id);
@@ -129,6 +127,7 @@ export class PromiseTransitions {
     if (spec.flowKey !== null) await tx.ensureFlowKey(spec.type, spec.flowKey);
     if (event) uow.record({ id, type: spec.type, event, from: initial, to: status });
     if (error) await this.#failedForGood(uow, { id, type: spec.type, attempts: 0, step: undefined }, 'DEPENDENCY_FAILED', initial, error);
+    span.wrote(id, true);
     return { id, created: true };
   }
 

@@ -22,14 +22,19 @@ export async function readHistory(port: KernelPort, id: string): Promise<Workflo
   const workflowId = parseId(id);
   if (workflowId === undefined || !(await port.store.getWorkflow(workflowId))) throw new NotFoundError(String(id), 'workflow');
   const rows = await port.store.workflowTransitions(workflowId);
-  return rows.map((row) => ({
+  return rows.map(toTransition);
+}
+
+/** A stored history line as the API shows it. */
+export function toTransition(row: Pick<WorkflowHistoryRow, 'seq' | 'event' | 'from_value' | 'to_value' | 'status' | 'at'>): WorkflowTransition {
+  return {
     seq: row.seq,
     event: row.event,
     from: row.from_value === null ? null : JSON.parse(row.from_value),
     to: JSON.parse(row.to_value),
     status: row.status as WorkflowTransition['status'],
     at: new Date(row.at),
-  }));
+  };
 }
 
 /**
