@@ -303,7 +303,6 @@ export const migrations: Record<string, Migration> = {
   },
   '0009_debounce_batch_deadlines': {
     async up(db: Kysely<any>) {
-      // Independent of 0008 (it touches no column or table 0008 adds), so either may land first.
       // A schedule-to-start deadline: `expire_in` is the task's allowance, kept in the row so a
       // promise released from `waiting` later gets its deadline from the time it became runnable;
       // `start_by` is that deadline while the promise is pending and has never started (a claim
